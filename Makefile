@@ -1,0 +1,45 @@
+# rxcast: the two commands a newcomer needs are `make demo` and `make test`.
+# Both set up everything they need first (scripts/bootstrap is idempotent).
+
+PYTHON := .venv/bin/python
+BUF := node_modules/.bin/buf
+
+.PHONY: demo test bootstrap protos lint-protos breaking baseline bench constraints clean
+
+## demo: start the suite on loopback and run the main job
+demo: bootstrap
+	$(PYTHON) -m rxcast.suite
+
+## test: run the whole test suite (contract, unit and integration tests)
+test: bootstrap
+	scripts/ensure-redis
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bootstrap:
+	scripts/bootstrap
+
+## protos: regenerate Python code from protos/ (bootstrap does this too)
+protos: bootstrap
+
+lint-protos: bootstrap
+	$(BUF) lint
+
+breaking: bootstrap
+	$(BUF) breaking --against protos/buf-baseline.binpb
+
+## baseline: record the current protos as the contract later changes must keep.
+## Run only when releasing a contract; a breaking change needs a new package version.
+baseline: bootstrap
+	$(BUF) build --exclude-source-info -o protos/buf-baseline.binpb
+
+## constraints: re-pin every Python package after changing requirements.txt
+constraints:
+	rm -rf .venv-pin && python3 -m venv .venv-pin
+	.venv-pin/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	{ echo "# Exact versions for every package rxcast installs, transitive ones included."; \
+	  echo "# Regenerate with: make constraints"; \
+	  .venv-pin/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .venv-pin
+
+clean:
+	rm -rf .venv node_modules build

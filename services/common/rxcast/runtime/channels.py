@@ -1,0 +1,146 @@
+"""Client channels to rxcast services (and any gRPC server).
+
+- Every call carries a deadline: the caller's `timeout`, else the channel's
+  default, and never later than the deadline of the inbound call being served
+  on this thread (so a chain of calls gives up together).
+- The inbound call's request id travels on as `x-request-id`.
+- Retries are gRPC's own (transparent retries plus a retry policy in the
+  service config), bounded, with exponential backoff, and only for methods
+  the protos declare idempotent (`idempotency_level` NO_SIDE_EFFECTS or
+  IDEMPOTENT) and only on UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Iterable
+
+import grpc
+from google.protobuf import descriptor, descriptor_pb2
+
+from rxcast.runtime import context, errors
+
+_SAFE_LEVELS = (
+    descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
+    descriptor_pb2.MethodOptions.IDEMPOTENT,
+)
+
+
+def idempotent_methods(services: Iterable[descriptor.ServiceDescriptor]) -> list[dict]:
+    """Service-config method names for the RPCs the protos mark idempotent."""
+    names = []
+    for service in services:
+        for method in service.methods:
+            if method.GetOptions().idempotency_level in _SAFE_LEVELS:
+                names.append({"service": service.full_name, "method": method.name})
+    return names
+
+
+def retry_service_config(services: Iterable[descriptor.ServiceDescriptor], max_attempts: int = 4) -> str:
+    methods = idempotent_methods(services)
+    if not methods:
+        return json.dumps({})
+    return json.dumps(
+        {
+            "methodConfig": [
+                {
+                    "name": methods,
+                    "retryPolicy": {
+                        "maxAttempts": max_attempts,
+                        "initialBackoff": "0.05s",
+                        "maxBackoff": "1s",
+                        "backoffMultiplier": 2.0,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ]
+        }
+    )
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _DeadlineAndRequestId(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    def __init__(self, default_timeout: float):
+        self._default_timeout = default_timeout
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        timeout = details.timeout if details.timeout is not None else self._default_timeout
+        inbound = context.time_remaining()
+        if inbound is not None:
+            timeout = max(0.0, min(timeout, inbound))
+        metadata = list(details.metadata or ())
+        rid = context.request_id()
+        if rid is not None and not any(k == context.REQUEST_ID_HEADER for k, _ in metadata):
+            metadata.append((context.REQUEST_ID_HEADER, rid))
+        return _CallDetails(
+            details.method, timeout, metadata, details.credentials, details.wait_for_ready, details.compression
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+def connect(
+    target: str,
+    services: Iterable[descriptor.ServiceDescriptor] = (),
+    default_timeout: float = 5.0,
+    max_attempts: int = 4,
+    max_message_mb: int = 64,
+) -> grpc.Channel:
+    """A channel to `target` with default deadlines, request-id propagation and
+    retries for the idempotent methods of `services`."""
+    max_bytes = max_message_mb * 1024 * 1024
+    channel = grpc.insecure_channel(
+        target,
+        options=[
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", retry_service_config(services, max_attempts)),
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.keepalive_time_ms", 30_000),
+        ],
+    )
+    return grpc.intercept_channel(channel, _DeadlineAndRequestId(default_timeout))
+
+
+_TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+}
+
+
+def as_domain_error(exc: grpc.RpcError, what: str) -> errors.RxcastError:
+    """Describe a failed call to a dependency as a domain error of the caller.
+
+    Transient failures keep their code (the caller's caller may retry); any
+    other failure of a dependency is UNAVAILABLE from the caller's side, not an
+    error in the caller's own request.
+    """
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    kind = _TRANSIENT.get(code, errors.Unavailable)
+    return kind(f"{what}: {code.name}: {detail}")

@@ -1,0 +1,140 @@
+"""The server interceptor every rxcast service runs.
+
+One interceptor (not a chain) does the per-call work, because each layer of
+interception costs a Python call and a handler rebuild on the hot path:
+- binds the request id (from the `x-request-id` header, or a new one) and the
+  caller's deadline to the call's context, and returns the id in trailing metadata;
+- maps domain errors (rxcast.runtime.errors) to their status codes, and any
+  other exception to INTERNAL with the request id, logging its traceback;
+- answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
+- records Prometheus metrics and writes one access-log line per call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from rxcast.runtime import context, metrics
+from rxcast.runtime.errors import RxcastError
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.rpc")
+
+# Probes and tooling: counted in metrics but not access-logged at info level.
+_QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class _Call:
+    """Book-keeping for one call between its start and end."""
+
+    __slots__ = ("method", "started", "tokens", "code", "quiet")
+
+    def __init__(self, method: str, tokens, quiet: bool):
+        self.method = method
+        self.started = time.perf_counter()
+        self.tokens = tokens
+        self.code = grpc.StatusCode.OK
+        self.quiet = quiet
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    """Request ids, deadlines, error mapping, metrics and access logs."""
+
+    def __init__(self, service: str, access_log: bool = True):
+        self._service = service
+        self._access_log = access_log
+        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        key = (handler_call_details.method, id(handler))
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            wrapped = self._wrap(handler_call_details.method, handler)
+            self._wrapped[key] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(self._unary(method, handler.unary_unary), **codec)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(self._unary(method, handler.stream_unary), **codec)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(self._streaming(method, handler.unary_stream), **codec)
+        return grpc.stream_stream_rpc_method_handler(self._streaming(method, handler.stream_stream), **codec)
+
+    def _unary(self, method: str, behavior: Callable) -> Callable:
+        def handle(request, servicer_context):
+            call = self._begin(method, servicer_context)
+            try:
+                return behavior(request, servicer_context)
+            except Exception as exc:
+                self._fail(call, exc, servicer_context)
+            finally:
+                self._end(call, servicer_context)
+
+        return handle
+
+    def _streaming(self, method: str, behavior: Callable) -> Callable:
+        def handle(request, servicer_context) -> Iterator:
+            call = self._begin(method, servicer_context)
+            try:
+                yield from behavior(request, servicer_context)
+            except Exception as exc:
+                self._fail(call, exc, servicer_context)
+            finally:
+                self._end(call, servicer_context)
+
+        return handle
+
+    def _begin(self, method: str, servicer_context: grpc.ServicerContext) -> _Call:
+        rid = None
+        for key, value in servicer_context.invocation_metadata():
+            if key == context.REQUEST_ID_HEADER:
+                rid = value
+                break
+        rid = rid or context.new_request_id()
+        servicer_context.set_trailing_metadata(((context.REQUEST_ID_HEADER, rid),))
+        tokens = context.enter(rid, servicer_context.time_remaining())
+        metrics.RPC_STARTED.labels(self._service, method).inc()
+        metrics.RPC_IN_FLIGHT.labels(self._service).inc()
+        return _Call(method, tokens, method.startswith(_QUIET_PREFIXES))
+
+    def _fail(self, call: _Call, exc: Exception, servicer_context: grpc.ServicerContext) -> None:
+        """Turn an exception into the call's status; always raises."""
+        if isinstance(exc, RxcastError):
+            call.code = grpc.StatusCode[exc.code]
+            servicer_context.abort(call.code, exc.message)
+        if isinstance(exc, NotImplementedError):
+            call.code = grpc.StatusCode.UNIMPLEMENTED
+            servicer_context.abort(call.code, f"{call.method.lstrip('/')} is not implemented by this server yet")
+        aborted = servicer_context.code()
+        if aborted is not None and aborted != grpc.StatusCode.OK:
+            # The servicer aborted the call itself; its status stands.
+            call.code = aborted
+            raise exc
+        call.code = grpc.StatusCode.INTERNAL
+        log.exception("rpc_failed", method=call.method)
+        servicer_context.abort(call.code, f"internal error (request id {context.request_id()})")
+
+    def _end(self, call: _Call, servicer_context: grpc.ServicerContext) -> None:
+        seconds = time.perf_counter() - call.started
+        if call.code == grpc.StatusCode.OK and not servicer_context.is_active():
+            call.code = grpc.StatusCode.CANCELLED
+        code = call.code.name
+        metrics.RPC_IN_FLIGHT.labels(self._service).dec()
+        metrics.RPC_HANDLED.labels(self._service, call.method, code).inc()
+        metrics.RPC_SECONDS.labels(self._service, call.method).observe(seconds)
+        if self._access_log:
+            emit = log.debug if call.quiet else log.info
+            emit("rpc", method=call.method, code=code, ms=round(seconds * 1000.0, 3))
+        context.leave(call.tokens)

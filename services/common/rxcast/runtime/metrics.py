@@ -1,0 +1,29 @@
+"""Prometheus metrics shared by every service, and the HTTP endpoint serving them.
+
+Services add their own metrics with prometheus_client in their modules; these
+are the per-RPC ones the server interceptor records. Process metrics (CPU
+seconds, memory) come with prometheus_client's default collectors.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RPC_STARTED = Counter(
+    "rxcast_rpc_started_total", "RPCs started, by method.", ["service", "method"]
+)
+RPC_HANDLED = Counter(
+    "rxcast_rpc_handled_total", "RPCs finished, by method and status code.", ["service", "method", "code"]
+)
+RPC_SECONDS = Histogram(
+    "rxcast_rpc_duration_seconds",
+    "Time from an RPC's start to its end, by method.",
+    ["service", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RPC_IN_FLIGHT = Gauge("rxcast_rpc_in_flight", "RPCs being served now.", ["service"])
+
+
+def serve_metrics(host: str, port: int):
+    """Start the /metrics HTTP endpoint; returns (server, thread). Port 0 picks a free one."""
+    return start_http_server(port, addr=host)

@@ -1,0 +1,182 @@
+"""Server bootstrap: one function runs any rxcast service.
+
+`run(app, config)` builds the gRPC server with the shared interceptor, adds
+the app's services plus health checking (grpc.health.v1) and server
+reflection, serves Prometheus metrics, reports SERVING, and on SIGTERM or
+SIGINT shuts down gracefully: health turns NOT_SERVING (so load balancers
+drain), new calls are refused, and in-flight calls get `grace_seconds` to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rxcast.runtime import metrics
+from rxcast.runtime.config import C, ServerConfig, load_config
+from rxcast.runtime.errors import RxcastError
+from rxcast.runtime.interceptors import ServerInterceptor
+from rxcast.runtime.logs import configure_logging, get_logger
+
+log = get_logger("rxcast.server")
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Health:
+    """The health statuses a service reports, per gRPC service name and overall ("")."""
+
+    def __init__(self) -> None:
+        self._servicer = health.HealthServicer(experimental_non_blocking=True)
+        self._names: list[str] = [""]
+        self._reported: set[str] = set()
+
+    @property
+    def servicer(self) -> health.HealthServicer:
+        return self._servicer
+
+    def track(self, names: Sequence[str]) -> None:
+        self._names.extend(n for n in names if n not in self._names)
+
+    def set(self, status, names: Sequence[str] | None = None) -> None:
+        """Report `status` for `names` (default: every tracked name)."""
+        for name in self._names if names is None else names:
+            self._reported.add(name)
+            self._servicer.set(name, status)
+
+    def set_unreported(self, status) -> None:
+        """Report `status` for the names the app has not reported on itself."""
+        self.set(status, [n for n in self._names if n not in self._reported])
+
+    def shutdown(self) -> None:
+        """Report NOT_SERVING everywhere, for good: later `set` calls are ignored."""
+        self._servicer.enter_graceful_shutdown()
+
+
+class App(Protocol):
+    """What a service plugs into the runtime."""
+
+    #: Short service name, e.g. "feature"; used in logs, metrics and env vars.
+    name: str
+
+    def add_to_server(self, server: grpc.Server, health: Health) -> Sequence[str]:
+        """Add servicers to `server`; return the full names of the services added."""
+
+    def start(self) -> None:
+        """Start background work (pollers, schedulers); called once the server is up."""
+
+    def stop(self) -> None:
+        """Stop background work and release resources; called after the server stopped."""
+
+
+def build_server(config: ServerConfig, service: str) -> grpc.Server:
+    max_bytes = config.max_message_mb * 1024 * 1024
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{service}-rpc"),
+        interceptors=[ServerInterceptor(service, access_log=config.access_log)],
+        options=[
+            # Refuse to share a port with another process: a second server on
+            # the same port is a misconfiguration, not a replica.
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+        ],
+    )
+
+
+def _write_ready_file(path: str, payload: dict) -> None:
+    target = Path(path)
+    scratch = target.with_name(target.name + ".tmp")
+    scratch.write_text(json.dumps(payload))
+    os.replace(scratch, target)
+
+
+class Running:
+    """A started server: its ports, and how to stop it."""
+
+    def __init__(self, app: App, config: ServerConfig, server: grpc.Server, health: Health, port: int, metrics_http):
+        self.app = app
+        self.config = config
+        self.server = server
+        self.health = health
+        self.port = port
+        self._metrics_http = metrics_http
+        self.metrics_port = metrics_http[0].server_port if metrics_http else -1
+
+    def stop(self) -> None:
+        log.info("stopping", grace_seconds=self.config.grace_seconds)
+        self.health.shutdown()
+        if self.config.drain_seconds > 0:
+            threading.Event().wait(self.config.drain_seconds)
+        self.server.stop(self.config.grace_seconds).wait()
+        self.app.stop()
+        if self._metrics_http:
+            self._metrics_http[0].shutdown()
+        log.info("stopped")
+
+
+def start(app: App, config: ServerConfig) -> Running:
+    """Start `app` on a gRPC server; returns once it is serving."""
+    server = build_server(config, app.name)
+    health_state = Health()
+    names = list(app.add_to_server(server, health_state))
+    health_state.track(names)
+    health_pb2_grpc.add_HealthServicer_to_server(health_state.servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise RuntimeError(f"cannot bind gRPC to {config.host}:{config.port}")
+    metrics_http = None if config.metrics_port < 0 else metrics.serve_metrics(config.host, config.metrics_port)
+    server.start()
+    app.start()
+    # Apps that must warm up (load a model) report on their own services;
+    # everything else is SERVING once started.
+    health_state.set_unreported(SERVING)
+    running = Running(app, config, server, health_state, port, metrics_http)
+    log.info("serving", host=config.host, port=port, metrics_port=running.metrics_port, services=names)
+    if config.ready_file:
+        _write_ready_file(
+            config.ready_file, {"service": app.name, "port": port, "metrics_port": running.metrics_port, "pid": os.getpid()}
+        )
+    return running
+
+
+def main(app_factory: Callable[[C], App], config_cls: type[C], service: str, argv: Sequence[str] | None = None) -> None:
+    """Entry point of a service's `python -m rxcast.<service>`."""
+    try:
+        config = load_config(config_cls, service, argv)
+        app = app_factory(config)
+    except RxcastError as exc:
+        print(f"rxcast.{service}: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run(app, config)
+
+
+def run(app: App, config: ServerConfig) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then shut down gracefully."""
+    configure_logging(app.name, config.log_level)
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("signal", signal=signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    running = start(app, config)
+    stop_requested.wait()
+    running.stop()

@@ -1,0 +1,1 @@
+"""Start rxcast's services as local processes on loopback (the demo, the tests)."""

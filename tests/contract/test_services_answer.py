@@ -1,0 +1,147 @@
+"""Every service starts as its own process and answers its whole contract:
+health SERVING, reflection listing every declared service, and an answer to
+every declared RPC that is a deliberate status, never INTERNAL or UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2, message_factory
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from inference import grpc_predict_v2_pb2
+from rxcast.drift.v1 import drift_pb2
+from rxcast.feature.v1 import feature_pb2
+from rxcast.predictor.v1 import predictor_pb2
+from rxcast.suite.topology import start_suite
+from rxcast.trainer.v1 import trainer_pb2
+
+HEALTH = "grpc.health.v1.Health"
+REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
+
+
+def _service(module, name):
+    return module.DESCRIPTOR.services_by_name[name]
+
+
+FEATURE = _service(feature_pb2, "FeatureService")
+TRAINER = _service(trainer_pb2, "TrainerService")
+DRIFT = _service(drift_pb2, "DriftService")
+PREDICTOR = _service(predictor_pb2, "PredictorService")
+INFERENCE = _service(grpc_predict_v2_pb2, "GRPCInferenceService")
+
+#: The rxcast services each process of the suite declares.
+DECLARED = {
+    "feature": [FEATURE],
+    "trainer": [TRAINER],
+    "drift": [DRIFT],
+    "predictor-online": [PREDICTOR, INFERENCE],
+    "predictor-batch": [PREDICTOR],
+}
+
+#: RPCs still answering UNIMPLEMENTED, each until its service's work lands.
+#: An RPC listed here that answers anything else fails the test: remove it.
+NOT_YET_IMPLEMENTED = {
+    f"{service.full_name}/{method.name}"
+    for service in (FEATURE, TRAINER, DRIFT, PREDICTOR, INFERENCE)
+    for method in service.methods
+}
+
+#: Statuses that are a deliberate answer to an empty request.
+DELIBERATE = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.UNAVAILABLE,
+}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("suite")
+    running = start_suite(root / "run", root / "data")
+    yield running
+    running.stop()
+
+
+def _message_class(descriptor):
+    return message_factory.GetMessageClass(descriptor)
+
+
+def _call(channel: grpc.Channel, service, method) -> grpc.StatusCode:
+    """Call `method` with an empty request; return the status it ends with."""
+    path = f"/{service.full_name}/{method.name}"
+    request = _message_class(method.input_type)()
+    response_class = _message_class(method.output_type)
+    kwargs = {"request_serializer": type(request).SerializeToString, "response_deserializer": response_class.FromString}
+    timeout = 10.0
+    try:
+        if method.client_streaming and method.server_streaming:
+            for _ in channel.stream_stream(path, **kwargs)(iter([request]), timeout=timeout):
+                break
+        elif method.client_streaming:
+            channel.stream_unary(path, **kwargs)(iter([request]), timeout=timeout)
+        elif method.server_streaming:
+            # Watch streams stay open: a first message, or an open stream at the
+            # deadline, is an answer.
+            for _ in channel.unary_stream(path, **kwargs)(request, timeout=2.0 if "Watch" in method.name else timeout):
+                break
+        else:
+            channel.unary_unary(path, **kwargs)(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "Watch" in method.name:
+            return grpc.StatusCode.OK
+        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            assert method.name in exc.details(), f"{path}: UNIMPLEMENTED without naming the RPC: {exc.details()!r}"
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_health_is_serving(suite, name):
+    process = suite[name]
+    assert process.health("") == "SERVING"
+    for service in DECLARED[name]:
+        assert process.health(service.full_name) in ("SERVING", "NOT_SERVING")
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_reflection_lists_every_declared_service(suite, name):
+    with grpc.insecure_channel(suite[name].address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+        listed = {s.name for s in responses[0].list_services_response.service}
+        expected = {s.full_name for s in DECLARED[name]} | {HEALTH, REFLECTION}
+        assert expected <= listed
+
+        # Reflection serves each service's descriptors, so tools can build requests.
+        for service in DECLARED[name]:
+            request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=service.full_name)
+            (answer,) = stub.ServerReflectionInfo(iter([request]), timeout=5)
+            for raw in answer.file_descriptor_response.file_descriptor_proto:
+                proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                if proto.name == service.file.name:
+                    assert service.name in [s.name for s in proto.service]
+                    break
+            else:
+                pytest.fail(f"reflection did not return {service.file.name}")
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_every_declared_rpc_answers(suite, name):
+    problems = []
+    with grpc.insecure_channel(suite[name].address) as channel:
+        for service in DECLARED[name]:
+            for method in service.methods:
+                full = f"{service.full_name}/{method.name}"
+                code = _call(channel, service, method)
+                if code == grpc.StatusCode.UNIMPLEMENTED:
+                    if full not in NOT_YET_IMPLEMENTED:
+                        problems.append(f"{full}: UNIMPLEMENTED")
+                elif full in NOT_YET_IMPLEMENTED:
+                    problems.append(f"{full}: implemented now ({code.name}); remove it from NOT_YET_IMPLEMENTED")
+                elif code not in DELIBERATE:
+                    problems.append(f"{full}: answered {code.name} to an empty request")
+    assert not problems, "\n".join(problems)
