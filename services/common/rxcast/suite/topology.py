@@ -30,7 +30,16 @@ class Node:
 
 NODES: tuple[Node, ...] = (
     Node("feature", "feature"),
-    Node("trainer", "trainer", depends_on=("feature",)),
+    Node(
+        "trainer",
+        "trainer",
+        lambda s, d: [
+            "--feature-address", s["feature"].address,
+            "--registry-dir", str(d / "trainer" / "registry"),
+            "--job-dir", str(d / "trainer" / "jobs"),
+        ],  # fmt: skip
+        ("feature",),
+    ),
     Node("drift", "drift", depends_on=("feature", "trainer")),
     Node("predictor-online", "predictor", lambda s, d: ["--mode", "online"], ("feature", "trainer", "drift")),
     Node("predictor-batch", "predictor", lambda s, d: ["--mode", "batch"], ("feature", "trainer", "drift")),

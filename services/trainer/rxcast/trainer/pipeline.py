@@ -1,0 +1,199 @@
+"""One training job, start to end: load, train, evaluate, publish, promote.
+
+Pure orchestration of the domain modules; the job manager runs it on a
+worker and relays its progress reports to watchers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from rxcast.model import FeatureEncoder, ModelBundle
+from rxcast.runtime.errors import InvalidArgument, RxcastError
+from rxcast.runtime.logs import get_logger
+from rxcast.trainer import metrics
+from rxcast.trainer.dataset import LoadRequest, TrainingSetSource, split_by_time
+from rxcast.trainer.days import day_text
+from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, error_statistics, evaluate
+from rxcast.trainer.fit import fit_model
+from rxcast.trainer.params import TrainingParams
+from rxcast.trainer.priors import CATEGORY_FEATURE, REGION_FEATURE, cold_start_priors, entities_seen
+from rxcast.trainer.reference import reference_profile, sample_rows
+from rxcast.trainer.promotion import AliasManager
+from rxcast.trainer.registry import alias_name
+
+log = get_logger("rxcast.trainer.pipeline")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """What a training job is asked to do."""
+
+    start_day: int
+    end_day: int
+    params: TrainingParams
+    reason: str = ""
+    promote: bool = False
+    alias: str = "champion"
+
+
+class Stage:
+    QUEUED = "queued"
+    LOADING = "loading"
+    TRAINING = "training"
+    EVALUATING = "evaluating"
+    PUBLISHING = "publishing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ProgressReport(Protocol):
+    """Where a running job reports its progress."""
+
+    def stage(self, stage: str, message: str) -> None: ...
+    def rows(self, loaded: int, total: int) -> None: ...
+    def rounds(self, done: int, total: int) -> None: ...
+    def evaluated(self, evaluation: Evaluation) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutcome:
+    version: int
+    evaluation: Evaluation
+    promoted: bool
+    #: Why promotion was refused, when it was asked for and refused.
+    refusal: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    horizon_days: int = 7
+    num_threads: int = 2
+    min_train_rows: int = 200
+    min_holdout_rows: int = 50
+
+
+def library_versions() -> dict[str, str]:
+    return {"lightgbm": lgb.__version__, "numpy": np.__version__, "pandas": pd.__version__, "python": platform.python_version()}
+
+
+class TrainingPipeline:
+    """Runs jobs against one training-set source, registry and gate."""
+
+    def __init__(self, source: TrainingSetSource, aliases: AliasManager, settings: PipelineSettings):
+        self.source = source
+        self.aliases = aliases
+        self.registry = aliases.registry
+        self.settings = settings
+
+    def check(self, spec: JobSpec) -> None:
+        """Refuse, before any work, a job whose window cannot hold a training set."""
+        if spec.end_day < spec.start_day:
+            raise InvalidArgument(
+                f"window: end_day {day_text(spec.end_day)} is before start_day {day_text(spec.start_day)}"
+            )
+        days = spec.end_day - spec.start_day + 1
+        # Training days, the embargo between them and the holdout, the holdout.
+        needed = 1 + self.settings.horizon_days + spec.params.holdout_days
+        if days < needed:
+            raise InvalidArgument(
+                f"window: {days} days from {day_text(spec.start_day)} to {day_text(spec.end_day)} is too short: "
+                f"a {spec.params.holdout_days}-day holdout after a {self.settings.horizon_days}-day embargo "
+                f"needs at least {needed} days"
+            )
+        alias_name(spec.alias)
+
+    def run(self, spec: JobSpec, report: ProgressReport, should_stop: Callable[[], bool]) -> JobOutcome:
+        settings, params = self.settings, spec.params
+        threads = settings.num_threads
+
+        started = time.monotonic()
+        report.stage(Stage.LOADING, f"loading rows of {day_text(spec.start_day)}..{day_text(spec.end_day)}")
+        champion, champion_note = self._champion(spec.alias)
+        extra = (BASELINE_FEATURE, CATEGORY_FEATURE, REGION_FEATURE)
+        if champion is not None:
+            extra += champion.manifest.feature_names
+        request = LoadRequest(spec.start_day, spec.end_day, extra, settings.horizon_days)
+        data = self.source.load(request, report.rows)
+        metrics.ROWS_LOADED.inc(data.rows)
+        split = split_by_time(data, params.holdout_days, settings.min_train_rows, settings.min_holdout_rows)
+        metrics.STAGE_SECONDS.labels(Stage.LOADING).observe(time.monotonic() - started)
+
+        started = time.monotonic()
+        report.stage(
+            Stage.TRAINING,
+            f"boosting on {split.train.rows} rows of {day_text(int(split.train.row_days.min()))}.."
+            f"{day_text(split.last_train_day)}",
+        )
+        fitted = fit_model(split.train, params, threads, report.rounds, should_stop)
+        metrics.STAGE_SECONDS.labels(Stage.TRAINING).observe(time.monotonic() - started)
+
+        started = time.monotonic()
+        report.stage(Stage.EVALUATING, f"scoring {split.holdout.rows} holdout rows")
+        encoder = FeatureEncoder(fitted.manifest)
+        predictions = fitted.predict(encoder.encode(split.holdout.columns).matrix, threads)
+        evaluation = evaluate(predictions, split.holdout, split.describe(), champion, threads)
+        if champion is None and champion_note:
+            evaluation = dataclasses.replace(evaluation, champion_note=champion_note)
+        report.evaluated(evaluation)
+        self._export(evaluation)
+
+        sample = sample_rows(split.train.rows, params.seed)
+        features = {name: split.train.columns[name][sample] for name in fitted.manifest.feature_names}
+        sample_predictions = fitted.predict(encoder.encode(features).matrix, threads)
+        manifest = fitted.manifest.with_updates(
+            params={**params.to_dict(), "lightgbm": params.lightgbm_params(threads)},
+            training_window={"start_day": day_text(spec.start_day), "end_day": day_text(spec.end_day)},
+            holdout_window=split.describe(),
+            training_data_sha256=fitted.training_data_sha256,
+            rows={"loaded": data.rows, "train": split.train.rows, "holdout": split.holdout.rows},
+            metrics={
+                **evaluation.to_dict(),
+                "holdout_error": error_statistics(split.holdout.labels, predictions),
+                "baseline_feature": BASELINE_FEATURE,
+            },
+            priors=cold_start_priors(data),
+            entities_seen=entities_seen(data),
+            library_versions=library_versions(),
+            reason=spec.reason,
+            reference_profile=reference_profile(features, split.train.schema.categorical, sample_predictions),
+        )
+        metrics.STAGE_SECONDS.labels(Stage.EVALUATING).observe(time.monotonic() - started)
+
+        started = time.monotonic()
+        report.stage(Stage.PUBLISHING, "writing the version to the registry")
+        info = self.registry.publish(fitted.model_text, manifest)
+        metrics.VERSIONS_PUBLISHED.inc()
+        metrics.STAGE_SECONDS.labels(Stage.PUBLISHING).observe(time.monotonic() - started)
+        if not spec.promote:
+            return JobOutcome(info.version, evaluation, promoted=False)
+        promotion = self.aliases.promote_evaluated(spec.alias, info.version, evaluation, spec.reason)
+        return JobOutcome(info.version, evaluation, promotion.promoted, promotion.refusal)
+
+    def _champion(self, alias: str) -> tuple[ModelBundle | None, str]:
+        """The alias's current version, loaded; or why it could not be."""
+        state = self.registry.alias(alias)
+        if state is None or state.version == 0:
+            return None, ""
+        try:
+            return self.registry.load_bundle(state.version), ""
+        except RxcastError as exc:
+            log.warning("champion_unloadable", alias=alias, version=state.version, error=exc.message)
+            return None, f"v{state.version} could not be loaded: {exc.message}"
+
+    @staticmethod
+    def _export(evaluation: Evaluation) -> None:
+        scored: dict[str, Any] = {"candidate": evaluation.model, "baseline": evaluation.baseline}
+        if evaluation.champion is not None:
+            scored["champion"] = evaluation.champion
+        for model, values in scored.items():
+            for metric in ("mae", "rmse", "wape"):
+                metrics.LAST_HOLDOUT_METRIC.labels(model, metric).set(values.get(metric))

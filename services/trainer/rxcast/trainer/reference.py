@@ -1,0 +1,45 @@
+"""The drift service's reference profile of a model's training data.
+
+The profile describes the features the model was trained on and the model's
+predictions on them (quantile bins, category counts, null rates, moments), so
+that the drift service can compare live traffic with it. It is computed on a
+bounded random sample of the training rows: the statistics need thousands of
+rows, not millions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.trainer.reference")
+
+#: Rows the profile is computed on, at most.
+PROFILE_SAMPLE_ROWS = 50_000
+
+
+def sample_rows(rows: int, seed: int, limit: int = PROFILE_SAMPLE_ROWS) -> np.ndarray:
+    """Sorted indices of at most `limit` rows, chosen reproducibly."""
+    if rows <= limit:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
+
+
+def reference_profile(
+    features: Mapping[str, np.ndarray], categorical: frozenset[str], predictions: np.ndarray
+) -> dict[str, Any]:
+    """The profile to store under the manifest's `reference_profile`.
+
+    Built by the drift service's own profile code, so that the drift service
+    reads exactly what it wrote; empty while that code is not installed.
+    """
+    try:
+        from rxcast.drift.profile import build_reference_profile
+    except ImportError:
+        log.warning("reference_profile_unavailable", reason="rxcast.drift.profile is not installed")
+        return {}
+    return build_reference_profile(features, categorical, predictions).to_dict()

@@ -1,0 +1,397 @@
+"""The model registry: immutable, numbered model versions and aliases.
+
+Layout (a directory by default; every file maps onto one object-store key):
+
+    versions/0000000042/model.txt       the LightGBM model file
+    versions/0000000042/manifest.json   its manifest (rxcast.model.ModelManifest)
+    aliases/champion.json               pointer: the version an alias names now
+    history/champion/0000000007.json    one immutable record per alias move
+    staging/<pid>-<id>/                 publishes in progress (never read)
+
+Publishing writes both files of a version into a private staging directory,
+syncs them, and commits by renaming the directory to the next free version
+number. The rename is atomic and fails if the number is taken, so a version
+is either wholly visible or absent, and concurrent publishers (threads or
+processes) get distinct numbers by retrying with the next one. On an object
+store the same commit is a conditional put (if-none-match) of the manifest,
+written after the model file.
+
+An alias moves under an exclusive file lock: the move's history record is
+written first (the commit point), then the pointer is replaced. A process
+that dies between the two leaves the pointer one move behind; opening the
+registry, or the next move, brings it up to date from the history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rxcast.model import ModelBundle, ModelManifest
+from rxcast.model.bundle import sha256_bytes
+from rxcast.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from rxcast.runtime.logs import get_logger
+from rxcast.trainer.faults import crash_point
+
+log = get_logger("rxcast.trainer.registry")
+
+DEFAULT_ALIAS = "champion"
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.txt"
+_DIGITS = 10
+_ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+ALIAS_KINDS = ("gate", "force", "rollback")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def _key(number: int) -> str:
+    return f"{number:0{_DIGITS}d}"
+
+
+def _number(name: str) -> int | None:
+    return int(name) if len(name) == _DIGITS and name.isdigit() else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def alias_name(name: str) -> str:
+    """The alias a request names ("" means champion), checked."""
+    name = name or DEFAULT_ALIAS
+    if not _ALIAS_NAME.match(name):
+        raise InvalidArgument(f"alias: must match {_ALIAS_NAME.pattern}, got {name!r}")
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionInfo:
+    """A committed version: its manifest and where its model file is."""
+
+    version: int
+    manifest: ModelManifest
+    model_path: Path
+    size_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AliasChange:
+    """One recorded move of an alias."""
+
+    alias: str
+    from_version: int
+    to_version: int
+    reason: str
+    kind: str
+    time: str
+    sequence: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AliasState:
+    """Where an alias points now, and since when."""
+
+    alias: str
+    version: int
+    sequence: int
+    updated_time: str
+
+
+class ModelRegistry:
+    """Model versions and aliases under one root directory."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self._versions = self.root / "versions"
+        self._aliases = self.root / "aliases"
+        self._history = self.root / "history"
+        self._staging = self.root / "staging"
+        for directory in (self._versions, self._aliases, self._history, self._staging):
+            directory.mkdir(parents=True, exist_ok=True)
+        self._lock_path = self.root / ".lock"
+        self._cache_lock = threading.Lock()
+        self._infos: dict[int, VersionInfo] = {}
+        self._pointers: dict[str, tuple[tuple[int, int, int], AliasState]] = {}
+        self._sweep_abandoned()
+        for alias in self.alias_names():
+            with self._exclusive():
+                self._reconcile(alias)
+
+    # -- versions -------------------------------------------------------------
+
+    def publish(self, model_text: bytes, manifest: ModelManifest) -> VersionInfo:
+        """Commit a new version; returns it with its number, sha256 and time."""
+        stage = self._staging / f"{os.getpid()}-{uuid.uuid4().hex}"
+        stage.mkdir()
+        try:
+            _write_synced(stage / MODEL_FILE, model_text)
+            crash_point("publish:model_staged")
+            manifest = manifest.with_updates(sha256=sha256_bytes(model_text), model_file=MODEL_FILE)
+            while True:
+                number = self.latest_version() + 1
+                manifest = manifest.with_updates(version=number, created_time=_now())
+                _write_synced(stage / MANIFEST_FILE, manifest.to_json().encode("utf-8"))
+                _fsync_dir(stage)
+                crash_point("publish:manifest_staged")
+                try:
+                    os.rename(stage, self._versions / _key(number))
+                except OSError:
+                    if (self._versions / _key(number)).exists():
+                        continue  # another publisher took the number: take the next
+                    raise
+                break
+            _fsync_dir(self._versions)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        crash_point("publish:committed")
+        log.info("version_published", version=number, sha256=manifest.sha256, bytes=len(model_text))
+        return self.get(number)
+
+    def versions(self) -> list[int]:
+        """Committed version numbers, ascending."""
+        numbers = (_number(entry.name) for entry in os.scandir(self._versions))
+        return sorted(n for n in numbers if n is not None)
+
+    def latest_version(self) -> int:
+        """The highest committed version number; 0 when there is none."""
+        found = self.versions()
+        return found[-1] if found else 0
+
+    def get(self, version: int) -> VersionInfo:
+        """A committed version; NotFound if there is no such version."""
+        with self._cache_lock:
+            info = self._infos.get(version)
+        if info is not None:
+            return info
+        directory = self._versions / _key(version) if version > 0 else None
+        if directory is None or not directory.is_dir():
+            raise NotFound(f"version {version} does not exist (latest is {self.latest_version()})")
+        manifest = ModelManifest.from_json((directory / MANIFEST_FILE).read_text())
+        model_path = directory / manifest.model_file
+        info = VersionInfo(version, manifest, model_path, model_path.stat().st_size)
+        with self._cache_lock:
+            self._infos[version] = info
+        return info
+
+    def load_bundle(self, version: int) -> ModelBundle:
+        """A version loaded and checked against its sha256, ready to predict."""
+        return ModelBundle.load(self.get(version).model_path.parent)
+
+    # -- aliases --------------------------------------------------------------
+
+    def alias_names(self) -> list[str]:
+        names = {p.stem for p in self._aliases.glob("*.json")} | {p.name for p in self._history.iterdir() if p.is_dir()}
+        return sorted(n for n in names if _ALIAS_NAME.match(n))
+
+    def alias(self, name: str) -> AliasState | None:
+        """Where an alias points; None if it never pointed anywhere.
+
+        Cheap enough to call on every poll: a stat of the pointer, and a read
+        only when it was replaced since the last call.
+        """
+        name = alias_name(name)
+        path = self._pointer_path(name)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._pointers.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        state = self._read_pointer(name)
+        if state is not None:
+            self._pointers[name] = (key, state)
+        return state
+
+    def aliases_of(self, version: int) -> list[str]:
+        """The aliases pointing at `version` now."""
+        found = []
+        for name in self.alias_names():
+            state = self.alias(name)
+            if state is not None and state.version == version:
+                found.append(name)
+        return found
+
+    def resolve(self, version: int, alias: str) -> VersionInfo:
+        """A version by number, or (number 0) the one an alias points at."""
+        if version < 0:
+            raise InvalidArgument(f"version: must be >= 0, got {version}")
+        if version > 0:
+            return self.get(version)
+        name = alias_name(alias)
+        state = self.alias(name)
+        if state is None or state.version == 0:
+            raise NotFound(f"alias {name!r} points at no version yet")
+        return self.get(state.version)
+
+    def move_alias(
+        self, name: str, to_version: int, kind: str, reason: str, expected_from: int | None = None
+    ) -> AliasChange:
+        """Point an alias at a version and record the move.
+
+        With `expected_from`, the move happens only if the alias still points
+        there (0: nowhere), so a decision taken on the old state cannot be
+        applied to a newer one; Aborted otherwise.
+        """
+        name = alias_name(name)
+        if kind not in ALIAS_KINDS:
+            raise InvalidArgument(f"kind: must be one of {ALIAS_KINDS}, got {kind!r}")
+        self.get(to_version)
+        with self._exclusive():
+            current = self._reconcile(name)
+            from_version = current.version if current else 0
+            if expected_from is not None and from_version != expected_from:
+                raise Aborted(
+                    f"alias {name!r} moved from v{expected_from} to v{from_version} meanwhile; decide again"
+                )
+            change = AliasChange(
+                alias=name,
+                from_version=from_version,
+                to_version=to_version,
+                reason=reason,
+                kind=kind,
+                time=_now(),
+                sequence=(current.sequence if current else 0) + 1,
+            )
+            self._record(change)
+            crash_point("alias:recorded")
+            self._write_pointer(change)
+        log.info("alias_moved", alias=name, from_version=from_version, to_version=to_version, kind=kind, reason=reason)
+        return change
+
+    def history(self, name: str) -> list[AliasChange]:
+        """Every move of an alias, newest first."""
+        name = alias_name(name)
+        directory = self._history / name
+        if not directory.is_dir():
+            return []
+        numbers = sorted((n for n in (_number(p.stem) for p in directory.glob("*.json")) if n is not None), reverse=True)
+        return [self._read_change(directory / f"{_key(n)}.json") for n in numbers]
+
+    def previous_version(self, name: str) -> int:
+        """The version an alias pointed at before its last move."""
+        changes = self.history(name)
+        if not changes:
+            raise FailedPrecondition(f"alias {alias_name(name)!r} has never moved: nothing to roll back to")
+        if changes[0].from_version == 0:
+            raise FailedPrecondition(
+                f"alias {alias_name(name)!r} pointed nowhere before v{changes[0].to_version}: nothing to roll back to"
+            )
+        return changes[0].from_version
+
+    # -- internals --------------------------------------------------------------
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the registry's alias lock (across threads and processes)."""
+        with open(self._lock_path, "a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _pointer_path(self, name: str) -> Path:
+        return self._aliases / f"{name}.json"
+
+    def _read_pointer(self, name: str) -> AliasState | None:
+        try:
+            data = json.loads(self._pointer_path(name).read_text())
+        except FileNotFoundError:
+            return None
+        return AliasState(name, int(data["version"]), int(data["sequence"]), str(data["updated_time"]))
+
+    def _read_change(self, path: Path) -> AliasChange:
+        data = json.loads(path.read_text())
+        return AliasChange(**{f.name: data[f.name] for f in dataclasses.fields(AliasChange)})
+
+    def _reconcile(self, name: str) -> AliasState | None:
+        """The alias's state, with the pointer brought up to its newest recorded move."""
+        current = self._read_pointer(name)
+        changes = self.history(name)
+        if changes and (current is None or changes[0].sequence > current.sequence):
+            log.warning("alias_pointer_repaired", alias=name, to_version=changes[0].to_version)
+            self._write_pointer(changes[0])
+            current = self._read_pointer(name)
+        return current
+
+    def _temp_path(self, directory: Path) -> Path:
+        return directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+
+    def _record(self, change: AliasChange) -> None:
+        directory = self._history / change.alias
+        directory.mkdir(exist_ok=True)
+        temp = self._temp_path(directory)
+        _write_synced(temp, json.dumps(change.to_dict(), sort_keys=True).encode())
+        try:
+            os.link(temp, directory / f"{_key(change.sequence)}.json")  # fails if the sequence is taken
+        finally:
+            temp.unlink()
+        _fsync_dir(directory)
+
+    def _write_pointer(self, change: AliasChange) -> None:
+        pointer = {
+            "alias": change.alias,
+            "version": change.to_version,
+            "sequence": change.sequence,
+            "updated_time": change.time,
+        }
+        temp = self._temp_path(self._aliases)
+        _write_synced(temp, json.dumps(pointer, sort_keys=True).encode())
+        os.replace(temp, self._pointer_path(change.alias))
+        _fsync_dir(self._aliases)
+
+    def _sweep_abandoned(self) -> None:
+        """Remove staging directories and temp files of processes that died."""
+        def owner_dead(name: str) -> bool:
+            pid = name.removeprefix(".tmp-").split("-", 1)[0]
+            return pid.isdigit() and not _pid_alive(int(pid))
+
+        for entry in self._staging.iterdir():
+            if owner_dead(entry.name):
+                log.info("staging_swept", path=str(entry))
+                shutil.rmtree(entry, ignore_errors=True)
+        for directory in (self._aliases, *[p for p in self._history.iterdir() if p.is_dir()]):
+            for temp in directory.glob(".tmp-*"):
+                if owner_dead(temp.name):
+                    temp.unlink(missing_ok=True)
