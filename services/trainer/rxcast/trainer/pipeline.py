@@ -23,7 +23,7 @@ from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TrainingSetSource, split_by_time
 from rxcast.trainer.days import day_text
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, error_statistics, evaluate
-from rxcast.trainer.fit import fit_model
+from rxcast.trainer.fit import fit_model, threads_for
 from rxcast.trainer.params import TrainingParams
 from rxcast.trainer.priors import CATEGORY_FEATURE, REGION_FEATURE, cold_start_priors, entities_seen
 from rxcast.trainer.reference import reference_profile, sample_rows
@@ -150,7 +150,7 @@ class TrainingPipeline:
         features = {name: split.train.columns[name][sample] for name in fitted.manifest.feature_names}
         sample_predictions = fitted.predict(encoder.encode(features).matrix, threads)
         manifest = fitted.manifest.with_updates(
-            params={**params.to_dict(), "lightgbm": params.lightgbm_params(threads)},
+            params={**params.to_dict(), "lightgbm": params.lightgbm_params(threads_for(split.train.rows, threads))},
             training_window={"start_day": day_text(spec.start_day), "end_day": day_text(spec.end_day)},
             holdout_window=split.describe(),
             training_data_sha256=fitted.training_data_sha256,
