@@ -111,11 +111,14 @@ def validate(
     known_stores: Iterable[str] = (),
     known_medications: Iterable[str] = (),
     day_texts: np.ndarray | None = None,
+    nan_given: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[RecordError]]:
     """Check every record; returns (valid mask, errors sorted by record index).
 
     A store or medication seen for the first time needs its region or
-    category on some record of the batch (or on an earlier one).
+    category on some record of the batch (or on an earlier one). NaN means
+    "missing" except where `nan_given` marks a NaN the sender wrote explicitly
+    (a protobuf field set to NaN), which is rejected as non-finite.
     """
     n = len(batch)
     problems: list[tuple[np.ndarray, str, str]] = []
@@ -134,7 +137,8 @@ def validate(
     )  # fmt: skip
     for name in NUMBERS:
         values = getattr(batch, name)
-        problems.append((np.isinf(values), name, "must be finite"))
+        explicit_nan = (nan_given or {}).get(name)
+        problems.append((np.isinf(values) | (explicit_nan if explicit_nan is not None else False), name, "must be finite"))
         finite = np.isfinite(values)
         if name == "unit_price":
             problems.append((finite & (values <= 0), name, "must be > 0"))

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 
 
+import numpy as np
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from rxcast.feature.online import Column
@@ -32,8 +33,9 @@ def _timestamp(when: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def record_columns(records) -> dict:
-    """InventoryRecord messages → columns for RecordBatch.from_columns."""
+def record_columns(records) -> tuple[dict, dict]:
+    """InventoryRecord messages → (columns for RecordBatch.from_columns, the
+    numbers set explicitly to NaN, which validation rejects)."""
     nan = math.nan
     columns = {
         "store_id": [r.store_id for r in records],
@@ -44,9 +46,14 @@ def record_columns(records) -> dict:
         "medication_category": [r.medication_category for r in records],
         "store_region": [r.store_region for r in records],
     }
+    nan_given = {}
     for name in NUMBERS:
-        columns[name] = [getattr(r, name) if r.HasField(name) else nan for r in records]
-    return columns
+        has = np.fromiter((r.HasField(name) for r in records), dtype=bool, count=len(records))
+        values = np.fromiter((getattr(r, name) for r in records), dtype=np.float64, count=len(records))
+        nan_given[name] = has & np.isnan(values)
+        values[~has] = nan
+        columns[name] = values
+    return columns, nan_given
 
 
 def feature_column(column: Column) -> pb.FeatureColumn:
@@ -70,7 +77,7 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
         self.store = store
 
     def IngestRecords(self, request: pb.IngestRecordsRequest, context) -> pb.IngestRecordsResponse:
-        result = self.store.ingest(record_columns(request.records))
+        result = self.store.ingest(*record_columns(request.records))
         return pb.IngestRecordsResponse(
             accepted_count=result.accepted,
             replaced_count=result.replaced,

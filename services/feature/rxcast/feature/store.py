@@ -208,8 +208,9 @@ class InventoryFeatureStore:
             LATEST_DAY.set(timebase.day_end_ms(self.history.max_day) / 1000)
 
     # -- ingest -----------------------------------------------------------
-    def ingest(self, columns: dict) -> IngestResult:
-        """Validate and store records given as columns (see RecordBatch.from_columns)."""
+    def ingest(self, columns: dict, nan_given: dict[str, np.ndarray] | None = None) -> IngestResult:
+        """Validate and store records given as columns (see RecordBatch.from_columns);
+        `nan_given` marks numbers the sender set to NaN (rejected), as opposed to missing."""
         n = len(columns.get("store_id", ()))
         if n > self.config.max_batch_records:
             raise ResourceExhausted(
@@ -220,7 +221,7 @@ class InventoryFeatureStore:
         with self._ingest_lock:
             valid, errors = validate(
                 batch, day_parsed, limits, self.history.regions.keys(), self.history.categories.keys(),
-                day_texts=np.asarray(columns["business_day"], dtype=object) if n else None,
+                day_texts=np.asarray(columns["business_day"], dtype=object) if n else None, nan_given=nan_given,
             )  # fmt: skip
             RECORDS_REJECTED.inc(int((~valid).sum()))
             good = batch.take(np.flatnonzero(valid))

@@ -36,12 +36,18 @@ def parse_days(texts) -> tuple[np.ndarray, np.ndarray]:
     (its epoch day is then 0).
     """
     series = pd.Series(np.asarray(texts, dtype=object), dtype="string")
-    shaped = series.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy(dtype=bool)
-    parsed = pd.to_datetime(series.where(shaped), format="%Y-%m-%d", errors="coerce")
-    valid = shaped & parsed.notna().to_numpy()
-    days = np.zeros(len(series), dtype=np.int64)
-    days[valid] = parsed[valid].to_numpy(dtype="datetime64[D]").astype(np.int64)
-    return days, valid
+    valid = series.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy(dtype=bool)
+    digits = series.where(valid, "1970-01-01")
+    years = digits.str.slice(0, 4).astype(int).to_numpy()
+    months = digits.str.slice(5, 7).astype(int).to_numpy()
+    days_of_month = digits.str.slice(8, 10).astype(int).to_numpy()
+    valid &= (months >= 1) & (months <= 12) & (days_of_month >= 1)
+    months = np.clip(months, 1, 12)
+    first = ((years - 1970) * 12 + months - 1).astype("datetime64[M]")
+    month_length = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(np.int64)
+    valid &= days_of_month <= month_length
+    days = first.astype("datetime64[D]").astype(np.int64) + days_of_month - 1
+    return np.where(valid, days, 0).astype(np.int64), valid
 
 
 def day_text(day: int) -> str:
