@@ -77,9 +77,11 @@ def read_online(store: FeatureStore, plan: ReadPlan, keys: dict[str, np.ndarray]
         statuses = np.full(m, NOT_FOUND, dtype=np.int8)
         event_ms = np.zeros(m, dtype=np.int64)
         for i, (ts, row) in enumerate(found):
-            if row is None:
+            # Redis answers an unknown key with empty values at the epoch.
+            stamp_ms = int(ts.timestamp() * 1000) if ts is not None else 0
+            if row is None or stamp_ms == 0:
                 continue
-            event_ms[i] = int(ts.timestamp() * 1000)
+            event_ms[i] = stamp_ms
             value = row.get(column.name)
             kind = value.WhichOneof("val") if value is not None else None
             if kind is None or kind == "null_val":
