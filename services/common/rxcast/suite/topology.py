@@ -29,14 +29,14 @@ class Node:
 
 
 NODES: tuple[Node, ...] = (
-    Node("feature", "feature"),
+    Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node(
         "trainer",
         "trainer",
         lambda s, d: [
             "--feature-address", s["feature"].address,
-            "--registry-dir", str(d / "trainer" / "registry"),
-            "--job-dir", str(d / "trainer" / "jobs"),
+            "--registry-dir", str(Path(d) / "trainer" / "registry"),
+            "--job-dir", str(Path(d) / "trainer" / "jobs"),
         ],  # fmt: skip
         ("feature",),
     ),
