@@ -1,0 +1,199 @@
+"""Benchmark of the trainer: training through the service vs. in-process
+LightGBM on the same matrix, and publish -> download -> load of a version.
+
+    .venv/bin/python bench/trainer.py                 # the default scenario (~1.1M training rows)
+    .venv/bin/python bench/trainer.py --days 120      # a smaller window, for a quick look
+
+Starts a feature service seeded with the simulator's default scenario and a
+trainer reading from it (real processes on loopback), then:
+
+- end to end: StartTraining -> SUCCEEDED as the client sees it (loading rows
+  from the feature service, training, evaluating, publishing), against
+  in-process `lightgbm.train` on the same matrix;
+- training only: the job's TRAINING stage (LightGBM Dataset construction
+  and boosting inside the service, from the job's own state timestamps)
+  against the same in-process `lightgbm.Dataset` + `lightgbm.train`;
+- publish -> download -> load: the PUBLISHING stage, a DownloadModel of the
+  version over gRPC with checksum, and ModelBundle.load of the download.
+
+Medians over --repeats runs; ratios are of medians measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the trainer process runs
+
+import lightgbm as lgb  # noqa: E402
+
+from rxcast.model import FeatureEncoder, ModelBundle  # noqa: E402
+from rxcast.sim import default_scenario, simulate  # noqa: E402
+from rxcast.suite.launcher import ServiceProcess  # noqa: E402
+from rxcast.trainer.client import TrainerClient  # noqa: E402
+from rxcast.trainer.dataset import LoadRequest, split_by_time  # noqa: E402
+from rxcast.trainer.days import day_text, parse_day  # noqa: E402
+from rxcast.trainer.evaluation import BASELINE_FEATURE  # noqa: E402
+from rxcast.trainer.feature_source import FeatureServiceSource  # noqa: E402
+from rxcast.trainer.fit import encoding_manifest, threads_for  # noqa: E402
+from rxcast.trainer.params import TrainingParams  # noqa: E402
+from rxcast.trainer.v1 import trainer_pb2 as pb  # noqa: E402
+from tests.trainer.feature_world import ingest, start_feature_service  # noqa: E402
+
+
+def stage_seconds(updates: list[pb.TrainingJob]) -> dict[str, float]:
+    """Seconds each state lasted, from the job's server-side timestamps."""
+    entered: dict[int, float] = {}
+    for job in updates:
+        entered.setdefault(job.state, job.updated_time.ToNanoseconds() / 1e9)
+    ordered = sorted(entered.items())
+    return {
+        pb.JobState.Name(state).removeprefix("JOB_STATE_").lower(): ordered[i + 1][1] - start
+        for i, (state, start) in enumerate(ordered[:-1])
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=365, help="training window length in days (from the first day)")
+    parser.add_argument("--rounds", type=int, default=300, help="boosting rounds (the trainer's default)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--threads", type=int, default=2, help="LightGBM threads, in the service and in-process")
+    args = parser.parse_args()
+
+    scenario = default_scenario()
+    start_day = parse_day(scenario.start_day, "start")
+    window = pb.DayWindow(start_day=day_text(start_day), end_day=day_text(start_day + args.days - 1))
+    params = TrainingParams(num_boost_round=args.rounds)
+    root = Path(tempfile.mkdtemp(prefix="rxcast-bench-trainer-"))
+    rows: list[tuple[str, str]] = []
+
+    started = time.perf_counter()
+    world = simulate(scenario)
+    print(f"simulated {len(world.records):,} records in {time.perf_counter() - started:.1f}s", flush=True)
+    feature = start_feature_service(root / "run", root / "feature")
+    trainer = None
+    try:
+        started = time.perf_counter()
+        ingest(feature.address, world.records, batch=100_000)
+        print(f"ingested into the feature service in {time.perf_counter() - started:.1f}s", flush=True)
+        trainer = ServiceProcess(
+            "trainer",
+            root / "run",
+            [
+                "--feature-address", feature.address, "--registry-dir", str(root / "registry"),
+                "--job-dir", str(root / "jobs"), "--num-threads", str(args.threads),
+            ],
+        ).start().wait_ready(60)  # fmt: skip
+
+        # Through the service.
+        service_total, service_stages, versions = [], [], []
+        with TrainerClient(trainer.address, timeout=60) as client:
+            for run in range(args.repeats):
+                request = pb.StartTrainingRequest(
+                    window=window, params=pb.TrainingParams(num_boost_round=args.rounds), reason="benchmark"
+                )
+                began = time.perf_counter()
+                job = client.stub.StartTraining(request).job
+                updates = list(client.watch(job.job_id, timeout=3600))
+                service_total.append(time.perf_counter() - began)
+                final = updates[-1]
+                if final.state != pb.JOB_STATE_SUCCEEDED:
+                    raise SystemExit(f"training failed: {final.error}")
+                service_stages.append(stage_seconds(updates))
+                versions.append(final.version)
+                print(f"service run {run + 1}: {service_total[-1]:.1f}s {service_stages[-1]}", flush=True)
+            evaluation = final.evaluation
+
+            # In-process, on the same matrix.
+            source = FeatureServiceSource(feature.address)
+            began = time.perf_counter()
+            request = LoadRequest(parse_day(window.start_day, "s"), parse_day(window.end_day, "e"), (BASELINE_FEATURE,), 7)
+            data = source.load(request, lambda done, total: None)
+            load_seconds = time.perf_counter() - began
+            source.close()
+            split = split_by_time(data, params.holdout_days, 1, 1)
+            manifest = encoding_manifest(split.train)
+            encoder = FeatureEncoder(manifest)
+            matrix = encoder.encode(split.train.columns).matrix
+            threads = threads_for(split.train.rows, args.threads)
+            lgb_params = params.lightgbm_params(threads)
+            direct = []
+            for run in range(args.repeats):
+                began = time.perf_counter()
+                dataset = lgb.Dataset(
+                    matrix, split.train.labels, feature_name=list(manifest.feature_names),
+                    categorical_feature=encoder.categorical_indices, params=lgb_params, free_raw_data=False,
+                )  # fmt: skip
+                lgb.train(lgb_params, dataset, num_boost_round=args.rounds)
+                direct.append(time.perf_counter() - began)
+                print(f"in-process run {run + 1}: {direct[-1]:.1f}s", flush=True)
+
+            # Publish -> download -> load.
+            downloads, loads = [], []
+            for run in range(args.repeats):
+                target = root / f"download-{run}"
+                began = time.perf_counter()
+                client.download(target, version=versions[-1])
+                downloads.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                ModelBundle.load(target)
+                loads.append(time.perf_counter() - began)
+            size = client.stub.GetModelVersion(pb.GetModelVersionRequest(version=versions[-1])).version.size_bytes
+    finally:
+        if trainer is not None:
+            trainer.stop()
+        feature.stop()
+
+    train_stage = median([s.get("training", 0.0) for s in service_stages])
+    load_stage = median([s.get("loading", 0.0) for s in service_stages])
+    evaluate_stage = median([s.get("evaluating", 0.0) for s in service_stages])
+    publish_stage = median([s.get("publishing", 0.0) for s in service_stages])
+    in_process = median(direct)
+    total = median(service_total)
+    print()
+    print(f"window {window.start_day}..{window.end_day}: {data.rows:,} labelled rows loaded, "
+          f"{split.train.rows:,} training rows x {matrix.shape[1]} features, {args.rounds} rounds, "
+          f"{threads} LightGBM threads; medians of {args.repeats} runs")  # fmt: skip
+    rows = [
+        ("service, end to end (StartTraining -> SUCCEEDED)", f"{total:8.2f} s"),
+        ("  of which loading rows from the feature service", f"{load_stage:8.2f} s"),
+        ("  of which training (Dataset + boosting)", f"{train_stage:8.2f} s"),
+        ("  of which evaluating (holdout, champion, profile)", f"{evaluate_stage:8.2f} s"),
+        ("  of which publishing", f"{publish_stage:8.2f} s"),
+        ("in-process lightgbm.Dataset + lightgbm.train, same matrix", f"{in_process:8.2f} s"),
+        ("in-process load of the same rows (FeatureServiceSource)", f"{load_seconds:8.2f} s"),
+        ("overhead, training only (service TRAINING / in-process)", f"{train_stage / in_process:8.2f} x"),
+        ("overhead, end to end (service total / in-process train)", f"{total / in_process:8.2f} x"),
+        ("end to end without the feature service's load", f"{(total - load_stage) / in_process:8.2f} x"),
+        (f"publish (PUBLISHING stage, {size / 1e6:.1f} MB model)", f"{publish_stage * 1000:8.1f} ms"),
+        ("download over gRPC with sha256 check", f"{median(downloads) * 1000:8.1f} ms"),
+        ("load (ModelBundle.load, verified)", f"{median(loads) * 1000:8.1f} ms"),
+        ("publish -> download -> load", f"{(publish_stage + median(downloads) + median(loads)) * 1000:8.1f} ms"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measure':<{width}}  {'median':>10}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>10}")
+    print()
+    print(f"holdout {evaluation.holdout.start_day}..{evaluation.holdout.end_day} ({evaluation.model.rows:,} rows)")
+    print(f"{'':<16}{'MAE':>9}{'RMSE':>9}{'WAPE':>8}")
+    for name, m in (("model", evaluation.model), ("naive baseline", evaluation.baseline)):
+        print(f"{name:<16}{m.mae:>9.3f}{m.rmse:>9.3f}{m.wape:>8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
