@@ -13,8 +13,10 @@ trainer reading from it (real processes on loopback), then:
 - training only: the job's TRAINING stage (LightGBM Dataset construction
   and boosting inside the service, from the job's own state timestamps)
   against the same in-process `lightgbm.Dataset` + `lightgbm.train`;
-- publish -> download -> load: the PUBLISHING stage, a DownloadModel of the
-  version over gRPC with checksum, and ModelBundle.load of the download.
+- publish -> download -> load: a publish of the trained model into the
+  trainer's registry (the registry code the service runs, in this process),
+  a DownloadModel of that version over gRPC with its checksum checked, and
+  ModelBundle.load of the download, as a predictor picks up a new version.
 
 Medians over --repeats runs; ratios are of medians measured in this one run.
 """
@@ -34,6 +36,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the trainer process runs
 
 import lightgbm as lgb  # noqa: E402
+import numpy as np  # noqa: E402
 
 from rxcast.model import FeatureEncoder, ModelBundle  # noqa: E402
 from rxcast.sim import default_scenario, simulate  # noqa: E402
@@ -45,6 +48,7 @@ from rxcast.trainer.evaluation import BASELINE_FEATURE  # noqa: E402
 from rxcast.trainer.feature_source import FeatureServiceSource  # noqa: E402
 from rxcast.trainer.fit import encoding_manifest, threads_for  # noqa: E402
 from rxcast.trainer.params import TrainingParams  # noqa: E402
+from rxcast.trainer.registry import ModelRegistry  # noqa: E402
 from rxcast.trainer.v1 import trainer_pb2 as pb  # noqa: E402
 from tests.trainer.feature_world import ingest, start_feature_service  # noqa: E402
 
@@ -78,7 +82,6 @@ def main() -> int:
     window = pb.DayWindow(start_day=day_text(start_day), end_day=day_text(start_day + args.days - 1))
     params = TrainingParams(num_boost_round=args.rounds)
     root = Path(tempfile.mkdtemp(prefix="rxcast-bench-trainer-"))
-    rows: list[tuple[str, str]] = []
 
     started = time.perf_counter()
     world = simulate(scenario)
@@ -87,8 +90,11 @@ def main() -> int:
     trainer = None
     try:
         started = time.perf_counter()
-        ingest(feature.address, world.records, batch=100_000)
-        print(f"ingested into the feature service in {time.perf_counter() - started:.1f}s", flush=True)
+        # The window and the horizon after it are all a training job reads.
+        last = np.datetime64(day_text(start_day + args.days - 1 + 7 + 1))
+        records = world.records[world.records["business_day"].to_numpy() <= last]
+        ingest(feature.address, records, batch=100_000)
+        print(f"ingested {len(records):,} records into the feature service in {time.perf_counter() - started:.1f}s", flush=True)
         trainer = ServiceProcess(
             "trainer",
             root / "run",
@@ -98,9 +104,24 @@ def main() -> int:
             ],
         ).start().wait_ready(60)  # fmt: skip
 
-        # Through the service.
-        service_total, service_stages, versions = [], [], []
         with TrainerClient(trainer.address, timeout=60) as client:
+            # The same rows, loaded in this process, for in-process training.
+            source = FeatureServiceSource(feature.address)
+            began = time.perf_counter()
+            request = LoadRequest(parse_day(window.start_day, "s"), parse_day(window.end_day, "e"), (BASELINE_FEATURE,), 7)
+            data = source.load(request, lambda done, total: None)
+            load_seconds = time.perf_counter() - began
+            source.close()
+            split = split_by_time(data, params.holdout_days, 1, 1)
+            manifest = encoding_manifest(split.train)
+            encoder = FeatureEncoder(manifest)
+            matrix = encoder.encode(split.train.columns).matrix
+            threads = threads_for(split.train.rows, args.threads)
+            lgb_params = params.lightgbm_params(threads)
+
+            # Service and in-process runs alternate, so that a change in the
+            # machine's load hits both alike.
+            service_total, service_stages, versions, direct = [], [], [], []
             for run in range(args.repeats):
                 request = pb.StartTrainingRequest(
                     window=window, params=pb.TrainingParams(num_boost_round=args.rounds), reason="benchmark"
@@ -114,24 +135,9 @@ def main() -> int:
                     raise SystemExit(f"training failed: {final.error}")
                 service_stages.append(stage_seconds(updates))
                 versions.append(final.version)
-                print(f"service run {run + 1}: {service_total[-1]:.1f}s {service_stages[-1]}", flush=True)
-            evaluation = final.evaluation
+                stages = ", ".join(f"{k} {v:.1f}s" for k, v in service_stages[-1].items())
+                print(f"run {run + 1}: service {service_total[-1]:.1f}s ({stages})", flush=True)
 
-            # In-process, on the same matrix.
-            source = FeatureServiceSource(feature.address)
-            began = time.perf_counter()
-            request = LoadRequest(parse_day(window.start_day, "s"), parse_day(window.end_day, "e"), (BASELINE_FEATURE,), 7)
-            data = source.load(request, lambda done, total: None)
-            load_seconds = time.perf_counter() - began
-            source.close()
-            split = split_by_time(data, params.holdout_days, 1, 1)
-            manifest = encoding_manifest(split.train)
-            encoder = FeatureEncoder(manifest)
-            matrix = encoder.encode(split.train.columns).matrix
-            threads = threads_for(split.train.rows, args.threads)
-            lgb_params = params.lightgbm_params(threads)
-            direct = []
-            for run in range(args.repeats):
                 began = time.perf_counter()
                 dataset = lgb.Dataset(
                     matrix, split.train.labels, feature_name=list(manifest.feature_names),
@@ -139,19 +145,26 @@ def main() -> int:
                 )  # fmt: skip
                 lgb.train(lgb_params, dataset, num_boost_round=args.rounds)
                 direct.append(time.perf_counter() - began)
-                print(f"in-process run {run + 1}: {direct[-1]:.1f}s", flush=True)
+                print(f"run {run + 1}: in-process {direct[-1]:.1f}s", flush=True)
+            evaluation = final.evaluation
 
             # Publish -> download -> load.
-            downloads, loads = [], []
+            registry = ModelRegistry(root / "registry")
+            trained = registry.get(versions[-1])
+            model_text = trained.model_path.read_bytes()
+            publishes, downloads, loads = [], [], []
             for run in range(args.repeats):
+                began = time.perf_counter()
+                published = registry.publish(model_text, trained.manifest.with_updates(reason="benchmark publish"))
+                publishes.append(time.perf_counter() - began)
                 target = root / f"download-{run}"
                 began = time.perf_counter()
-                client.download(target, version=versions[-1])
+                client.download(target, version=published.version)
                 downloads.append(time.perf_counter() - began)
                 began = time.perf_counter()
                 ModelBundle.load(target)
                 loads.append(time.perf_counter() - began)
-            size = client.stub.GetModelVersion(pb.GetModelVersionRequest(version=versions[-1])).version.size_bytes
+            size = trained.size_bytes
     finally:
         if trainer is not None:
             trainer.stop()
@@ -161,7 +174,9 @@ def main() -> int:
     load_stage = median([s.get("loading", 0.0) for s in service_stages])
     evaluate_stage = median([s.get("evaluating", 0.0) for s in service_stages])
     publish_stage = median([s.get("publishing", 0.0) for s in service_stages])
+    publish = median(publishes)
     in_process = median(direct)
+    paired = [s.get("training", 0.0) / d for s, d in zip(service_stages, direct, strict=True)]
     total = median(service_total)
     print()
     print(f"window {window.start_day}..{window.end_day}: {data.rows:,} labelled rows loaded, "
@@ -176,12 +191,13 @@ def main() -> int:
         ("in-process lightgbm.Dataset + lightgbm.train, same matrix", f"{in_process:8.2f} s"),
         ("in-process load of the same rows (FeatureServiceSource)", f"{load_seconds:8.2f} s"),
         ("overhead, training only (service TRAINING / in-process)", f"{train_stage / in_process:8.2f} x"),
+        ("  the same, median of the per-run ratios", f"{median(paired):8.2f} x"),
         ("overhead, end to end (service total / in-process train)", f"{total / in_process:8.2f} x"),
         ("end to end without the feature service's load", f"{(total - load_stage) / in_process:8.2f} x"),
-        (f"publish (PUBLISHING stage, {size / 1e6:.1f} MB model)", f"{publish_stage * 1000:8.1f} ms"),
+        (f"publish to the registry ({size / 1e6:.1f} MB model file)", f"{publish * 1000:8.1f} ms"),
         ("download over gRPC with sha256 check", f"{median(downloads) * 1000:8.1f} ms"),
         ("load (ModelBundle.load, verified)", f"{median(loads) * 1000:8.1f} ms"),
-        ("publish -> download -> load", f"{(publish_stage + median(downloads) + median(loads)) * 1000:8.1f} ms"),
+        ("publish -> download -> load", f"{(publish + median(downloads) + median(loads)) * 1000:8.1f} ms"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  {'median':>10}")

@@ -38,9 +38,8 @@ def test_train_gate_rollback_and_download(client, tmp_path, feature):
     final = updates[-1]
     assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
     seen = [u.state for u in updates]
-    assert seen[0] == pb.JOB_STATE_QUEUED or seen[0] == pb.JOB_STATE_LOADING
-    assert seen == sorted(seen), "states went backwards"
-    assert {pb.JOB_STATE_TRAINING, pb.JOB_STATE_SUCCEEDED} <= set(seen)
+    assert list(dict.fromkeys(seen)) == list(range(seen[0], pb.JOB_STATE_SUCCEEDED + 1))
+    assert seen[0] in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_LOADING)
     assert final.rounds_done == final.rounds_total == 30 and final.rows_loaded > 0
     assert final.promoted and final.version >= 1
     evaluation = final.evaluation

@@ -2,9 +2,10 @@
 
 Jobs wait in a bounded queue and run on a fixed number of workers (training
 uses every core of a small machine: more parallel jobs would only share
-them). Each change of a job's state bumps its sequence number and wakes the
+them). Each change of a job bumps its sequence number and wakes the
 watchers, who read the latest state: a slow watcher skips intermediate
-states rather than holding a job up. Every job is recorded on disk when it is
+progress (rows, rounds) rather than holding a job up, but is still shown
+every stage the job passed through. Every job is recorded on disk when it is
 accepted and when its stage changes, so that after a restart its outcome can
 still be read, and a job the restart interrupted reads as failed.
 """
@@ -143,6 +144,8 @@ class JobManager:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="training-job")
         self._changed = threading.Condition()
         self._jobs: dict[str, JobSnapshot] = {}
+        #: Each running job's state as it entered each stage, for watchers that woke late.
+        self._stage_entries: dict[str, list[JobSnapshot]] = {}
         self._stopping = threading.Event()
         for job in store.load(keep) if store else []:
             if not job.finished:
@@ -195,6 +198,13 @@ class JobManager:
                     lambda: self._jobs.get(job_id, job).sequence != job.sequence, timeout=poll_seconds
                 )
                 latest = self._jobs.get(job_id, job)
+                missed = [
+                    entry
+                    for entry in self._stage_entries.get(job_id, ())
+                    if job.sequence < entry.sequence < latest.sequence
+                ]
+            for entry in missed:
+                yield entry
             if latest.sequence != job.sequence:
                 job = latest
                 yield job
@@ -258,6 +268,8 @@ class JobManager:
             job = self._jobs[job_id]
             job = dataclasses.replace(job, **fields, updated_time=time.time(), sequence=job.sequence + 1)
             self._jobs[job_id] = job
+            if "stage" in fields:
+                self._stage_entries.setdefault(job_id, []).append(job)
             self._changed.notify_all()
         if persist:
             self._save(job)
@@ -275,3 +287,4 @@ class JobManager:
         finished = [j for j in self._jobs.values() if j.finished]
         for job in sorted(finished, key=lambda j: j.created_time)[: max(0, len(self._jobs) - self._keep)]:
             del self._jobs[job.job_id]
+            self._stage_entries.pop(job.job_id, None)

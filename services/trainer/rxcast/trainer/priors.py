@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rxcast.trainer.dataset import TrainingSet
 
@@ -18,12 +19,17 @@ REGION_FEATURE = "store_region"
 
 
 def _group_means(keys: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    text = np.asarray(keys).astype(str)
-    known = text != ""
-    levels, codes = np.unique(text[known], return_inverse=True)
-    sums = np.bincount(codes, weights=labels[known], minlength=levels.size)
-    counts = np.bincount(codes, minlength=levels.size)
-    return {str(level): round(float(s / c), 6) for level, s, c in zip(levels, sums, counts, strict=True)}
+    """Mean label per key ("" = missing, left out), keys sorted."""
+    codes, levels = pd.factorize(np.asarray(keys))  # hashing: faster than sorting strings
+    sums = np.bincount(codes[codes >= 0], weights=labels[codes >= 0], minlength=levels.size)
+    counts = np.bincount(codes[codes >= 0], minlength=levels.size)
+    means = {str(level): round(float(s / c), 6) for level, s, c in zip(levels, sums, counts, strict=True)}
+    means.pop("", None)
+    return dict(sorted(means.items()))
+
+
+def _distinct(values: np.ndarray) -> tuple[str, ...]:
+    return tuple(sorted(str(v) for v in pd.unique(np.asarray(values)) if str(v) != ""))
 
 
 def cold_start_priors(data: TrainingSet) -> dict[str, Any]:
@@ -45,7 +51,4 @@ def cold_start_priors(data: TrainingSet) -> dict[str, Any]:
 
 def entities_seen(data: TrainingSet) -> dict[str, tuple[str, ...]]:
     """The stores and medications the model was trained on, sorted."""
-    return {
-        "store_ids": tuple(np.unique(np.asarray(data.store_ids).astype(str)).tolist()),
-        "medication_ids": tuple(np.unique(np.asarray(data.medication_ids).astype(str)).tolist()),
-    }
+    return {"store_ids": _distinct(data.store_ids), "medication_ids": _distinct(data.medication_ids)}
