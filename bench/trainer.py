@@ -13,6 +13,7 @@ trainer reading from it (real processes on loopback), then:
 - training only: the job's TRAINING stage (LightGBM Dataset construction
   and boosting inside the service, from the job's own state timestamps)
   against the same in-process `lightgbm.Dataset` + `lightgbm.train`;
+- GetLatestVersion: latency and throughput of the call predictors poll;
 - publish -> download -> load: a publish of the trained model into the
   trainer's registry (the registry code the service runs, in this process),
   a DownloadModel of that version over gRPC with its checksum checked, and
@@ -29,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,6 +167,26 @@ def main() -> int:
                 ModelBundle.load(target)
                 loads.append(time.perf_counter() - began)
             size = trained.size_bytes
+
+            # Polling the champion, as predictors do.
+            client.stub.SetAlias(pb.SetAliasRequest(version=versions[-1], force=True, reason="benchmark"))
+            latest_request = pb.GetLatestVersionRequest()
+            polls = []
+            for _ in range(2000):
+                began = time.perf_counter()
+                client.stub.GetLatestVersion(latest_request)
+                polls.append(time.perf_counter() - began)
+            polls.sort()
+
+            def poll_for(seconds: float) -> int:
+                calls, end = 0, time.perf_counter() + seconds
+                while time.perf_counter() < end:
+                    client.stub.GetLatestVersion(latest_request)
+                    calls += 1
+                return calls
+
+            with ThreadPoolExecutor(4) as pool:
+                polls_per_second = sum(pool.map(poll_for, [2.0] * 4)) / 2.0
     finally:
         if trainer is not None:
             trainer.stop()
@@ -198,6 +220,9 @@ def main() -> int:
         ("download over gRPC with sha256 check", f"{median(downloads) * 1000:8.1f} ms"),
         ("load (ModelBundle.load, verified)", f"{median(loads) * 1000:8.1f} ms"),
         ("publish -> download -> load", f"{(publish + median(downloads) + median(loads)) * 1000:8.1f} ms"),
+        ("GetLatestVersion, one client, p50", f"{polls[len(polls) // 2] * 1000:8.2f} ms"),
+        ("GetLatestVersion, one client, p99", f"{polls[int(len(polls) * 0.99)] * 1000:8.2f} ms"),
+        ("GetLatestVersion, 4 client threads, calls per second", f"{polls_per_second:8.0f}  "),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  {'median':>10}")

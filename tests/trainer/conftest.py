@@ -74,7 +74,9 @@ def start_trainer(root, feature, *extra, env=None, name="trainer") -> ServicePro
         "--registry-dir", str(root / "registry"), "--job-dir", str(root / "jobs"),
         *TRAINER_ARGS, *extra,
     ]  # fmt: skip
-    return ServiceProcess("trainer", root / "run", args, env=env, name=name).start().wait_ready(60)
+    process = ServiceProcess("trainer", root / "run", args, env=env, name=name).start().wait_ready(60)
+    process.registry_dir = root / "registry"
+    return process
 
 
 @pytest.fixture(scope="session")

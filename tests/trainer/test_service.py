@@ -5,6 +5,8 @@ rolling back and downloading."""
 from __future__ import annotations
 
 import hashlib
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -14,6 +16,7 @@ from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.model import ModelBundle
 from rxcast.runtime.channels import connect
 from rxcast.trainer.feature_source import column_values
+from rxcast.trainer.registry import ModelRegistry
 from rxcast.trainer.v1 import trainer_pb2 as pb
 from tests.trainer.feature_world import FEATURE_SERVICE
 
@@ -166,3 +169,34 @@ def test_a_window_without_data_fails_the_job_and_moves_no_alias(client):
     assert "no labelled rows" in final.error
     after = client.stub.GetLatestVersion(pb.GetLatestVersionRequest())
     assert (after.version, after.updated_time) == (before.version, before.updated_time)
+
+
+def test_latest_version_polls_follow_moves_made_by_other_processes(client, trainer):
+    """Predictors poll GetLatestVersion: it must see a move made outside this
+    trainer process at once, from several pollers, without loading models."""
+    registry = ModelRegistry(trainer.registry_dir)
+    versions = registry.versions()
+    assert len(versions) >= 2
+    request = pb.GetLatestVersionRequest(alias="poll")
+    assert client.stub.GetLatestVersion(request).version == 0
+    for target in versions[:2]:
+        registry.move_alias("poll", target, "force", "moved by another process")
+
+        def poll(_):
+            return {client.stub.GetLatestVersion(request).version for _ in range(50)}
+
+        with ThreadPoolExecutor(4) as pool:
+            seen = set().union(*pool.map(poll, range(4)))
+        assert seen == {target}
+        answer = client.stub.GetLatestVersion(request)
+        assert answer.sha256 == registry.get(target).manifest.sha256 and answer.updated_time.seconds > 0
+
+
+def test_operators_see_trainer_metrics(trainer, client):
+    with urllib.request.urlopen(f"http://127.0.0.1:{trainer.metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    published = [line for line in text.splitlines() if line.startswith("rxcast_trainer_versions_published_total ")]
+    assert published and float(published[0].split()[1]) >= 1
+    assert 'rxcast_trainer_jobs_finished_total{outcome="succeeded"}' in text
+    assert 'rxcast_trainer_last_holdout_metric{metric="wape",model="baseline"}' in text
+    assert 'rxcast_trainer_stage_seconds_count{stage="training"}' in text
