@@ -52,3 +52,24 @@ def test_sigkill_mid_publish_leaves_no_partial_version(tmp_path, feature):
         assert ModelBundle.load(registry / "versions" / "0000000001").version == 1
     finally:
         restarted.stop()
+
+
+def test_sigterm_stops_a_running_job_promptly_and_records_why(tmp_path, feature):
+    trainer = start_trainer(tmp_path, feature, "--grace-seconds", "20", name="stopping")
+    long_job = pb.TrainingParams(num_boost_round=100_000, learning_rate=0.001)
+    with TrainerClient(trainer.address) as client:
+        job = client.stub.StartTraining(pb.StartTrainingRequest(window=WINDOW, params=long_job, promote=True)).job
+        for update in client.watch(job.job_id, timeout=60):
+            if update.rounds_done > 0:
+                break
+    assert trainer.stop(timeout=30) == 0
+
+    restarted = start_trainer(tmp_path, feature, name="after-stop")
+    try:
+        with TrainerClient(restarted.address) as client:
+            stopped = client.stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job.job_id)).job
+            assert stopped.state == pb.JOB_STATE_FAILED and "stopped while the job was running" in stopped.error
+            assert 0 < stopped.rounds_done < 100_000
+            assert client.stub.ListModelVersions(pb.ListModelVersionsRequest()).versions == []
+    finally:
+        restarted.stop()

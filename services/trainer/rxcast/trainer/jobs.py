@@ -107,19 +107,27 @@ class JobStore:
 
 
 class _Progress:
-    """The pipeline's progress reports, applied to one job."""
+    """The pipeline's progress reports, applied to one job. A report made while
+    the trainer is stopping cancels the job there (between loaded chunks,
+    between boosting rounds)."""
 
     def __init__(self, manager: JobManager, job_id: str):
         self._manager = manager
         self._job_id = job_id
 
+    def _check(self) -> None:
+        if self._manager._stopping.is_set():
+            raise TrainingCancelled("the trainer is stopping")
+
     def stage(self, stage: str, message: str) -> None:
         self._manager._update(self._job_id, persist=True, stage=stage, message=message)
 
     def rows(self, loaded: int, total: int) -> None:
+        self._check()
         self._manager._update(self._job_id, rows_loaded=loaded, rows_total=total)
 
     def rounds(self, done: int, total: int) -> None:
+        self._check()
         self._manager._update(self._job_id, rounds_done=done, rounds_total=total)
 
     def evaluated(self, evaluation: Evaluation) -> None:
@@ -234,7 +242,7 @@ class JobManager:
         try:
             outcome = self._pipeline.run(job.spec, progress, self._stopping.is_set)
         except TrainingCancelled:
-            self._finish(job_id, error="the trainer stopped while the job was training")
+            self._finish(job_id, error="the trainer stopped while the job was running")
         except RxcastError as exc:
             self._finish(job_id, error=exc.message)
         except Exception as exc:  # a bug, not a bad request: keep the traceback

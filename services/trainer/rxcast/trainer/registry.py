@@ -243,14 +243,18 @@ class ModelRegistry:
             self._pointers[name] = (key, state)
         return state
 
-    def aliases_of(self, version: int) -> list[str]:
-        """The aliases pointing at `version` now."""
-        found = []
+    def aliases_by_version(self) -> dict[int, list[str]]:
+        """Every alias that points somewhere, by the version it points at."""
+        found: dict[int, list[str]] = {}
         for name in self.alias_names():
             state = self.alias(name)
-            if state is not None and state.version == version:
-                found.append(name)
+            if state is not None and state.version:
+                found.setdefault(state.version, []).append(name)
         return found
+
+    def aliases_of(self, version: int) -> list[str]:
+        """The aliases pointing at `version` now."""
+        return self.aliases_by_version().get(version, [])
 
     def resolve(self, version: int, alias: str) -> VersionInfo:
         """A version by number, or (number 0) the one an alias points at."""

@@ -68,7 +68,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if below is not None:
             newest_first = [v for v in newest_first if v < below]
         page = newest_first[:size]
-        versions = [convert.version_proto(self.registry.get(v), self.registry.aliases_of(v), False) for v in page]
+        aliases = self.registry.aliases_by_version()
+        versions = [convert.version_proto(self.registry.get(v), aliases.get(v, []), False) for v in page]
         token = str(page[-1]) if len(newest_first) > size else ""
         return trainer_pb2.ListModelVersionsResponse(versions=versions, next_page_token=token)
 
