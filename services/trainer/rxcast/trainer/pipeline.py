@@ -164,7 +164,9 @@ class TrainingPipeline:
             entities_seen=entities_seen(data),
             library_versions=library_versions(),
             reason=spec.reason,
-            reference_profile=reference_profile(features, split.train.schema.categorical, sample_predictions),
+            reference_profile=reference_profile(
+                features, split.train.schema.categorical, sample_predictions, split.holdout.labels - predictions
+            ),
         )
         metrics.STAGE_SECONDS.labels(Stage.EVALUATING).observe(time.monotonic() - started)
 

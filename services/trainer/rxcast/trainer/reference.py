@@ -30,9 +30,14 @@ def sample_rows(rows: int, seed: int, limit: int = PROFILE_SAMPLE_ROWS) -> np.nd
 
 
 def reference_profile(
-    features: Mapping[str, np.ndarray], categorical: frozenset[str], predictions: np.ndarray
+    features: Mapping[str, np.ndarray],
+    categorical: frozenset[str],
+    predictions: np.ndarray,
+    holdout_errors: np.ndarray,
 ) -> dict[str, Any]:
-    """The profile to store under the manifest's `reference_profile`.
+    """The profile to store under the manifest's `reference_profile`: the
+    training features and the model's predictions on the same rows, and the
+    holdout errors (actual - forecast) that scale the error-stream detectors.
 
     Built by the drift service's own profile code, so that the drift service
     reads exactly what it wrote; empty while that code is not installed.
@@ -42,4 +47,5 @@ def reference_profile(
     except ImportError:
         log.warning("reference_profile_unavailable", reason="rxcast.drift.profile is not installed")
         return {}
-    return build_reference_profile(features, categorical, predictions).to_dict()
+    present = frozenset(name for name in categorical if name in features)
+    return build_reference_profile(features, present, predictions, errors=holdout_errors).to_dict()
