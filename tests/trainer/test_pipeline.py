@@ -177,3 +177,15 @@ def test_champion_with_another_feature_list_is_scored_on_the_same_rows(tmp_path,
     assert second.evaluation.champion_version == first.version
     assert second.evaluation.champion.rows == second.evaluation.model.rows
     assert pipeline.source.requests[-1].extra_features[-len(encoder.feature_names):] == encoder.feature_names
+
+
+def test_an_unreadable_champion_blocks_the_gate_but_not_the_job(tmp_path, world):
+    pipeline = build_pipeline(tmp_path, world)
+    first = run(pipeline, spec_for(world, FAST, promote=True))[0]
+    model_file = pipeline.registry.get(first.version).model_path
+    model_file.write_bytes(model_file.read_bytes()[:-100])  # damaged on disk
+    second, _ = run(pipeline, spec_for(world, FAST, promote=True))
+    assert second.version == first.version + 1 and not second.promoted
+    assert second.evaluation.champion is None and second.evaluation.champion_version == first.version
+    assert "could not be loaded" in second.evaluation.champion_note and "sha256" in second.refusal
+    assert pipeline.registry.alias("champion").version == first.version

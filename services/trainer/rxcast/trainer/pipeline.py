@@ -9,25 +9,26 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from rxcast.model import FeatureEncoder, ModelBundle
+from rxcast.model import FeatureEncoder, ModelBundle, ModelManifest
 from rxcast.runtime.errors import InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
-from rxcast.trainer.dataset import LoadRequest, TrainingSetSource, split_by_time
+from rxcast.trainer.dataset import LoadRequest, TimeSplit, TrainingSet, TrainingSetSource, split_by_time
 from rxcast.trainer.days import day_text
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, error_statistics, evaluate
-from rxcast.trainer.fit import fit_model, threads_for
+from rxcast.trainer.fit import FittedModel, fit_model, threads_for
 from rxcast.trainer.params import TrainingParams
 from rxcast.trainer.priors import CATEGORY_FEATURE, REGION_FEATURE, cold_start_priors, entities_seen
-from rxcast.trainer.reference import reference_profile, sample_rows
 from rxcast.trainer.promotion import AliasManager
+from rxcast.trainer.reference import reference_profile, sample_rows
 from rxcast.trainer.registry import alias_name
 
 log = get_logger("rxcast.trainer.pipeline")
@@ -81,6 +82,15 @@ class PipelineSettings:
     min_holdout_rows: int = 50
 
 
+@dataclasses.dataclass(frozen=True)
+class _Champion:
+    """The version a job is judged against (bundle None: none, or unloadable)."""
+
+    bundle: ModelBundle | None
+    version: int
+    note: str = ""
+
+
 def library_versions() -> dict[str, str]:
     return {"lightgbm": lgb.__version__, "numpy": np.__version__, "pandas": pd.__version__, "python": platform.python_version()}
 
@@ -112,44 +122,71 @@ class TrainingPipeline:
         alias_name(spec.alias)
 
     def run(self, spec: JobSpec, report: ProgressReport, should_stop: Callable[[], bool]) -> JobOutcome:
-        settings, params = self.settings, spec.params
-        threads = settings.num_threads
+        threads = self.settings.num_threads
+        with self._stage(report, Stage.LOADING, f"loading rows of {day_text(spec.start_day)}..{day_text(spec.end_day)}"):
+            champion = self._champion(spec.alias)
+            data, split = self._load(spec, champion, report)
 
+        first_day = day_text(int(split.train.row_days.min()))
+        message = f"boosting on {split.train.rows} rows of {first_day}..{day_text(split.last_train_day)}"
+        with self._stage(report, Stage.TRAINING, message):
+            fitted = fit_model(split.train, spec.params, threads, report.rounds, should_stop)
+
+        with self._stage(report, Stage.EVALUATING, f"scoring {split.holdout.rows} holdout rows"):
+            encoder = FeatureEncoder(fitted.manifest)
+            predictions = fitted.predict(encoder.encode(split.holdout.columns).matrix, threads)
+            evaluation = evaluate(predictions, split.holdout, split.describe(), champion.bundle, threads)
+            if champion.bundle is None and champion.version:
+                evaluation = dataclasses.replace(
+                    evaluation, champion_version=champion.version, champion_note=champion.note
+                )
+            report.evaluated(evaluation)
+            self._export(evaluation)
+            manifest = self._manifest(spec, data, split, fitted, evaluation, predictions)
+
+        with self._stage(report, Stage.PUBLISHING, "writing the version to the registry"):
+            info = self.registry.publish(fitted.model_text, manifest)
+            metrics.VERSIONS_PUBLISHED.inc()
+        if not spec.promote:
+            return JobOutcome(info.version, evaluation, promoted=False)
+        promotion = self.aliases.promote_evaluated(spec.alias, info.version, evaluation, spec.reason)
+        return JobOutcome(info.version, evaluation, promotion.promoted, promotion.refusal)
+
+    @contextmanager
+    def _stage(self, report: ProgressReport, stage: str, message: str) -> Iterator[None]:
         started = time.monotonic()
-        report.stage(Stage.LOADING, f"loading rows of {day_text(spec.start_day)}..{day_text(spec.end_day)}")
-        champion, champion_note = self._champion(spec.alias)
+        report.stage(stage, message)
+        yield
+        metrics.STAGE_SECONDS.labels(stage).observe(time.monotonic() - started)
+
+    def _load(self, spec: JobSpec, champion: _Champion, report: ProgressReport) -> tuple[TrainingSet, TimeSplit]:
+        """The window's labelled rows, with what the baseline, the priors and
+        the champion need besides the model's features, split in time."""
         extra = (BASELINE_FEATURE, CATEGORY_FEATURE, REGION_FEATURE)
-        if champion is not None:
-            extra += champion.manifest.feature_names
-        request = LoadRequest(spec.start_day, spec.end_day, extra, settings.horizon_days)
+        if champion.bundle is not None:
+            extra += champion.bundle.manifest.feature_names
+        request = LoadRequest(spec.start_day, spec.end_day, extra, self.settings.horizon_days)
         data = self.source.load(request, report.rows)
         metrics.ROWS_LOADED.inc(data.rows)
-        split = split_by_time(data, params.holdout_days, settings.min_train_rows, settings.min_holdout_rows)
-        metrics.STAGE_SECONDS.labels(Stage.LOADING).observe(time.monotonic() - started)
+        settings = self.settings
+        return data, split_by_time(data, spec.params.holdout_days, settings.min_train_rows, settings.min_holdout_rows)
 
-        started = time.monotonic()
-        report.stage(
-            Stage.TRAINING,
-            f"boosting on {split.train.rows} rows of {day_text(int(split.train.row_days.min()))}.."
-            f"{day_text(split.last_train_day)}",
-        )
-        fitted = fit_model(split.train, params, threads, report.rounds, should_stop)
-        metrics.STAGE_SECONDS.labels(Stage.TRAINING).observe(time.monotonic() - started)
-
-        started = time.monotonic()
-        report.stage(Stage.EVALUATING, f"scoring {split.holdout.rows} holdout rows")
-        encoder = FeatureEncoder(fitted.manifest)
-        predictions = fitted.predict(encoder.encode(split.holdout.columns).matrix, threads)
-        evaluation = evaluate(predictions, split.holdout, split.describe(), champion, threads)
-        if champion is None and champion_note:
-            evaluation = dataclasses.replace(evaluation, champion_note=champion_note)
-        report.evaluated(evaluation)
-        self._export(evaluation)
-
+    def _manifest(
+        self,
+        spec: JobSpec,
+        data: TrainingSet,
+        split: TimeSplit,
+        fitted: FittedModel,
+        evaluation: Evaluation,
+        predictions: np.ndarray,
+    ) -> ModelManifest:
+        """Everything the version records besides its number and checksum."""
+        params, threads = spec.params, self.settings.num_threads
         sample = sample_rows(split.train.rows, params.seed)
         features = {name: split.train.columns[name][sample] for name in fitted.manifest.feature_names}
-        sample_predictions = fitted.predict(encoder.encode(features).matrix, threads)
-        manifest = fitted.manifest.with_updates(
+        sample_predictions = fitted.predict(FeatureEncoder(fitted.manifest).encode(features).matrix, threads)
+        holdout_errors = split.holdout.labels - predictions
+        return fitted.manifest.with_updates(
             params={**params.to_dict(), "lightgbm": params.lightgbm_params(threads_for(split.train.rows, threads))},
             training_window={"start_day": day_text(spec.start_day), "end_day": day_text(spec.end_day)},
             holdout_window=split.describe(),
@@ -165,31 +202,20 @@ class TrainingPipeline:
             library_versions=library_versions(),
             reason=spec.reason,
             reference_profile=reference_profile(
-                features, split.train.schema.categorical, sample_predictions, split.holdout.labels - predictions
+                features, split.train.schema.categorical, sample_predictions, holdout_errors
             ),
         )
-        metrics.STAGE_SECONDS.labels(Stage.EVALUATING).observe(time.monotonic() - started)
 
-        started = time.monotonic()
-        report.stage(Stage.PUBLISHING, "writing the version to the registry")
-        info = self.registry.publish(fitted.model_text, manifest)
-        metrics.VERSIONS_PUBLISHED.inc()
-        metrics.STAGE_SECONDS.labels(Stage.PUBLISHING).observe(time.monotonic() - started)
-        if not spec.promote:
-            return JobOutcome(info.version, evaluation, promoted=False)
-        promotion = self.aliases.promote_evaluated(spec.alias, info.version, evaluation, spec.reason)
-        return JobOutcome(info.version, evaluation, promotion.promoted, promotion.refusal)
-
-    def _champion(self, alias: str) -> tuple[ModelBundle | None, str]:
+    def _champion(self, alias: str) -> _Champion:
         """The alias's current version, loaded; or why it could not be."""
         state = self.registry.alias(alias)
         if state is None or state.version == 0:
-            return None, ""
+            return _Champion(None, 0)
         try:
-            return self.registry.load_bundle(state.version), ""
+            return _Champion(self.registry.load_bundle(state.version), state.version)
         except RxcastError as exc:
             log.warning("champion_unloadable", alias=alias, version=state.version, error=exc.message)
-            return None, f"v{state.version} could not be loaded: {exc.message}"
+            return _Champion(None, state.version, f"v{state.version} could not be loaded: {exc.message}")
 
     @staticmethod
     def _export(evaluation: Evaluation) -> None:
