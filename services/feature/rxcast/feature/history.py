@@ -10,7 +10,6 @@ start-up from the durable record log (rxcast.feature.record_log).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +107,7 @@ class RecordHistory:
         self.regions = Attribute()
         self.categories = Attribute()
         self.record_count = 0
-        self.lock = threading.RLock()
+        self._max_day: int | None = None
 
     # -- entities ---------------------------------------------------------
     @property
@@ -169,9 +168,7 @@ class RecordHistory:
     @property
     def max_day(self) -> int | None:
         """The latest business day of any record, or None when empty."""
-        if self.entity_count == 0:
-            return None
-        return int(self._last_day[: self.entity_count].max())
+        return self._max_day
 
     # -- records ----------------------------------------------------------
     def upsert(self, batch: RecordBatch) -> UpsertResult:
@@ -201,6 +198,9 @@ class RecordHistory:
                 block[field][codes_k[rows], offsets[rows]] = columns[field][rows]
         np.minimum.at(self._first_day, codes_k, days_k)
         np.maximum.at(self._last_day, codes_k, days_k)
+        if len(days_k):
+            latest = int(days_k.max())
+            self._max_day = latest if self._max_day is None else max(self._max_day, latest)
         self.record_count += int(len(keep) - stored_before[keep].sum())
         return UpsertResult(codes_k, days_k, replaced)
 

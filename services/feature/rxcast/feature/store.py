@@ -308,7 +308,9 @@ class InventoryFeatureStore:
         return time.time_ns() // 1_000_000
 
     def online(self, store_ids, medication_ids, features: Sequence[str] = (), feature_service: str = "") -> list[Column]:
-        store_ids, medication_ids = _entity_columns(store_ids, medication_ids, "keys")
+        store_ids, medication_ids = list(store_ids), list(medication_ids)
+        if len(store_ids) != len(medication_ids):
+            raise InvalidArgument(f"keys: {len(store_ids)} store_ids but {len(medication_ids)} medication_ids")
         if len(store_ids) > self.config.max_online_entities:
             raise ResourceExhausted(
                 f"keys: {len(store_ids)} entities in one call, the limit is {self.config.max_online_entities}"
@@ -317,7 +319,8 @@ class InventoryFeatureStore:
         columns = read_online(
             self.feast, plan, {"store_id": store_ids, "medication_id": medication_ids}, self._ttl_now_ms()
         )
-        ONLINE_NOT_FOUND.inc(sum(int((c.statuses == NOT_FOUND).sum()) for c in columns))
+        if columns:
+            ONLINE_NOT_FOUND.inc(int((columns[0].statuses == NOT_FOUND).sum()))
         return columns
 
     # -- historical -------------------------------------------------------
