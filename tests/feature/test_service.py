@@ -401,3 +401,33 @@ def test_definition_changes_are_seen_without_restart(feature_process, stub, seed
         )
     )
     assert [c.name for c in answer.columns] == ["dispensed_sum_7d"]
+
+
+def test_seed_command_loads_a_file_of_records(feature_process, stub, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    columns = world(2, 3, 6, first_day=34, prefix="seed")
+    columns["units_dispensed"][0] = float("nan")  # missing values stay missing
+    path = tmp_path / "records.parquet"
+    pd.DataFrame(columns).to_parquet(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "rxcast.feature.seed", "--target", feature_process.address, "--records", str(path),
+         "--batch-records", "10"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "seeded 36 records (0 replaced, 0 rejected)" in done.stdout
+    frame = oracle(columns)
+    answer = online(stub, ["seeds001"], ["seedm002"])
+    assert answer["dispensed_sum_7d"].double_values.values[0] == trailing(frame, "seeds001", "seedm002", 39, 7)
+
+    broken = pd.DataFrame(columns).iloc[:2].assign(units_on_hand=-1.0)
+    broken.to_parquet(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "rxcast.feature.seed", "--target", feature_process.address, "--records", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "units_on_hand" in done.stderr

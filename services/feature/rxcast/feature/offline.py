@@ -14,6 +14,7 @@ Feast file-store join (which also drops rows, see `point_in_time`).
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ _TIMESTAMP = pa.timestamp("us", tz="UTC")
 KEY_SEPARATOR = "\x1f"
 #: Bits of a lookup key that hold the event time in ms (good until 2109).
 _TIME_BITS = 42
+
+_FILE = re.compile(r"^(batch|upto)-(\d{12})\.parquet$")
 
 # Statuses of a lookup (the values of rxcast.feature.v1.FeatureStatus).
 PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_TTL = 1, 2, 3, 4
@@ -110,42 +113,84 @@ class OfflineView:
         self._rows: ViewRows | None = None
         self._lock = threading.Lock()
 
-    def write(self, seq: int, columns: dict[str, np.ndarray], event_ms: np.ndarray, created_us: int) -> int:
-        """Write one batch's rows as file `seq`; returns the row count."""
+    def _table(self, columns: dict[str, np.ndarray], event_ms: np.ndarray, created_us) -> pa.Table:
         n = len(event_ms)
-        if n == 0:
-            return 0
         arrays = []
         for field in self.schema:
             if field.name == EVENT_TIMESTAMP:
                 values = pa.array(np.asarray(event_ms, dtype=np.int64) * 1000, type=pa.int64()).cast(_TIMESTAMP)
             elif field.name == CREATED_TIMESTAMP:
-                values = pa.array(np.full(n, created_us, dtype=np.int64), type=pa.int64()).cast(_TIMESTAMP)
+                created = np.broadcast_to(np.asarray(created_us, dtype=np.int64), (n,))
+                values = pa.array(created, type=pa.int64()).cast(_TIMESTAMP)
             else:
                 values = pa.array(columns[field.name], type=field.type, from_pandas=True)
             arrays.append(values)
-        durable.write_parquet(pa.Table.from_arrays(arrays, schema=self.schema), self.directory / f"batch-{seq:012d}.parquet")
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def write(self, seq: int, columns: dict[str, np.ndarray], event_ms: np.ndarray, created_us: int) -> int:
+        """Write one batch's rows as file `seq`; returns the row count."""
+        n = len(event_ms)
+        if n:
+            durable.write_parquet(self._table(columns, event_ms, created_us), self.directory / f"batch-{seq:012d}.parquet")
         return n
 
+    def _files(self) -> list[tuple[str, int, Path]]:
+        found = []
+        for path in self.directory.iterdir():
+            match = _FILE.match(path.name)
+            if match:
+                found.append((match.group(1), int(match.group(2)), path))
+        return found
+
+    def _compacted_upto(self, files) -> int:
+        return max((seq for kind, seq, _ in files if kind == "upto"), default=0)
+
     def has_batch(self, seq: int) -> bool:
-        return (self.directory / f"batch-{seq:012d}.parquet").exists()
+        """Whether batch `seq`'s rows are in the files (on their own or compacted)."""
+        return (self.directory / f"batch-{seq:012d}.parquet").exists() or seq <= self._compacted_upto(self._files())
+
+    def compact_if_needed(self, threshold: int) -> bool:
+        """Merge the files into one (latest copy of each row) once there are
+        `threshold` of them, so readers open few files. The merged file is
+        durable before the files it replaces go."""
+        with self._lock:
+            files = self._files()
+            upto = self._compacted_upto(files)
+            live = [(kind, seq, path) for kind, seq, path in files if kind == "batch" or seq == upto]
+            if len(live) < threshold:
+                return False
+            rows = self._rows_locked()
+            newest = max(seq for _, seq, _ in live)
+            durable.write_parquet(
+                self._table(rows.columns, rows.event_ms, rows.created_us), self.directory / f"upto-{newest:012d}.parquet"
+            )
+            for kind, seq, path in files:
+                if seq <= newest and not (kind == "upto" and seq == newest):
+                    path.unlink(missing_ok=True)
+            durable.fsync_directory(self.directory)
+            self._rows, self._seen = None, {}
+            return True
 
     def rows(self) -> ViewRows:
         """The deduplicated rows of every file, reading only new files."""
         with self._lock:
-            files = {p.name: p for p in self.directory.glob("*.parquet") if not p.name.startswith("_")}
-            stats = {name: (p.stat().st_size, p.stat().st_mtime_ns) for name, p in files.items()}
-            changed = any(stats.get(name) != seen for name, seen in self._seen.items())
-            if changed or self._rows is None:
-                self._seen, base = {}, None
-            else:
-                base = self._rows
-            new = sorted(name for name in files if name not in self._seen)
-            if new or base is None:
-                tables = [pq.read_table(files[name]) for name in new]
-                self._rows = self._merge(base, tables)
-                self._seen.update({name: stats[name] for name in new})
-            return self._rows
+            return self._rows_locked()
+
+    def _rows_locked(self) -> ViewRows:
+        files = {p.name: p for p in self.directory.glob("*.parquet") if not p.name.startswith("_")}
+        stats = {name: (p.stat().st_size, p.stat().st_mtime_ns) for name, p in files.items()}
+        # A file rewritten or gone (recovery, compaction): read everything again.
+        changed = any(stats.get(name) != seen for name, seen in self._seen.items())
+        if changed or self._rows is None:
+            self._seen, base = {}, None
+        else:
+            base = self._rows
+        new = sorted(name for name in files if name not in self._seen)
+        if new or base is None:
+            tables = [pq.read_table(files[name]) for name in new]
+            self._rows = self._merge(base, tables)
+            self._seen.update({name: stats[name] for name in new})
+        return self._rows
 
     def _merge(self, base: ViewRows | None, tables: list[pa.Table]) -> ViewRows:
         frames = []

@@ -64,6 +64,7 @@ INGEST_SECONDS = Histogram(
 ENTITIES = Gauge("rxcast_feature_entities", "(store, medication) pairs with records.")
 LATEST_DAY = Gauge("rxcast_feature_latest_business_day_seconds", "End of the latest business day ingested, Unix time.")
 REGISTRY_CHANGES = Counter("rxcast_feature_registry_changes_total", "Feature definition changes picked up by a refresh.")
+HISTORICAL_ROWS = Counter("rxcast_feature_historical_rows_total", "Rows returned by historical retrievals.")
 ONLINE_NOT_FOUND = Counter("rxcast_feature_online_values_not_found_total", "Online values served as NOT_FOUND.")
 
 MAX_HORIZON_DAYS = 366
@@ -216,6 +217,7 @@ class InventoryFeatureStore:
             raise ResourceExhausted(
                 f"records: {n} records in one call, the limit is {self.config.max_batch_records}; split the batch"
             )
+        started = time.monotonic()
         batch, day_parsed = RecordBatch.from_columns(columns)
         limits = Limits(timebase.today(), self.config.future_tolerance_days, self.earliest_day)
         with self._ingest_lock:
@@ -236,10 +238,16 @@ class InventoryFeatureStore:
                 self._publish(seq, good, self._clock.next())
             with INGEST_SECONDS.labels("compact").time():
                 self.log.compact_if_needed()
+                for view in self.views.values():
+                    view.compact_if_needed(self.config.compact_after)
             replaced = int(result.replaced.sum())
             RECORDS_ACCEPTED.inc(len(good))
             RECORDS_REPLACED.inc(replaced)
             self._update_gauges()
+        log.info(
+            "ingested", batch=seq, accepted=len(good), replaced=replaced, rejected=n - len(good),
+            seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
         return IngestResult(len(good), replaced, errors)
 
     def _publish(self, seq: int, batch: RecordBatch, created_us: int) -> None:
@@ -377,6 +385,7 @@ class InventoryFeatureStore:
         for offset in range(0, max(total, 1), chunk):
             piece = slice(offset, min(offset + chunk, total))
             columns = self._lookup(plan, tables, {k: v[piece] for k, v in keys.items()}, event_ms[piece])
+            HISTORICAL_ROWS.inc(piece.stop - piece.start)
             yield HistoricalChunk(offset, total, store_ids[piece], medication_ids[piece], event_ms[piece], columns)
 
     def _offline_rows(self, view: str):
