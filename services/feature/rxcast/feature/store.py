@@ -44,7 +44,7 @@ from rxcast.feature.definitions import (
 )
 from rxcast.feature.derive import DerivedRows, affected_ranges, derive_rows
 from rxcast.feature.history import AttributeChange, RecordHistory
-from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, OUTSIDE_TTL, PRESENT, OfflineView, entity_keys, point_in_time
+from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, PRESENT, OfflineView, entity_keys, point_in_time
 from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, read_online
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
