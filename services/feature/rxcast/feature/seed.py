@@ -1,6 +1,6 @@
 """Load inventory history into a running feature service in large batches.
 
-    python -m rxcast.feature.seed --target 127.0.0.1:50051 --scenario default
+    python -m rxcast.feature.seed --target 127.0.0.1:50051 --scenario default [--days N]
     python -m rxcast.feature.seed --target 127.0.0.1:50051 --records history.parquet
 
 Records go in business-day order (so each batch touches a narrow window of
@@ -38,7 +38,8 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
         if name == "business_day" and not pd.api.types.is_string_dtype(frame[name]):
             out[name] = pd.to_datetime(frame[name]).dt.strftime("%Y-%m-%d")
         elif name in frame.columns:
-            out[name] = frame[name].fillna("").astype(str)
+            text = frame[name].astype(object)
+            out[name] = text.where(text.notna(), "").astype(str)
         else:
             out[name] = ""
     for name in NUMBERS:
@@ -80,25 +81,33 @@ def seed(stub, frame: pd.DataFrame, batch_records: int = 50_000, timeout: float 
     return accepted, replaced, errors
 
 
-def _scenario_records(name: str) -> pd.DataFrame:
-    try:
-        from rxcast import sim
-    except ImportError:
-        raise SystemExit("the simulator (rxcast.sim) is not installed; use --records FILE") from None
-    if name != "default":
-        factory = getattr(sim, f"{name}_scenario", None)
-        if factory is None:
-            raise SystemExit(f"unknown scenario {name!r}")
-        return sim.simulate(factory()).records
-    return sim.simulate(sim.default_scenario()).records
+def scenario_records(name: str, days: int | None = None) -> pd.DataFrame:
+    """Records of a simulated world: `name` is "default" or a scenario file
+    (YAML or JSON); only the first `days` days, or by default the scenario's
+    history (the days before those it keeps "to play")."""
+    from rxcast import sim
+
+    if name == "default":
+        scenario = sim.default_scenario()
+    else:
+        path = Path(name)
+        if not path.exists():
+            raise SystemExit(f"--scenario: expected 'default' or a scenario file, got {name!r}")
+        scenario = sim.Scenario.from_yaml(path.read_text())
+    world = sim.simulate(scenario)
+    keep = days if days is not None else (scenario.history_days or scenario.n_days)
+    last = world.days[min(keep, len(world.days)) - 1]
+    return world.records[world.records["business_day"] <= last]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rxcast.feature.seed", description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="127.0.0.1:50051", help="the feature service's address")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--scenario", help="simulate this scenario (e.g. default) and load its records")
+    source.add_argument("--scenario", help="simulate a scenario ('default' or a YAML/JSON file) and load its records")
     source.add_argument("--records", type=Path, help="a parquet or CSV file of records (InventoryRecord columns)")
+    parser.add_argument("--days", type=int, default=None, help="with --scenario: load only the first DAYS days "
+                        "(default: the scenario's history)")
     parser.add_argument("--batch-records", type=int, default=200_000, help="records per IngestRecords call")
     parser.add_argument("--timeout", type=float, default=600.0, help="deadline of each call, seconds")
     args = parser.parse_args(argv)
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.records is not None:
         raw = pd.read_csv(args.records) if args.records.suffix == ".csv" else pd.read_parquet(args.records)
     else:
-        raw = _scenario_records(args.scenario)
+        raw = scenario_records(args.scenario, args.days)
     frame = normalize(raw)
     descriptor = pb.DESCRIPTOR.services_by_name["FeatureService"]
     started = time.monotonic()
