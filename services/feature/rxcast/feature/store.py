@@ -48,7 +48,8 @@ from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, PRESENT, OfflineView, 
 from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, read_online
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
-from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from rxcast.runtime import context
+from rxcast.runtime.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.feature.store")
@@ -221,6 +222,10 @@ class InventoryFeatureStore:
         batch, day_parsed = RecordBatch.from_columns(columns)
         limits = Limits(timebase.today(), self.config.future_tolerance_days, self.earliest_day)
         with self._ingest_lock:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                # Waited out the caller's deadline behind another batch: store nothing.
+                raise DeadlineExceeded("the call's deadline passed before the batch could be stored; nothing was stored")
             valid, errors = validate(
                 batch, day_parsed, limits, self.history.regions.keys(), self.history.categories.keys(),
                 day_texts=np.asarray(columns["business_day"], dtype=object) if n else None, nan_given=nan_given,
