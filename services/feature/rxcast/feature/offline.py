@@ -14,7 +14,6 @@ Feast file-store join (which also drops rows, see `point_in_time`).
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ _TIMESTAMP = pa.timestamp("us", tz="UTC")
 KEY_SEPARATOR = "\x1f"
 #: Bits of a lookup key that hold the event time in ms (good until 2109).
 _TIME_BITS = 42
-
-_FILE = re.compile(r"^(batch|upto)-(\d{12})\.parquet$")
 
 # Statuses of a lookup (the values of rxcast.feature.v1.FeatureStatus).
 PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_TTL = 1, 2, 3, 4
@@ -131,23 +128,18 @@ class OfflineView:
         """Write one batch's rows as file `seq`; returns the row count."""
         n = len(event_ms)
         if n:
-            durable.write_parquet(self._table(columns, event_ms, created_us), self.directory / f"batch-{seq:012d}.parquet")
+            durable.write_parquet(self._table(columns, event_ms, created_us), durable.batch_path(self.directory, seq))
         return n
 
     def _files(self) -> list[tuple[str, int, Path]]:
-        found = []
-        for path in self.directory.iterdir():
-            match = _FILE.match(path.name)
-            if match:
-                found.append((match.group(1), int(match.group(2)), path))
-        return found
+        return durable.numbered_files(self.directory)
 
     def _compacted_upto(self, files) -> int:
         return max((seq for kind, seq, _ in files if kind == "upto"), default=0)
 
     def has_batch(self, seq: int) -> bool:
         """Whether batch `seq`'s rows are in the files (on their own or compacted)."""
-        return (self.directory / f"batch-{seq:012d}.parquet").exists() or seq <= self._compacted_upto(self._files())
+        return durable.batch_path(self.directory, seq).exists() or seq <= self._compacted_upto(self._files())
 
     def compact_if_needed(self, threshold: int) -> bool:
         """Merge the files into one (latest copy of each row) once there are
@@ -162,7 +154,7 @@ class OfflineView:
             rows = self._rows_locked()
             newest = max(seq for _, seq, _ in live)
             durable.write_parquet(
-                self._table(rows.columns, rows.event_ms, rows.created_us), self.directory / f"upto-{newest:012d}.parquet"
+                self._table(rows.columns, rows.event_ms, rows.created_us), durable.batch_path(self.directory, newest, "upto")
             )
             for kind, seq, path in files:
                 if seq <= newest and not (kind == "upto" and seq == newest):
