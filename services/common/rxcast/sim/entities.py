@@ -59,7 +59,7 @@ def _stores_frame(rng: np.random.Generator, first_number: int, region_index: np.
             "size": rng.lognormal(0.0, 0.35, n) * scale,
             "lead_time_days": rng.choice([1, 2, 3, 4], size=n, p=[0.3, 0.35, 0.25, 0.1]),
             # Days of demand a store keeps beyond the lead time: lean stores run out more.
-            "safety_days": rng.uniform(1.0, 4.5, n),
+            "safety_days": rng.uniform(0.5, 3.0, n),
             "trend_per_year": rng.normal(0.02, 0.05, n),
         }
     )
