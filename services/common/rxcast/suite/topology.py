@@ -29,7 +29,7 @@ class Node:
 
 
 NODES: tuple[Node, ...] = (
-    Node("feature", "feature"),
+    Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node("trainer", "trainer", depends_on=("feature",)),
     Node("drift", "drift", depends_on=("feature", "trainer")),
     Node("predictor-online", "predictor", lambda s, d: ["--mode", "online"], ("feature", "trainer", "drift")),
