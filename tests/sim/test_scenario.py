@@ -91,3 +91,10 @@ def test_from_dict_rejects_unknown_keys():
         Scenario.from_dict({"n_store": 3})
     with pytest.raises(InvalidArgument, match="event.day: required"):
         Scenario.from_dict({"events": [{"kind": "unit_change"}]})
+
+
+def test_scenarios_are_hashable_and_equal_however_params_were_built():
+    a = default_scenario(events=[DriftEvent("demand_shock", 10, {"categories": ("antiviral",)})])
+    b = Scenario.from_json(a.to_json())
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b}) == 1

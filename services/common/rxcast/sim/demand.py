@@ -36,9 +36,9 @@ class Masked:
 
     step: int
     mask: np.ndarray
-    value: float = 1.0  # shock multiplier curve is in `curve`; promotion lift here
-    curve: np.ndarray | None = None  # per step, for demand shocks
-    stream_key: int = 0  # the event's own random stream
+    value: float = 1.0  # the promotion lift, for promotion-effect changes
+    curve: np.ndarray | None = None  # the demand multiplier per step, for shocks
+    stream_key: int = 0  # the event's index, which keys its own random streams
 
 
 @dataclass

@@ -176,6 +176,14 @@ class DriftEvent:
     day: int | str
     params: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Plain lists and dicts, so events compare equal however they were built or read.
+        if isinstance(self.params, Mapping):
+            object.__setattr__(self, "params", plain_data(self.params))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.day, json.dumps(self.params, sort_keys=True, default=str)))
+
     def resolved_params(self, where: str = "event") -> dict[str, Any]:
         """The parameters with defaults filled in and values checked."""
         if self.kind not in _PARAMS:
@@ -196,7 +204,7 @@ class DriftEvent:
         return resolved
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "day": self.day, "params": plain_data(dict(self.params))}
+        return {"kind": self.kind, "day": self.day, "params": plain_data(self.params)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftEvent:
