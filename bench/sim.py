@@ -17,11 +17,11 @@ import sys
 import time
 
 CASES = {
-    "demo 30×100×485": dict(n_stores=30, n_medications=100, n_days=485, runs=3),
-    "demo + all drift kinds": dict(n_stores=30, n_medications=100, n_days=485, runs=3, drift=True),
-    "200×100×365": dict(n_stores=200, n_medications=100, n_days=365, runs=3),
+    "demo 30×100×485": {"n_stores": 30, "n_medications": 100, "n_days": 485, "runs": 3},
+    "demo + all drift kinds": {"n_stores": 30, "n_medications": 100, "n_days": 485, "runs": 3, "drift": True},
+    "200×100×365": {"n_stores": 200, "n_medications": 100, "n_days": 365, "runs": 3},
 }
-LARGE = {"200×500×365": dict(n_stores=200, n_medications=500, n_days=365, runs=1)}
+LARGE = {"200×500×365": {"n_stores": 200, "n_medications": 500, "n_days": 365, "runs": 1}}
 
 
 def run_case(spec: dict) -> dict:
@@ -33,7 +33,9 @@ def run_case(spec: dict) -> dict:
     events = ()
     if spec.get("drift"):
         events = tuple(DriftEvent(kind, spec["n_days"] - 100 + 10 * i) for i, kind in enumerate(DRIFT_KINDS))
-    scenario = Scenario(n_stores=spec["n_stores"], n_medications=spec["n_medications"], n_days=spec["n_days"], seed=1, events=events)
+    scenario = Scenario(
+        n_stores=spec["n_stores"], n_medications=spec["n_medications"], n_days=spec["n_days"], seed=1, events=events
+    )
     seconds = []
     for _ in range(spec["runs"]):
         started = time.perf_counter()
@@ -69,7 +71,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for name, spec in cases.items():
-        done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{name:<24} failed: {done.stderr.strip().splitlines()[-1]}")
             continue

@@ -8,16 +8,18 @@ import sys
 
 import pandas as pd
 import pytest
-
 from rxcast.sim import DriftEvent, Scenario, simulate
 from rxcast.sim.cli import main
+
 from tests.sim.conftest import plain
 
 SIZE = ["--stores", "3", "--medications", "5", "--days", "40", "--seed", "2"]
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rxcast.sim", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "rxcast.sim", *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
 
 
 def test_help_names_the_drift_kinds():
@@ -28,9 +30,21 @@ def test_help_names_the_drift_kinds():
 
 def test_writes_parquet_and_events_matching_the_library(tmp_path):
     out, events = tmp_path / "records.parquet", tmp_path / "events.json"
-    done = run(*SIZE, "--event", "unit_change@30:factor=100", "--out", str(out), "--events-out", str(events), "--summary", "event")
+    done = run(
+        *SIZE,
+        "--event",
+        "unit_change@30:factor=100",
+        "--out",
+        str(out),
+        "--events-out",
+        str(events),
+        "--summary",
+        "event",
+    )
     assert done.returncode == 0, done.stderr
-    scenario = Scenario(n_stores=3, n_medications=5, n_days=40, seed=2, events=(DriftEvent("unit_change", 30, {"factor": 100}),))
+    scenario = Scenario(
+        n_stores=3, n_medications=5, n_days=40, seed=2, events=(DriftEvent("unit_change", 30, {"factor": 100}),)
+    )
     expected = simulate(scenario).records
     pd.testing.assert_frame_equal(plain(pd.read_parquet(out)), plain(expected))
     assert json.loads(events.read_text())[0]["params"] == {"field": "units_on_hand", "factor": 100.0, "stores": None}
@@ -50,7 +64,9 @@ def test_scenario_file_round_trip_and_csv(tmp_path):
     assert done.returncode == 0, done.stderr
     written = pd.read_csv(out)
     assert written["business_day"].iloc[0] == "2025-01-01"
-    assert written["prescriptions_written"].isna().mean() == pytest.approx(simulate(scenario).records["prescriptions_written"].isna().mean())
+    assert written["prescriptions_written"].isna().mean() == pytest.approx(
+        simulate(scenario).records["prescriptions_written"].isna().mean()
+    )
     assert "2025-02-09" in done.stdout  # the per-day table reaches the last day
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, default_scenario
 
@@ -27,7 +26,9 @@ def test_every_kind_round_trips_through_json_and_yaml():
 
 def test_event_parse_reads_kind_day_and_yaml_values():
     e = DriftEvent.parse("demand_shock@400:multiplier=2.5,categories=[antiviral, respiratory],duration_days=30")
-    assert e == DriftEvent("demand_shock", 400, {"multiplier": 2.5, "categories": ["antiviral", "respiratory"], "duration_days": 30})
+    assert e == DriftEvent(
+        "demand_shock", 400, {"multiplier": 2.5, "categories": ["antiviral", "respiratory"], "duration_days": 30}
+    )
     assert DriftEvent.parse("unit_change@2025-03-01").day == "2025-03-01"
     with pytest.raises(InvalidArgument, match="kind@day"):
         DriftEvent.parse("unit_change")
@@ -49,7 +50,10 @@ def test_resolved_params_fill_defaults():
         (DriftEvent("unit_change", 10, {"field": "store_id"}), r"params.field: must be one of"),
         (DriftEvent("missing_values", 10, {"rate": 1.5}), r"params.rate: must be <= 1.0"),
         (DriftEvent("demand_shock", 10, {"multiplier": "big"}), r"params.multiplier: must be a finite number"),
-        (DriftEvent("demand_shock", 10, {"categories": ["cosmetics"]}), r"params.categories: unknown categories cosmetics"),
+        (
+            DriftEvent("demand_shock", 10, {"categories": ["cosmetics"]}),
+            r"params.categories: unknown categories cosmetics",
+        ),
         (DriftEvent("new_region", 10, {"region": "north"}), r"params.region: region 'north' exists already"),
         (DriftEvent("new_region", 10, {"weekly_pattern": [1, 2]}), r"params.weekly_pattern: must be 7"),
         (DriftEvent("concept_change", 10, {"mode": "vibes"}), r"params.mode: must be one of"),

@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim import simulate
 from rxcast.sim.catalog import RECORD_COLUMNS
+
 from tests.sim.conftest import SMALL, dense, trailing_sum
 
 
@@ -73,7 +73,11 @@ def test_inventory_invariants(small_world):
     assert (r["unit_price"] > 0).all()
     assert (r["units_dispensed"] <= truth["demand"]).all()
     # Stock balance: yesterday's close + received today - dispensed today = today's close.
-    on_hand, received, dispensed = dense(small_world, "units_on_hand"), dense(small_world, "units_received"), dense(small_world, "units_dispensed")
+    on_hand, received, dispensed = (
+        dense(small_world, "units_on_hand"),
+        dense(small_world, "units_received"),
+        dense(small_world, "units_dispensed"),
+    )
     np.testing.assert_array_equal(on_hand[:-1] + received[1:] - dispensed[1:], on_hand[1:])
     # A stock-out is exactly a day on which demand exceeded the stock available: censored.
     stock_out = r["stock_out"].to_numpy()
@@ -96,7 +100,9 @@ def test_flu_season_is_visible_in_flu_categories_only(default_world):
     r = default_world.records
     month = r["business_day"].dt.month
     winter, summer = month.isin([1, 2]), month.isin([7, 8])
-    mean = r.groupby([r["medication_category"], winter.rename("winter"), summer.rename("summer")], observed=True)["units_dispensed"].mean()
+    mean = r.groupby([r["medication_category"], winter.rename("winter"), summer.rename("summer")], observed=True)[
+        "units_dispensed"
+    ].mean()
 
     def ratio(category: str) -> float:
         return mean[(category, True, False)] / mean[(category, False, True)]
@@ -129,16 +135,26 @@ def test_actuals_sum_the_next_seven_days_dispensed(small_world):
     assert y.to_numpy().reshape(dispensed.shape)[-7:].size == 7 * dispensed.shape[1]
     assert np.isnan(y.to_numpy().reshape(dispensed.shape)[-7:]).all()  # not realized yet
     # The same for explicit rows, given as strings.
-    rows = pd.DataFrame({"store_id": ["S0003", "S0001"], "medication_id": ["M0002", "M0030"], "business_day": ["2025-02-01", "2025-01-05"]})
+    rows = pd.DataFrame(
+        {
+            "store_id": ["S0003", "S0001"],
+            "medication_id": ["M0002", "M0030"],
+            "business_day": ["2025-02-01", "2025-01-05"],
+        }
+    )
     picked = r[
         ((r["store_id"] == "S0003") & (r["medication_id"] == "M0002") & (r["business_day"] == "2025-02-01"))
         | ((r["store_id"] == "S0001") & (r["medication_id"] == "M0030") & (r["business_day"] == "2025-01-05"))
     ]
     got = small_world.actuals(rows)
     assert sorted(got.tolist()) == sorted(y.loc[picked.index].tolist())
-    assert small_world.actuals(rows, horizon=1).iloc[0] == r.loc[
-        (r["store_id"] == "S0003") & (r["medication_id"] == "M0002") & (r["business_day"] == "2025-02-02"), "units_dispensed"
-    ].item()
+    assert (
+        small_world.actuals(rows, horizon=1).iloc[0]
+        == r.loc[
+            (r["store_id"] == "S0003") & (r["medication_id"] == "M0002") & (r["business_day"] == "2025-02-02"),
+            "units_dispensed",
+        ].item()
+    )
 
 
 def test_actuals_reject_unknown_entities_and_days(small_world):
@@ -177,7 +193,9 @@ def test_features_carry_signal_beyond_the_trailing_mean(default_world):
     features, y, day = _features(default_world)
     usable = features.notna().all(axis=1).to_numpy() & ~np.isnan(y)
     train, test = usable & (day < 300), usable & (day >= 310) & (day < 360)
-    x = np.column_stack([np.ones(len(features)), features.to_numpy(), features["on_promotion"] * features["dispensed_7d"]])
+    x = np.column_stack(
+        [np.ones(len(features)), features.to_numpy(), features["on_promotion"] * features["dispensed_7d"]]
+    )
     coef, *_ = np.linalg.lstsq(x[train], y[train], rcond=None)
     model_error = np.abs(x[test] @ coef - y[test]).mean()
     baseline_error = np.abs(features["dispensed_7d"].to_numpy()[test] - y[test]).mean()

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
 from rxcast.sim.catalog import FILL_DELAY_KERNEL, FILL_RATE, PRESCRIBING_WEEK, category_profile
 from rxcast.sim.inventory import ESTIMATE_DAYS, run_inventory
 from rxcast.sim.streams import Stream
@@ -96,7 +95,9 @@ def simulate_chunk(x: ChunkInputs) -> dict[str, np.ndarray]:
     years = steps[:, None, None] / 365.0
     meds, stores = x.medications, x.stores
 
-    pair_effect = np.exp(x.rng(Stream.ENTITY_EFFECT).normal(0.0, PAIR_EFFECT_SD, (n_stores, n_meds)) - PAIR_EFFECT_SD**2 / 2)
+    pair_effect = np.exp(
+        x.rng(Stream.ENTITY_EFFECT).normal(0.0, PAIR_EFFECT_SD, (n_stores, n_meds)) - PAIR_EFFECT_SD**2 / 2
+    )
     base = stores["size"].to_numpy()[:, None] * meds["popularity"].to_numpy()[None, :] * x.region_mix * pair_effect
     season = (
         1.0

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from rxcast.sim.catalog import CATEGORIES, REGIONS, RegionProfile, category_profile
 from rxcast.sim.streams import Stream, stream
 
@@ -43,7 +42,9 @@ def base_stores(seed: int, n: int) -> pd.DataFrame:
     return _stores_frame(rng, 0, region_index, [r.demand_scale for r in REGIONS])
 
 
-def region_stores(seed: int, group: int, first_number: int, n: int, region_index: int, demand_scale: float) -> pd.DataFrame:
+def region_stores(
+    seed: int, group: int, first_number: int, n: int, region_index: int, demand_scale: float
+) -> pd.DataFrame:
     rng = stream(seed, Stream.STORES, group)
     scales = {region_index: demand_scale}
     return _stores_frame(rng, first_number, np.full(n, region_index), scales)

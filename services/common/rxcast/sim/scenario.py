@@ -194,8 +194,7 @@ class DriftEvent:
         unknown = sorted(set(self.params) - set(spec))
         if unknown:
             raise InvalidArgument(
-                f"{where}.params: unknown parameter(s) {', '.join(unknown)} for {self.kind}; "
-                f"known: {', '.join(spec)}"
+                f"{where}.params: unknown parameter(s) {', '.join(unknown)} for {self.kind}; known: {', '.join(spec)}"
             )
         resolved = {}
         for name, (default, check) in spec.items():

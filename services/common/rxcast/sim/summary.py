@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from rxcast.sim.catalog import NUMERIC_FIELDS
 from rxcast.sim.world import World
 
@@ -65,17 +64,6 @@ def event_summary(world: World) -> pd.DataFrame:
             target = watch
             stat = {"unit_change": "mean", "missing_values": "missing", "constant_column": "distinct"}[event.kind]
         values = r[watch].to_numpy()
-
-        def measure(mask: np.ndarray) -> float:
-            chosen = values[mask & selected]
-            if stat == "records":
-                return float(len(chosen))
-            if stat == "missing":
-                return float(np.isnan(chosen.astype(float)).mean()) if len(chosen) else np.nan
-            if stat == "distinct":
-                return float(pd.Series(chosen).nunique())
-            return float(np.nanmean(chosen.astype(float))) if len(chosen) else np.nan
-
         rows.append(
             {
                 "kind": event.kind,
@@ -84,8 +72,22 @@ def event_summary(world: World) -> pd.DataFrame:
                 "touches": target,
                 "field": watch,
                 "statistic": stat,
-                "before": measure(before),
-                "after": measure(after),
+                "before": _measure(values[before & selected], stat),
+                "after": _measure(values[after & selected], stat),
             }
         )
-    return pd.DataFrame(rows, columns=["kind", "day", "business_day", "touches", "field", "statistic", "before", "after"])
+    return pd.DataFrame(
+        rows, columns=["kind", "day", "business_day", "touches", "field", "statistic", "before", "after"]
+    )
+
+
+def _measure(values: np.ndarray, stat: str) -> float:
+    if stat == "records":
+        return float(len(values))
+    if not len(values):
+        return np.nan
+    if stat == "missing":
+        return float(np.isnan(values.astype(float)).mean())
+    if stat == "distinct":
+        return float(pd.Series(values).nunique())
+    return float(np.nanmean(values.astype(float)))
