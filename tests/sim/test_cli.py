@@ -8,7 +8,8 @@ import sys
 
 import pandas as pd
 import pytest
-from rxcast.sim import DriftEvent, Scenario, simulate
+import yaml
+from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, simulate
 from rxcast.sim.cli import main
 
 from tests.sim.conftest import plain
@@ -26,6 +27,13 @@ def test_help_names_the_drift_kinds():
     done = run("--help")
     assert done.returncode == 0
     assert "--event KIND@DAY" in done.stdout and "concept_change" in done.stdout
+
+
+def test_kinds_lists_every_kind_with_its_defaults(capsys):
+    assert main(["--kinds"]) == 0
+    listed = yaml.safe_load(capsys.readouterr().out)
+    assert list(listed) == list(DRIFT_KINDS)
+    assert listed["unit_change"] == {"field": "units_on_hand", "factor": 10.0, "stores": None}
 
 
 def test_writes_parquet_and_events_matching_the_library(tmp_path):

@@ -5,6 +5,7 @@ Examples:
   python -m rxcast.sim --event demand_shock@400:multiplier=2.5,categories=[antiviral] --summary event
   python -m rxcast.sim --scenario scenario.yaml --summary day --out records.csv
   python -m rxcast.sim --stores 5 --medications 10 --days 60 --dump-scenario yaml
+  python -m rxcast.sim --kinds
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
 from rxcast.runtime.errors import InvalidArgument
-from rxcast.sim.scenario import DRIFT_KINDS, DriftEvent, Scenario, default_scenario
+from rxcast.sim.scenario import DRIFT_KINDS, DriftEvent, Scenario, default_scenario, drift_kind_defaults
 from rxcast.sim.summary import daily_summary, event_summary
 from rxcast.sim.world import World, simulate
 
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to print (default: overview)",
     )
     out.add_argument("--dump-scenario", choices=("json", "yaml"), help="print the scenario and exit")
+    out.add_argument("--kinds", action="store_true", help="print each drift kind's parameters and defaults, and exit")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -118,6 +121,9 @@ def _progress_bar(quiet: bool):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.kinds:
+        print(yaml.safe_dump(drift_kind_defaults(), sort_keys=False), end="")
+        return 0
     try:
         scenario = scenario_from_args(args)
         if args.dump_scenario:

@@ -145,6 +145,13 @@ _PARAMS: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
 }
 
 DRIFT_KINDS: tuple[str, ...] = tuple(_PARAMS)
+
+
+def drift_kind_defaults() -> dict[str, dict[str, Any]]:
+    """Each drift kind's parameters with their default values."""
+    return {kind: {name: plain_data(default) for name, (default, _) in spec.items()} for kind, spec in _PARAMS.items()}
+
+
 CONSTANT_FALLBACK: dict[str, float | bool] = {
     "unit_price": 1.0,
     "units_dispensed": 0.0,
