@@ -132,7 +132,6 @@ def test_actuals_sum_the_next_seven_days_dispensed(small_world):
     dispensed = dense(small_world, "units_dispensed")
     expected = trailing_sum(dispensed, 7)[7:]  # the window ending 7 days later
     np.testing.assert_array_equal(y.to_numpy().reshape(dispensed.shape)[:-7], expected)
-    assert y.to_numpy().reshape(dispensed.shape)[-7:].size == 7 * dispensed.shape[1]
     assert np.isnan(y.to_numpy().reshape(dispensed.shape)[-7:]).all()  # not realized yet
     # The same for explicit rows, given as strings.
     rows = pd.DataFrame(
