@@ -20,6 +20,9 @@
     world.actuals(rows)           # realized target: units dispensed over (t, t+7] per row
     world.truth()                 # latent demand and the true values behind reporting changes
 
+    from rxcast.sim.export import record_dicts
+    InventoryRecord(**d) for d in record_dicts(world.records_for_day(day))   # protos, NaN left unset
+
 Drift kinds (`DRIFT_KINDS`), each from its day on and never before:
 new_medication, demand_shock, new_region (real-world and entity changes),
 unit_change, missing_values, constant_column (reporting changes: the world is
