@@ -95,7 +95,7 @@ def main() -> int:
         # The window and the horizon after it are all a training job reads.
         last = np.datetime64(day_text(start_day + args.days - 1 + 7 + 1))
         records = world.records[world.records["business_day"].to_numpy() <= last]
-        ingest(feature.address, records, batch=100_000)
+        ingest(feature.address, records)
         print(f"ingested {len(records):,} records into the feature service in {time.perf_counter() - started:.1f}s", flush=True)
         trainer = ServiceProcess(
             "trainer",

@@ -4,52 +4,26 @@ integration tests and benchmark."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from rxcast.feature.seed import normalize, seed
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime.channels import connect
 from rxcast.sim import Scenario, World, simulate
 from rxcast.suite.launcher import ServiceProcess
 
 FEATURE_SERVICE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
-NUMBERS = ("units_dispensed", "units_received", "units_on_hand", "prescriptions_written", "unit_price")
-FLAGS = ("on_promotion", "stock_out")
-TEXTS = ("store_id", "medication_id", "medication_category", "store_region")
 
 
-def record_protos(records: pd.DataFrame) -> Iterator[feature_pb2.InventoryRecord]:
-    """The simulator's records as InventoryRecord messages (missing numbers left unset)."""
-    texts = {name: records[name].astype(str).tolist() for name in TEXTS}
-    days = records["business_day"].dt.strftime("%Y-%m-%d").tolist()
-    numbers = {name: records[name].to_numpy(dtype=np.float64) for name in NUMBERS}
-    present = {name: ~np.isnan(values) for name, values in numbers.items()}
-    lists = {name: values.tolist() for name, values in numbers.items()}
-    flags = {name: records[name].to_numpy(dtype=bool).tolist() for name in FLAGS}
-    for i in range(len(records)):
-        fields = {name: texts[name][i] for name in TEXTS}
-        fields.update({name: lists[name][i] for name in NUMBERS if present[name][i]})
-        fields.update({name: flags[name][i] for name in FLAGS})
-        yield feature_pb2.InventoryRecord(business_day=days[i], **fields)
-
-
-def ingest(address: str, records: pd.DataFrame, batch: int = 20_000) -> int:
-    """Send records to the feature service in batches; returns how many it accepted."""
-    channel = connect(address, [FEATURE_SERVICE], default_timeout=300.0)
-    stub = feature_pb2_grpc.FeatureServiceStub(channel)
-    accepted = 0
-    try:
-        protos = list(record_protos(records))
-        for start in range(0, len(protos), batch):
-            answer = stub.IngestRecords(feature_pb2.IngestRecordsRequest(records=protos[start : start + batch]))
-            if answer.errors:
-                raise RuntimeError(f"feature service rejected records: {list(answer.errors)[:3]}")
-            accepted += answer.accepted_count
-    finally:
-        channel.close()
+def ingest(address: str, records: pd.DataFrame, batch: int = 100_000) -> int:
+    """Send simulator records to the feature service; returns how many it accepted."""
+    with connect(address, [FEATURE_SERVICE], default_timeout=600.0) as channel:
+        stub = feature_pb2_grpc.FeatureServiceStub(channel)
+        accepted, _, errors = seed(stub, normalize(records), batch, progress=False)
+    if errors:
+        raise RuntimeError(f"feature service rejected {len(errors)} records, e.g. {list(errors)[:3]}")
     return accepted
 
 
