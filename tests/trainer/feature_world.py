@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rxcast.feature.seed import normalize, seed
+from rxcast.feature.seed import normalize
+from rxcast.feature.seed import seed as seed_records
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime.channels import connect
 from rxcast.sim import Scenario, World, simulate
@@ -21,7 +22,7 @@ def ingest(address: str, records: pd.DataFrame, batch: int = 100_000) -> int:
     """Send simulator records to the feature service; returns how many it accepted."""
     with connect(address, [FEATURE_SERVICE], default_timeout=600.0) as channel:
         stub = feature_pb2_grpc.FeatureServiceStub(channel)
-        accepted, _, errors = seed(stub, normalize(records), batch, progress=False)
+        accepted, _, errors = seed_records(stub, normalize(records), batch, progress=False)
     if errors:
         raise RuntimeError(f"feature service rejected {len(errors)} records, e.g. {list(errors)[:3]}")
     return accepted
