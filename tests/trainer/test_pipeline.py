@@ -85,6 +85,7 @@ def test_the_gate_refuses_an_equal_model_and_promotes_a_better_one(tmp_path, wor
 
     same, _ = run(pipeline, spec_for(world, WEAK, promote=True))
     # The same data and seed give the same model: no improvement, no promotion.
+    assert pipeline.registry.get(same.version).manifest.sha256 == pipeline.registry.get(1).manifest.sha256
     assert same.evaluation.champion == same.evaluation.model
     assert not same.promoted and "does not beat v1" in same.refusal
     assert pipeline.registry.alias("champion").version == 1
