@@ -83,3 +83,15 @@ def test_records_survive_a_restart_and_interrupted_jobs_read_as_failed(tmp_path,
     assert interrupted.stage == Stage.FAILED and "stopped before the job finished" in interrupted.error
     assert JobStore(tmp_path).load(10)[-1].stage == Stage.FAILED
     manager.close()
+
+
+def test_jobs_no_longer_in_memory_are_read_from_their_records(tmp_path, world):
+    store = JobStore(tmp_path)
+    old = [JobSnapshot(f"job-{i:016x}", spec_for(world), {}, stage=Stage.SUCCEEDED, version=i) for i in range(3)]
+    for job in old:
+        store.save(job)
+    manager = JobManager(_Blocking(), store=store, keep=1)
+    assert [manager.get(job.job_id).version for job in old] == [0, 1, 2]
+    with pytest.raises(NotFound):
+        manager.get("job-../../etc/passwd")
+    manager.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ from rxcast.trainer.pipeline import JobSpec, Stage, TrainingPipeline
 log = get_logger("rxcast.trainer.jobs")
 
 TERMINAL = (Stage.SUCCEEDED, Stage.FAILED)
+_JOB_ID = re.compile(r"job-[0-9a-f]{16}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +95,15 @@ class JobStore:
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temp.write_text(json.dumps(job.to_dict(), sort_keys=True))
         os.replace(temp, target)
+
+    def get(self, job_id: str) -> JobSnapshot | None:
+        """One job's record, if there is one."""
+        if not _JOB_ID.fullmatch(job_id):
+            return None
+        try:
+            return JobSnapshot.from_dict(json.loads((self.directory / f"{job_id}.json").read_text()))
+        except FileNotFoundError:
+            return None
 
     def load(self, limit: int) -> list[JobSnapshot]:
         """The newest `limit` records, oldest first."""
@@ -169,7 +180,7 @@ class JobManager:
             raise ResourceExhausted("the trainer is shutting down; not accepting jobs")
         now = time.time()
         job = JobSnapshot(
-            job_id=f"job-{uuid.uuid4().hex[:16]}",
+            job_id=f"job-{uuid.uuid4().hex[:16]}",  # matches _JOB_ID
             spec=spec,
             requested_params=dict(requested_params),
             rounds_total=spec.params.num_boost_round,
@@ -191,6 +202,8 @@ class JobManager:
     def get(self, job_id: str) -> JobSnapshot:
         with self._changed:
             job = self._jobs.get(job_id)
+        if job is None and self._store is not None:
+            job = self._store.get(job_id)  # an old job, no longer kept in memory
         if job is None:
             raise NotFound(f"job {job_id!r} does not exist")
         return job
