@@ -76,7 +76,7 @@ def follow(client: TrainerClient, job_id: str, quiet: bool = False) -> trainer_p
         for job in client.watch(job_id):
             if job.rounds_total and bar.total != job.rounds_total:
                 bar.total = job.rounds_total
-            bar.set_description(_state(job))
+            bar.set_description(_state(job), refresh=False)
             bar.set_postfix_str(f"rows={job.rows_loaded:,} {job.message}"[:80], refresh=False)
             bar.n = job.rounds_done
             bar.refresh()
@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     except RxcastError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 def _run(client: TrainerClient, args: argparse.Namespace) -> int:
