@@ -190,3 +190,16 @@ def test_an_unreadable_champion_blocks_the_gate_but_not_the_job(tmp_path, world)
     assert second.evaluation.champion is None and second.evaluation.champion_version == first.version
     assert "could not be loaded" in second.evaluation.champion_note and "sha256" in second.refusal
     assert pipeline.registry.alias("champion").version == first.version
+
+
+def test_the_reference_profile_is_built_by_the_drift_services_code(tmp_path, world):
+    profile = pytest.importorskip("rxcast.drift.profile", reason="the drift service's profile code is not here yet")
+    pipeline = build_pipeline(tmp_path, world)
+    outcome, _ = run(pipeline, spec_for(world, FAST))
+    manifest = pipeline.registry.get(outcome.version).manifest
+    reference = profile.ReferenceProfile.from_dict(manifest.reference_profile)
+    stored = manifest.reference_profile
+    assert stored["format"] == profile.PROFILE_FORMAT
+    assert set(stored["categorical"]) == {"medication_category", "store_region"}
+    assert set(stored["numeric"]) == set(manifest.feature_names) - {"medication_category", "store_region"}
+    assert stored["prediction"] and stored["error"] and reference is not None
