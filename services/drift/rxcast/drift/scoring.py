@@ -259,7 +259,9 @@ def _numeric_signals(name: str, ref: NumericProfile, column: Any, t: Thresholds)
     ]
     descriptive = []
     current_mean = float(current.mean())
-    if abs(ref.mean) > 1e-12 * max(1.0, ref.std):
+    # A ratio of means names a scale change only for features whose level is
+    # clearly away from zero.
+    if abs(ref.mean) > 0.25 * ref.std and ref.mean != 0:
         descriptive.append(_ratio_signal("mean_ratio", current_mean / ref.mean, t.mean_ratio))
     if ref.std > 0 and count > 1:
         descriptive.append(_ratio_signal("std_ratio", float(current.std(ddof=1)) / ref.std, t.std_ratio))
