@@ -228,13 +228,17 @@ def _numeric_signals(name: str, ref: NumericProfile, column: Any, t: Thresholds)
         values = np.asarray(column, dtype=float)
     except (TypeError, ValueError):
         raise InvalidArgument(f"features.{name}: a numeric feature needs numbers") from None
-    nulls = np.isnan(values)
-    infinite = np.isinf(values)
-    current = np.sort(values[~(nulls | infinite)])
+    if np.isfinite(values).all():
+        current, null_count, infinite_count = np.sort(values), 0, 0
+    else:
+        nulls = np.isnan(values)
+        infinite = np.isinf(values)
+        current = np.sort(values[~(nulls | infinite)])
+        null_count, infinite_count = int(nulls.sum()), int(infinite.sum())
     rows, count = values.size, current.size
     pending = _Pending(name, NUMERIC, count, [])
-    _rate_signal(pending, "null_rate_delta", ref.null_count, ref.rows, int(nulls.sum()), rows, t.null_rate_delta)
-    _rate_signal(pending, "infinite_rate_delta", ref.infinite_count, ref.rows, int(infinite.sum()), rows,
+    _rate_signal(pending, "null_rate_delta", ref.null_count, ref.rows, null_count, rows, t.null_rate_delta)
+    _rate_signal(pending, "infinite_rate_delta", ref.infinite_count, ref.rows, infinite_count, rows,
                  t.infinite_rate_delta)
     if count >= 2 and current[0] == current[-1] and ref.count and ref.sketch[0] != ref.sketch[-1]:
         # P(all `count` values equal v) under the reference, v's mass read off the sketch.

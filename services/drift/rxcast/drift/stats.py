@@ -31,7 +31,9 @@ def ks_statistic(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> fl
     k, m = reference_sorted.size, current_sorted.size
     if k == 0 or m == 0:
         return 0.0
-    distinct, first = np.unique(reference_sorted, return_index=True)
+    # Distinct values of the sorted reference and where each run of them starts.
+    first = np.concatenate([[0], np.flatnonzero(reference_sorted[1:] != reference_sorted[:-1]) + 1])
+    distinct = reference_sorted[first]
     cdf_ref_at = np.append(first[1:], k) / k  # F_ref at each distinct reference value
     cdf_ref_before = first / k  # F_ref just below it
     cdf_cur_at = np.searchsorted(current_sorted, distinct, side="right") / m
@@ -74,19 +76,33 @@ def wasserstein(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> flo
     `scipy.stats.wasserstein_distance(reference, current)`.
 
     Computed as the integral of |Q_ref(t) - Q_cur(t)| over t in [0, 1]: both
-    quantile functions are steps on the grids i / k and j / m, so the
-    integral is a sum over the merged grid, kept in integers (units of
-    1 / (k * m)) so that no step is lost to rounding.
+    quantile functions are steps, on the grids i / k and j / m. With the
+    larger sample's grid as the base, each of its steps meets one step of
+    the other's, except where a grid point of the other falls inside it:
+    those (at most k) pieces are corrected exactly. Grid positions are kept
+    in integers (units of 1 / (k * m)), so no step is lost to rounding.
     """
     k, m = reference_sorted.size, current_sorted.size
     if k == 0 or m == 0:
         return 0.0
-    # A grid point shared by both grids yields a zero-width step; the end
-    # point 1 is taken from one grid only, so every step starts below it.
-    steps = np.sort(np.concatenate([np.arange(k, dtype=np.int64) * m, np.arange(m + 1, dtype=np.int64) * k]))
-    starts, widths = steps[:-1], np.diff(steps).astype(float)  # exact below 2**53
-    gaps = np.abs(reference_sorted[starts // m] - current_sorted[starts // k])
-    return float((widths * gaps).sum() / (k * m))
+    if k > m:
+        return wasserstein(current_sorted, reference_sorted)
+    # Base: on the current's step j, [j/m, (j+1)/m), the reference's step at
+    # its start, floor(j * k / m); reference value i covers the steps from
+    # ceil(i * m / k) on, so the partners are runs of repeated values.
+    first_step = -((-np.arange(k + 1, dtype=np.int64) * m) // k)
+    partner = np.repeat(reference_sorted, np.diff(first_step))
+    total = float(np.abs(current_sorted - partner).sum()) * k
+    # Reference grid points i/k (0 < i < k) strictly inside a current step:
+    # from there to the step's end the reference's next value applies.
+    positions = np.arange(1, k, dtype=np.int64) * m
+    step = positions // k
+    inside = positions % k != 0
+    step, i = step[inside], np.flatnonzero(inside) + 1
+    remaining = ((step + 1) * k - i * m).astype(float)
+    c = current_sorted[step]
+    total += float((remaining * (np.abs(c - reference_sorted[i]) - np.abs(c - reference_sorted[i - 1]))).sum())
+    return total / (k * m)
 
 
 def bin_counts(current_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
