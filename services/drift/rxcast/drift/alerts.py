@@ -1,9 +1,10 @@
 """Alerts: one per drift episode, a persisted history, and live watchers.
 
-An episode is keyed by (model version, alert kind). The first firing
-window opens it and raises its alert; later firing windows extend it
-silently; it ends after `clean_windows` consecutive scored windows in which
-its kind did not fire, and the next firing opens a new episode.
+An episode is keyed by (model version, alert kind, feature). A window in
+which features start to drift opens their episodes and raises one alert
+naming them; later windows in which they still drift extend the episodes
+silently; an episode ends after `clean_windows` consecutive scored windows
+in which its feature did not fire, and the next firing opens a new one.
 """
 
 from __future__ import annotations
@@ -63,46 +64,59 @@ class AlertBook:
         self._episodes = {key: Episode(**value) for key, value in stored.items()}
 
     @staticmethod
-    def _key(model_version: int, kind: str) -> str:
-        return f"{model_version}/{kind}"
+    def _key(model_version: int, kind: str, feature: str) -> str:
+        return f"{model_version}/{kind}/{feature}"
 
     @property
     def last_id(self) -> int:
         with self._cond:
             return self._history[-1].alert_id if self._history else 0
 
-    def open_episode(self, model_version: int, kind: str) -> Episode | None:
+    def open_episodes(self, model_version: int, kind: str) -> dict[str, Episode]:
+        """The open episodes of a version and kind, by feature."""
+        prefix = self._key(model_version, kind, "")
         with self._cond:
-            return self._episodes.get(self._key(model_version, kind))
+            return {k[len(prefix):]: dataclasses.replace(e) for k, e in self._episodes.items() if k.startswith(prefix)}
 
-    def observe(self, model_version: int, kind: str, firing: bool, *, features: list[str] | None = None,
-                reason: str = "", report_id: str = "", data_ms: int = 0, detector: str = "",
-                now_ms: int = 0) -> Alert | None:
-        """Record one scored window's outcome for a kind; the alert when it opens an episode."""
-        key = self._key(model_version, kind)
+    def observe(self, model_version: int, kind: str, firing: dict[str, str], *, report_id: str = "",
+                data_ms: int = 0, detector: str = "", now_ms: int = 0) -> Alert | None:
+        """Record one scored window's outcome for a kind: `firing` maps each
+        feature whose signal fired to why. Features without an open episode
+        open one, together under one alert (returned); features with one
+        extend it; open episodes of features not firing count a clean window."""
+        prefix = self._key(model_version, kind, "")
         with self._cond:
-            episode = self._episodes.get(key)
-            if not firing:
-                if episode is not None:
-                    episode.clean += 1
-                    if episode.clean >= self.clean_windows:
-                        del self._episodes[key]
-                    self._save_episodes()
-                return None
-            if episode is not None:
-                episode.clean = 0
-                episode.windows += 1
+            changed = False
+            for key in [k for k in self._episodes if k.startswith(prefix) and k[len(prefix):] not in firing]:
+                episode = self._episodes[key]
+                episode.clean += 1
+                if episode.clean >= self.clean_windows:
+                    del self._episodes[key]
+                changed = True
+            new = []
+            for feature in firing:
+                episode = self._episodes.get(prefix + feature)
+                if episode is None:
+                    new.append(feature)
+                else:
+                    episode.clean = 0
+                    episode.windows += 1
+                    changed = True
+            alert = None
+            if new:
+                alert_id = (self._history[-1].alert_id if self._history else 0) + 1
+                reason = "; ".join(f"{f}: {firing[f]}" if firing[f] else f for f in new)
+                alert = Alert(alert_id, kind, model_version, sorted(new), reason,
+                              f"v{model_version}-{kind}-{alert_id}", now_ms, report_id, detector, "", data_ms)
+                for feature in new:
+                    self._episodes[prefix + feature] = Episode(alert.episode_id, alert_id)
+                self._history.append(alert)
+                if self._file is not None:
+                    self._file.append(alert.to_dict())
+                changed = True
+                self._cond.notify_all()
+            if changed:
                 self._save_episodes()
-                return None
-            alert_id = (self._history[-1].alert_id if self._history else 0) + 1
-            alert = Alert(alert_id, kind, model_version, sorted(features or []), reason,
-                          f"v{model_version}-{kind}-{alert_id}", now_ms, report_id, detector, "", data_ms)
-            self._episodes[key] = Episode(alert.episode_id, alert_id)
-            self._history.append(alert)
-            if self._file is not None:
-                self._file.append(alert.to_dict())
-            self._save_episodes()
-            self._cond.notify_all()
             return alert
 
     def set_retrain_job(self, alert_id: int, job_id: str) -> None:

@@ -26,7 +26,7 @@ from prometheus_client import Counter, Gauge
 
 from rxcast.drift import alerts as alert_kinds
 from rxcast.drift.alerts import Alert, AlertBook
-from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor
+from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecast_residuals
 from rxcast.drift.matching import PredictionLog
 from rxcast.drift.persist import read_json, write_json
 from rxcast.drift.profile import PREDICTION, ReferenceProfile
@@ -266,8 +266,7 @@ class DriftEngine:
         for kind, fired in ((alert_kinds.DATA_DRIFT, drifted), (alert_kinds.DATA_QUALITY, quality),
                             (alert_kinds.PREDICTION_DRIFT, prediction)):
             alert = self.alerts.observe(
-                report.model_version, kind, bool(fired), features=[r.feature for r in fired],
-                reason="; ".join(f"{r.feature}: {r.reason}" for r in fired), report_id=report.report_id,
+                report.model_version, kind, {r.feature: r.reason for r in fired}, report_id=report.report_id,
                 data_ms=report.window_end_ms, now_ms=self._now_ms(),
             )
             if alert is not None:
@@ -332,7 +331,7 @@ class DriftEngine:
         outcome.unmatched = int(n - outcome.matched)
         ACTUALS.labels("matched").inc(outcome.matched)
         ACTUALS.labels("unmatched").inc(outcome.unmatched)
-        losses = np.abs(actuals - predictions)
+        losses = np.abs(forecast_residuals(actuals, predictions))
         for version in np.unique(versions[found]).tolist():
             mine = found & (versions == version)
             outcome.alerts.extend(self._feed_errors(int(version), losses[mine], int(event_ms[mine].max())))
@@ -356,9 +355,8 @@ class DriftEngine:
         if detections:
             self._concept_clean[model_version] = 0
             alert = self.alerts.observe(
-                model_version, alert_kinds.CONCEPT_DRIFT, True, features=[PREDICTION],
-                reason="; ".join(d.describe() for d in detections), detector=detections[0].detector,
-                data_ms=data_ms, now_ms=self._now_ms(),
+                model_version, alert_kinds.CONCEPT_DRIFT, {PREDICTION: "; ".join(d.describe() for d in detections)},
+                detector=detections[0].detector, data_ms=data_ms, now_ms=self._now_ms(),
             )
             if alert is not None:
                 raised.append(self._raised(alert))
@@ -367,7 +365,7 @@ class DriftEngine:
             progress = self._concept_clean.get(model_version, 0) + fed
             while progress >= self.settings.window_rows:
                 progress -= self.settings.window_rows
-                self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, False)
+                self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
             self._concept_clean[model_version] = progress
         return raised
 
