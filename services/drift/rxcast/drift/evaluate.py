@@ -49,8 +49,12 @@ NOT_MONITORED = ("day_of_week",)
 HORIZON = 7
 INJECTION_DAY = 400
 HISTORY_DAYS = 365
-TRAIN_DAYS = 100
-HOLDOUT_DAYS = 14
+#: The first 28 days of a world fill the 28-day aggregates: not trained on.
+FIRST_TRAIN_DAY = 28
+#: Windows are a week of event time: a weekly cycle is the world's own rhythm.
+WINDOW_DAYS = 7
+#: Time blocks of the training days whose out-of-fold errors are the reference errors.
+ERROR_FOLDS = 4
 LGB_PARAMS = {"objective": "poisson", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 50,
               "verbose": -1, "num_threads": 2, "seed": 1}
 
@@ -106,17 +110,28 @@ def run_world(scenario: Scenario, engine_settings: EngineSettings) -> SimRun:
     features = [c for c in frame.columns if c not in ("store_id", "medication_id", "day", "business_day",
                                                       "target", "event_ms")]
     numeric = [f for f in features if f not in CATEGORICAL and f not in NOT_MONITORED]
-    train_end = HISTORY_DAYS - HORIZON - HOLDOUT_DAYS
-    train = frame[(frame["day"] >= train_end - TRAIN_DAYS) & (frame["day"] < train_end) & frame["target"].notna()]
-    holdout = frame[(frame["day"] >= train_end) & (frame["day"] < HISTORY_DAYS - HORIZON) & frame["target"].notna()]
+    train = frame[(frame["day"] >= FIRST_TRAIN_DAY) & (frame["day"] < HISTORY_DAYS - HORIZON)
+                  & frame["target"].notna()]
     categories = {name: sorted(train[name].unique()) for name in CATEGORICAL}
-    # The model learns from a sample of the training days; the profile describes them all.
-    sample = train.sample(n=min(len(train), 100_000), random_state=1)
-    model = lgb.train(LGB_PARAMS, lgb.Dataset(_model_input(sample, features, categories), sample["target"]),
-                      num_boost_round=80)
+
+    def fit(rows: pd.DataFrame) -> lgb.Booster:
+        # The model learns from a sample of its days; the profile describes them all.
+        sample = rows.sample(n=min(len(rows), 100_000), random_state=1)
+        return lgb.train(LGB_PARAMS, lgb.Dataset(_model_input(sample, features, categories), sample["target"]),
+                         num_boost_round=80)
+
+    model = fit(train)
     train_predictions = model.predict(_model_input(train, features, categories))
-    holdout_errors = forecast_residuals(holdout["target"].to_numpy(),
-                                        model.predict(_model_input(holdout, features, categories)))
+    # Reference errors: out-of-fold over time blocks, so they cover every season the model was trained on.
+    blocks = np.array_split(np.arange(FIRST_TRAIN_DAY, HISTORY_DAYS - HORIZON), ERROR_FOLDS)
+    residuals = []
+    for block in blocks:
+        inside = train["day"].isin(block).to_numpy()
+        fold = fit(train[~inside])
+        held = train[inside]
+        residuals.append(forecast_residuals(held["target"].to_numpy(),
+                                            fold.predict(_model_input(held, features, categories))))
+    holdout_errors = np.concatenate(residuals)
     profile = build_reference_profile(
         {**{n: train[n].to_numpy() for n in numeric}, **{c: train[c].to_numpy(dtype=object) for c in CATEGORICAL}},
         CATEGORICAL, train_predictions, holdout_errors,
@@ -137,14 +152,14 @@ def run_world(scenario: Scenario, engine_settings: EngineSettings) -> SimRun:
             {**{n: today[n].to_numpy(float) for n in numeric}, **{c: today[c].to_numpy(object) for c in CATEGORICAL}},
             predictions[rows],
         )
-        # A window closes when the next day's rows arrive: its alerts are about the day before.
-        raised.extend((day - 1, a) for a in outcome.alerts)
+        # Alerts are dated by the day they are raised: a window closes when a later window's rows arrive.
+        raised.extend((day, a) for a in outcome.alerts)
         # Actuals of the forecasts made HORIZON days ago have now elapsed.
         due = monitored[(monitored["day"] == day - HORIZON) & monitored["target"].notna()]
         if len(due):
             actuals = engine.log_actuals(due["store_id"].to_numpy(object), due["medication_id"].to_numpy(object),
                                          due["event_ms"].to_numpy(np.int64), due["target"].to_numpy(float))
-            raised.extend((day - HORIZON, a) for a in actuals.alerts)
+            raised.extend((day, a) for a in actuals.alerts)
     reports = {r.report_id: r for r in engine.list_reports(limit=engine_settings.max_reports)}
     return SimRun(scenario.events[0].kind if scenario.events else "none", raised, reports)
 
@@ -276,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-drift-days", type=int, default=365, help="monitored days of the no-drift world")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the synthetic streams")
     args = parser.parse_args(argv)
-    settings = EngineSettings(window_rows=1_000_000, window_seconds=86_400.0, max_reports=2000)
+    settings = EngineSettings(window_rows=1_000_000, window_seconds=WINDOW_DAYS * 86_400.0, max_reports=2000)
     if args.part in ("sim", "all"):
         evaluate_simulator(args.seed, args.no_drift_days, settings)
         print()
