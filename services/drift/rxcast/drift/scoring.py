@@ -244,11 +244,7 @@ def _numeric_signals(name: str, ref: NumericProfile, column: Any, t: Thresholds)
         # P(all `count` values equal v) under the reference, v's mass read off the sketch.
         share = np.count_nonzero(ref.sketch == current[0]) / ref.sketch.size
         _constant_signal(pending, share, count, t)
-    if ref.count == 0:
-        pending.note = "the reference has no values"
-        return pending
-    if count < t.min_count:
-        pending.note = f"{count} current values < min_count {t.min_count}"
+    if _too_few(pending, ref.count, count, t):
         return pending
 
     statistic = stats.ks_statistic(ref.sketch, current)
@@ -287,11 +283,7 @@ def _categorical_signals(name: str, ref: CategoricalProfile, column: Any, t: Thr
     if categories.size == 1 and count >= 2 and len(ref.counts) + (ref.other_count > 0) > 1:
         share = ref.counts.get(str(categories[0]), 0) / max(ref.count, 1)
         _constant_signal(pending, share, count, t)
-    if ref.count == 0:
-        pending.note = "the reference has no values"
-        return pending
-    if count < t.min_count:
-        pending.note = f"{count} current values < min_count {t.min_count}"
+    if _too_few(pending, ref.count, count, t):
         return pending
 
     known = np.isin(categories, np.array(list(ref.counts), dtype=str))
@@ -310,6 +302,15 @@ def _categorical_signals(name: str, ref: CategoricalProfile, column: Any, t: Thr
     pending.decisive = [unseen_mass]
     pending.signals = [pending.test, *pending.effects, unseen_mass, *pending.signals]
     return pending
+
+
+def _too_few(pending: _Pending, reference_count: int, count: int, t: Thresholds) -> bool:
+    """Whether there are too few values to test; the note says which side lacks them."""
+    if reference_count == 0:
+        pending.note = "the reference has no values"
+    elif count < t.min_count:
+        pending.note = f"{count} current values < min_count {t.min_count}"
+    return bool(pending.note)
 
 
 def _rate_signal(pending: _Pending, name: str, ref_hits: int, ref_rows: int, hits: int, rows: int,
