@@ -174,7 +174,9 @@ class DriftEngine:
         try:
             reference = self.reference(model_version)
             batch = self._batch(reference, event_ms, features, predictions, store_ids, medication_ids)
-        except RxcastError as exc:
+        except (NotFound, InvalidArgument) as exc:
+            # Unusable rows are rejected; a trainer that cannot be reached right
+            # now fails the call instead (UNAVAILABLE), so the sender keeps them.
             self.reject(model_version, rows, source, exc.message)
             outcome.rejected = rows
             return outcome
