@@ -250,3 +250,14 @@ def test_results_round_trip_through_json(reference):
 def test_bad_thresholds_are_rejected(bad):
     with pytest.raises(InvalidArgument, match="thresholds"):
         Thresholds(**bad)
+
+
+def test_values_outside_a_constant_reference_are_drift_by_out_of_range():
+    # Every reference entity had a full 28-day history; new entities do not.
+    profile = build_reference_profile({"days_recorded_28d": np.full(5000, 28.0)}, [])
+    current = np.full(3000, 28.0)
+    current[:150] = np.arange(150) % 28
+    result = score(profile, {"days_recorded_28d": current}).features[0]
+    assert result.verdict == DRIFT
+    assert result.signal("out_of_range").value == pytest.approx(0.05) and result.signal("out_of_range").fired
+    assert "out_of_range" in result.reason

@@ -136,3 +136,8 @@ def test_ks_p_value_edges():
     assert stats.ks_p_value(0.0, 100, 100) == 1.0
     assert stats.ks_p_value(0.5, 0, 100) == 1.0
     assert stats.ks_p_value(1.0, 1000, 1000) == 0.0
+
+
+def test_outside_share_counts_values_beyond_the_reference_range():
+    assert stats.outside_share(np.array([0.0, 1.0, 2.0, 3.0, 9.0]), 1.0, 3.0) == pytest.approx(0.4)
+    assert stats.outside_share(np.array([]), 0.0, 1.0) == 0.0

@@ -33,6 +33,7 @@ class DriftConfig(ServerConfig):
     window_seconds: float = setting(86_400.0, "...or when rows of a later event-time slot this long arrive")
     max_reports: int = setting(1000, "drift reports kept")
     clean_windows: int = setting(3, "consecutive clean windows that end a drift episode")
+    concept_clean_samples: int = setting(10_000, "errors without a detection that end a concept-drift episode")
     max_logged_predictions: int = setting(1_000_000, "logged predictions kept for matching actuals")
     alpha: float = setting(_THRESHOLDS.alpha, "level for corrected p-values of drift tests")
     correction: str = setting(_THRESHOLDS.correction, "multiple-testing correction: bh, bonferroni or none")
@@ -40,6 +41,7 @@ class DriftConfig(ServerConfig):
     wasserstein: float = setting(_THRESHOLDS.wasserstein, "effect floor: Wasserstein distance in reference stds")
     psi: float = setting(_THRESHOLDS.psi, "effect floor: population stability index")
     js: float = setting(_THRESHOLDS.js, "effect floor: Jensen-Shannon distance of numeric features (bits)")
+    out_of_range: float = setting(_THRESHOLDS.out_of_range, "effect floor: share of values outside the reference range")
     categorical_js: float = setting(_THRESHOLDS.categorical_js, "effect floor: JS distance of categories")
     unseen_mass: float = setting(_THRESHOLDS.unseen_mass, "share of values in unseen categories that fires")
     null_rate_delta: float = setting(_THRESHOLDS.null_rate_delta, "absolute null-rate change that fires")
@@ -57,10 +59,11 @@ class DriftConfig(ServerConfig):
             window_seconds=self.window_seconds,
             max_reports=self.max_reports,
             clean_windows=self.clean_windows,
+            concept_clean_samples=self.concept_clean_samples,
             max_logged_predictions=self.max_logged_predictions,
             thresholds=dataclasses.replace(
                 _THRESHOLDS, alpha=self.alpha, correction=self.correction, min_count=self.min_count,
-                wasserstein=self.wasserstein, psi=self.psi, js=self.js, categorical_js=self.categorical_js,
+                wasserstein=self.wasserstein, psi=self.psi, js=self.js, out_of_range=self.out_of_range, categorical_js=self.categorical_js,
                 unseen_mass=self.unseen_mass, null_rate_delta=self.null_rate_delta,
             ),
             detectors=dataclasses.replace(_DETECTORS, adwin_delta=self.adwin_delta, ph_threshold=self.ph_threshold),

@@ -60,6 +60,8 @@ class EngineSettings:
     max_reports: int = 1000
     #: Consecutive clean windows that end a drift episode.
     clean_windows: int = 3
+    #: Errors without a detection that end a concept-drift episode.
+    concept_clean_samples: int = 10_000
     #: Logged predictions kept for matching actuals.
     max_logged_predictions: int = 1_000_000
     thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
@@ -68,8 +70,9 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.window_rows < 1 or self.window_seconds <= 0:
             raise InvalidArgument("windows: window_rows must be >= 1 and window_seconds > 0")
-        if self.max_reports < 1 or self.clean_windows < 1 or self.max_logged_predictions < 1:
-            raise InvalidArgument("max_reports, clean_windows and max_logged_predictions must be >= 1")
+        if min(self.max_reports, self.clean_windows, self.max_logged_predictions, self.concept_clean_samples) < 1:
+            raise InvalidArgument(
+                "max_reports, clean_windows, concept_clean_samples and max_logged_predictions must be >= 1")
 
 
 @dataclasses.dataclass
@@ -363,10 +366,12 @@ class DriftEngine:
             if alert is not None:
                 raised.append(self._raised(alert))
         else:
-            # Every window_rows errors without a detection count as one clean window.
+            # concept_clean_samples errors without a detection end the episode
+            # (clean_windows steps of them).
+            step = max(1, self.settings.concept_clean_samples // self.settings.clean_windows)
             progress = self._concept_clean.get(model_version, 0) + fed
-            while progress >= self.settings.window_rows:
-                progress -= self.settings.window_rows
+            while progress >= step:
+                progress -= step
                 self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
             self._concept_clean[model_version] = progress
         return raised

@@ -6,8 +6,10 @@ correction across the report's features AND its effect size is above a
 floor, so that a trivial shift in a huge sample is not an alarm:
   - numeric (and the predictions): the KS test; effects are the Wasserstein
     distance in reference standard deviations, PSI and JS distance on the
-    reference's quantile bins. Mean and std ratios are reported to name a
-    scale change; they do not decide on their own.
+    reference's quantile bins, and the share of values outside the
+    reference's range (new entities, new extremes; the one effect a feature
+    that was constant in the reference can show). Mean and std ratios are
+    reported to name a scale change; they do not decide on their own.
   - categorical: the chi-square test on the union of categories; the effect
     is the JS distance between category frequencies. The mass in categories
     the reference never saw is a signal that decides on its own.
@@ -56,9 +58,11 @@ class Thresholds:
     #: Fewest current values a distribution test is run on.
     min_count: int = 30
     #: Effect floors for numeric features (any one suffices with a significant KS test).
-    wasserstein: float = 0.2
+    wasserstein: float = 0.25
     psi: float = 0.2
     js: float = 0.15
+    #: Share of current values outside the reference's [min, max].
+    out_of_range: float = 0.025
     #: A ratio above this or below its inverse fires (descriptive).
     mean_ratio: float = 1.5
     std_ratio: float = 1.5
@@ -83,7 +87,7 @@ class Thresholds:
             raise InvalidArgument(f"thresholds.min_count: must be >= 1, got {self.min_count}")
         if self.mean_ratio <= 1 or self.std_ratio <= 1:
             raise InvalidArgument("thresholds.mean_ratio and std_ratio: must be > 1")
-        for name in ("wasserstein", "psi", "js", "categorical_js", "unseen_mass", "null_rate_delta",
+        for name in ("wasserstein", "psi", "js", "out_of_range", "categorical_js", "unseen_mass", "null_rate_delta",
                      "infinite_rate_delta", "constant_probability"):
             if not getattr(self, name) > 0:
                 raise InvalidArgument(f"thresholds.{name}: must be > 0")
@@ -256,6 +260,7 @@ def _numeric_signals(name: str, ref: NumericProfile, column: Any, t: Thresholds)
         Signal("wasserstein", stats.wasserstein(ref.sketch, current) / scale, t.wasserstein),
         Signal("psi", stats.psi(ref.bin_counts, current_counts), t.psi),
         Signal("js", stats.js_distance(ref.bin_counts, current_counts), t.js),
+        Signal("out_of_range", stats.outside_share(current, ref.min, ref.max), t.out_of_range),
     ]
     descriptive = []
     current_mean = float(current.mean())

@@ -105,6 +105,15 @@ def wasserstein(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> flo
     return total / (k * m)
 
 
+def outside_share(current_sorted: np.ndarray, low: float, high: float) -> float:
+    """Share of a sorted sample below `low` or above `high`."""
+    if current_sorted.size == 0:
+        return 0.0
+    below = np.searchsorted(current_sorted, low, side="left")
+    above = current_sorted.size - np.searchsorted(current_sorted, high, side="right")
+    return float((below + above) / current_sorted.size)
+
+
 def bin_counts(current_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts of a sorted sample in the bins (-inf, e0], (e0, e1], ..., (e_last, inf)."""
     below = np.searchsorted(current_sorted, edges, side="right")
