@@ -35,7 +35,9 @@ def false_alarms_per_10k(settings: DetectorSettings, samples: int, seed: int = 0
 
 
 def calibrate(samples: int, target: float, base: DetectorSettings | None = None) -> tuple[DetectorSettings, list]:
-    base = base or DetectorSettings()
+    # The detectors themselves are calibrated: no effect floor (min_rise 0), so
+    # each confirmed detection under the null counts.
+    base = dataclasses.replace(base or DetectorSettings(), min_rise=0.0)
     rows = []
     adwin_ok = []
     for delta in ADWIN_DELTAS:
@@ -53,6 +55,7 @@ def calibrate(samples: int, target: float, base: DetectorSettings | None = None)
             ph_ok.append(threshold)
     chosen = dataclasses.replace(
         base,
+        min_rise=DetectorSettings().min_rise,
         adwin_delta=max(adwin_ok, default=min(ADWIN_DELTAS)),
         ph_threshold=min(ph_ok, default=max(PH_THRESHOLDS)),
     )

@@ -10,9 +10,14 @@ shape or ties; when the inputs start to map to other outputs, losses grow
 and u drifts up. Without reference errors the first `warmup` losses of the
 stream serve as the reference.
 
-On that uniform stream run river's ADWIN and Page–Hinkley (one-sided: only
+On that uniform stream run river's ADWIN and a Page–Hinkley test (the same
+arithmetic as river's, which the tests check, plus the change point) (one-sided: only
 a rise of the loss is an alarm; ADWIN's cuts that lower the level are
-counted apart). Because the input's null distribution is known exactly,
+counted apart). A detection is an alarm only when the level of u has risen
+by at least `min_rise` above 0.5 in the JUDGED_SAMPLES samples that follow
+the detection (fresh samples: the detectors' own estimates of the new level
+are biased upwards by their search for the change): on streams of thousands of errors a
+day the detectors also find rises too small to matter. Because the input's null distribution is known exactly,
 the detectors' parameters are calibrated once by simulating uniform streams
 (`python -m rxcast.drift.calibrate`) to a target false-alarm rate, and hold
 for every model and error scale.
@@ -52,6 +57,10 @@ class DetectorSettings:
     ph_min_instances: int = 100
     #: Losses that stand in for the reference when the profile has no errors.
     warmup: int = 500
+    #: Effect floor: a detection is an alarm only when the level of u has
+    #: risen at least this far above 0.5 (0.03: errors about 10% larger, for
+    #: normal errors), so that a trivial rise in a huge stream is not an alarm.
+    min_rise: float = 0.03
 
     def __post_init__(self) -> None:
         if not 0 < self.adwin_delta < 1:
@@ -60,6 +69,8 @@ class DetectorSettings:
             raise InvalidArgument("detectors: adwin_clock and ph_min_instances must be >= 1, warmup >= 10")
         if self.ph_delta < 0 or self.ph_threshold <= 0:
             raise InvalidArgument("detectors: ph_delta must be >= 0 and ph_threshold > 0")
+        if not 0 <= self.min_rise < 0.5:
+            raise InvalidArgument(f"detectors.min_rise: must be in [0, 0.5), got {self.min_rise}")
 
 
 def forecast_residuals(actuals: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -122,14 +133,15 @@ class ErrorStreamMonitor:
         self._warmup: list[np.ndarray] = []
         self.samples = 0
         self.level_drops = 0
+        self.below_floor = 0
+        # Detections being confirmed: detector -> [sum of u since, samples since, level before].
+        self._confirming: dict[str, list] = {}
         self._adwin = river_drift.ADWIN(delta=self.settings.adwin_delta, clock=self.settings.adwin_clock)
         self._ph = self._new_page_hinkley()
-        self._ph_window = _RunningMean()
 
-    def _new_page_hinkley(self):
+    def _new_page_hinkley(self) -> PageHinkley:
         s = self.settings
-        return river_drift.PageHinkley(min_instances=s.ph_min_instances, delta=s.ph_delta,
-                                       threshold=s.ph_threshold, alpha=1.0, mode="up")
+        return PageHinkley(s.ph_min_instances, s.ph_delta, s.ph_threshold)
 
     @property
     def warming_up(self) -> bool:
@@ -141,7 +153,8 @@ class ErrorStreamMonitor:
             "samples": float(self.samples),
             "adwin_width": float(self._adwin.width),
             "adwin_level": float(self._adwin.estimation),
-            "page_hinkley_level": float(self._ph_window.mean),
+            "page_hinkley_level": float(self._ph.level_since_change),
+            "detections_below_floor": float(self.below_floor),
             "warming_up": float(self.warming_up),
         }
 
@@ -160,39 +173,76 @@ class ErrorStreamMonitor:
         return list(self._feed(self._transform(losses)))
 
     def _feed(self, uniforms: np.ndarray) -> Iterator[Detection]:
+        floor = 0.5 + self.settings.min_rise
         for u in uniforms.tolist():
             self.samples += 1
+            for pending in self._confirming.values():
+                pending[0] += u
+                pending[1] += 1
             before = self._adwin.estimation
             self._adwin.update(u)
             if self._adwin.drift_detected:
-                after = self._adwin.estimation
-                if after > before:
-                    yield Detection(ADWIN, self.samples, before, after)
-                else:
+                if self._adwin.estimation <= before:
                     self.level_drops += 1
-            ph_before = self._ph_window.mean
-            self._ph.update(u)
-            self._ph_window.add(u)
-            if self._ph.drift_detected:
-                yield Detection(PAGE_HINKLEY, self.samples, 0.5, ph_before)
+                    self._confirming.pop(ADWIN, None)
+                else:
+                    self._confirming.setdefault(ADWIN, [0.0, 0, before])
+            if self._ph.update(u):
+                self._confirming.setdefault(PAGE_HINKLEY, [0.0, 0, self._ph.mean_before_change])
                 self._ph = self._new_page_hinkley()
-                self._ph_window = _RunningMean()
+            # A detection becomes an alarm when the samples after it confirm
+            # the rise: their mean is above the floor. (The detectors' own
+            # estimates of the new level are biased upwards by the search for
+            # the change.)
+            for detector in [d for d, p in self._confirming.items() if p[1] >= JUDGED_SAMPLES]:
+                total, count, level_before = self._confirming.pop(detector)
+                if total / count >= floor:
+                    yield Detection(detector, self.samples, level_before, total / count)
+                else:
+                    self.below_floor += 1
 
 
-@dataclasses.dataclass
-class _RunningMean:
-    """The mean since Page–Hinkley's last reset, to describe its alarms."""
+#: Samples after a detection whose mean confirms it against the floor.
+JUDGED_SAMPLES = 1000
 
-    count: int = 0
-    total: float = 0.0
 
-    def add(self, value: float) -> None:
+class PageHinkley:
+    """The one-sided Page–Hinkley test for a rise of the mean (Page, 1954),
+    as river.drift.PageHinkley(alpha=1, mode="up") computes it, plus the
+    estimated change point: the sample where the cumulative sum was lowest,
+    and the mean before and since it (to judge an alarm's size)."""
+
+    def __init__(self, min_instances: int, delta: float, threshold: float):
+        self.min_instances = min_instances
+        self.delta = delta
+        self.threshold = threshold
+        self.count = 0
+        self.mean = 0.0
+        self.cumulative = 0.0
+        self.minimum = float("inf")
+        self._total = 0.0
+        self._total_at_minimum = 0.0
+        self._count_at_minimum = 0
+
+    def update(self, x: float) -> bool:
+        """Add a sample; True when the mean has risen beyond the threshold."""
         self.count += 1
-        self.total += value
+        self._total += x
+        self.mean += (x - self.mean) / self.count
+        self.cumulative += x - self.mean - self.delta
+        if self.cumulative < self.minimum:
+            self.minimum = self.cumulative
+            self._total_at_minimum, self._count_at_minimum = self._total, self.count
+        return self.count >= self.min_instances and self.cumulative - self.minimum > self.threshold
 
     @property
-    def mean(self) -> float:
-        return self.total / self.count if self.count else 0.5
+    def level_since_change(self) -> float:
+        since = self.count - self._count_at_minimum
+        return (self._total - self._total_at_minimum) / since if since else self.mean
+
+    @property
+    def mean_before_change(self) -> float:
+        return self._total_at_minimum / self._count_at_minimum if self._count_at_minimum else self.mean
 
 
 def settings_from_dict(data: dict[str, Any]) -> DetectorSettings:
