@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
+from rxcast.drift.detectors import forecast_residuals
 from rxcast.drift.profile import build_reference_profile
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.runtime.channels import connect
@@ -37,7 +38,8 @@ def profile_json() -> str:
     rng = np.random.default_rng(41)
     features = _features(rng, 5000)
     predictions = features["demand_7d"] * 0.9 + 0.5
-    errors = rng.normal(0.0, 2.0, 2000)
+    # Holdout errors of forecasts of 10 units with noise of sd 2, as the trainer profiles them.
+    errors = forecast_residuals(10.0 + rng.normal(0.0, 2.0, 2000), np.full(2000, 10.0))
     return json.dumps(build_reference_profile(features, ["region"], predictions, errors).to_dict())
 
 
@@ -250,14 +252,14 @@ def test_unusable_prediction_logs_are_rejected_and_counted(stub):
 
 def test_growing_errors_raise_one_concept_drift_alert(stub):
     rng = np.random.default_rng(45)
-    n = 3000
+    n = 6000
     features = _features(rng, n)
     predictions = np.full(n, 10.0)
     stores = [f"c{i}" for i in range(n)]
     start = 30_000 * DAY_MS
     response = stub.LogPredictions(iter([_request(1, features, predictions, start, stores)]))
     assert response.accepted_rows == n
-    # One day of 3000 rows: windows close by count, 3000 // WINDOW of them.
+    # One day of 6000 rows: windows close by count, 6000 // WINDOW of them.
     windows = [r.window_id for r in stub.ListReports(drift_pb2.ListReportsRequest(model_version=1)).reports]
     assert windows[: n // WINDOW] == [f"v1-w{i}" for i in range(9 + n // WINDOW, 9, -1)]
 
@@ -274,8 +276,8 @@ def test_growing_errors_raise_one_concept_drift_alert(stub):
     before = {a.alert_id for a in stub.ListAlerts(drift_pb2.ListAlertsRequest()).alerts
               if a.kind == drift_pb2.ALERT_KIND_CONCEPT_DRIFT}
     assert before == set()
-    stormy = stub.LogActuals(iter([actuals(slice(1000, 2000), 3.0), actuals(slice(2000, 3000), 3.0)]))
-    assert stormy.matched_rows == 2000
+    stormy = stub.LogActuals(iter([actuals(slice(1000, 3500), 3.0), actuals(slice(3500, 6000), 3.0)]))
+    assert stormy.matched_rows == 5000
     unmatched = drift_pb2.LogActualsRequest(keys=drift_pb2.EntityKeys(store_ids=["nobody"], medication_ids=["m0"]),
                                             event_times_unix_ms=[1], actuals=[1.0])
     assert stub.LogActuals(iter([unmatched])).unmatched_rows == 1
