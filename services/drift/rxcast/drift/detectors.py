@@ -46,13 +46,13 @@ class DetectorSettings:
     alarms per 10,000 samples of a stream whose errors behave as the reference's."""
 
     #: ADWIN's confidence: smaller cuts less often.
-    adwin_delta: float = 0.05
+    adwin_delta: float = 0.1
     #: How often ADWIN looks for a cut, in samples.
     adwin_clock: int = 32
     #: Page–Hinkley's tolerated rise of the mean of u before it accumulates evidence.
     ph_delta: float = 0.02
     #: Page–Hinkley's alarm level on the accumulated evidence.
-    ph_threshold: float = 20.0
+    ph_threshold: float = 15.0
     #: Samples before Page–Hinkley may fire.
     ph_min_instances: int = 100
     #: Losses that stand in for the reference when the profile has no errors.
