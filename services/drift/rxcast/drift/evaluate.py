@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import time
 
 import lightgbm as lgb
 import numpy as np
@@ -196,7 +195,6 @@ def evaluate_simulator(seed: int, no_drift_days: int, settings: EngineSettings) 
     print("|---|---|---|---|---|")
     for kind in DRIFT_KINDS:
         scenario = default_scenario(seed, [DriftEvent(kind, INJECTION_DAY)])
-        started = time.perf_counter()
         run = run_world(scenario, settings)
         before = [a for day, a in run.alerts if day < INJECTION_DAY]
         after = sorted(((day, a) for day, a in run.alerts if day >= INJECTION_DAY), key=lambda x: x[0])
@@ -207,7 +205,6 @@ def evaluate_simulator(seed: int, no_drift_days: int, settings: EngineSettings) 
                   flush=True)
         else:
             print(f"| {kind} | not detected | | | {len(before)} |", flush=True)
-        _ = started
     scenario = Scenario(n_stores=30, n_medications=100, start_day="2025-01-01", n_days=HISTORY_DAYS + no_drift_days,
                         seed=seed, history_days=HISTORY_DAYS)
     run = run_world(scenario, settings)
