@@ -40,7 +40,16 @@ NODES: tuple[Node, ...] = (
         ],  # fmt: skip
         ("feature",),
     ),
-    Node("drift", "drift", depends_on=("feature", "trainer")),
+    Node(
+        "drift",
+        "drift",
+        lambda started, data_dir: [
+            "--data-dir", str(Path(data_dir) / "drift"),
+            "--feature-address", started["feature"].address,
+            "--trainer-address", started["trainer"].address,
+        ],  # fmt: skip
+        depends_on=("feature", "trainer"),
+    ),
     Node("predictor-online", "predictor", lambda s, d: ["--mode", "online"], ("feature", "trainer", "drift")),
     Node("predictor-batch", "predictor", lambda s, d: ["--mode", "batch"], ("feature", "trainer", "drift")),
 )

@@ -1,0 +1,250 @@
+"""Concept-drift detectors on a model's error stream, independent of the
+errors' scale and calibrated to a target false-alarm rate.
+
+Each error's loss (|actual - prediction|, or a 0/1 misclassification) is
+replaced by its randomized probability integral transform under the
+reference losses (the holdout errors in the version's profile):
+u = F(loss-) + V * (F(loss) - F(loss-)), V uniform. While the model's errors
+behave as on its holdout, u is uniform on [0, 1] whatever the errors' scale,
+shape or ties; when the inputs start to map to other outputs, losses grow
+and u drifts up. Without reference errors the first `warmup` losses of the
+stream serve as the reference.
+
+On that uniform stream run river's ADWIN and a Page–Hinkley test (the same
+arithmetic as river's, which the tests check, plus the change point) (one-sided: only
+a rise of the loss is an alarm; ADWIN's cuts that lower the level are
+counted apart). A detection is an alarm only when the level of u has risen
+by at least `min_rise` above 0.5 in the JUDGED_SAMPLES samples that follow
+the detection (fresh samples: the detectors' own estimates of the new level
+are biased upwards by their search for the change): on streams of thousands of errors a
+day the detectors also find rises too small to matter. Because the input's null distribution is known exactly,
+the detectors' parameters are calibrated once by simulating uniform streams
+(`python -m rxcast.drift.calibrate`) to a target false-alarm rate, and hold
+for every model and error scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from river import drift as river_drift
+
+from rxcast.runtime.errors import InvalidArgument
+
+ADWIN = "adwin"
+PAGE_HINKLEY = "page_hinkley"
+DETECTORS = (ADWIN, PAGE_HINKLEY)
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorSettings:
+    """Detector parameters. The defaults are calibrated (see
+    rxcast.drift.calibrate) to at most TARGET_FALSE_ALARMS_PER_10K false
+    alarms per 10,000 samples of a stream whose errors behave as the reference's."""
+
+    #: ADWIN's confidence: smaller cuts less often.
+    adwin_delta: float = 0.1
+    #: How often ADWIN looks for a cut, in samples.
+    adwin_clock: int = 32
+    #: Page–Hinkley's tolerated rise of the mean of u before it accumulates evidence.
+    ph_delta: float = 0.02
+    #: Page–Hinkley's alarm level on the accumulated evidence.
+    ph_threshold: float = 15.0
+    #: Samples before Page–Hinkley may fire.
+    ph_min_instances: int = 100
+    #: Losses that stand in for the reference when the profile has no errors.
+    warmup: int = 500
+    #: Effect floor: a detection is an alarm only when the level of u has
+    #: risen at least this far above 0.5 (0.03: errors about 10% larger, for
+    #: normal errors), so that a trivial rise in a huge stream is not an alarm.
+    min_rise: float = 0.03
+
+    def __post_init__(self) -> None:
+        if not 0 < self.adwin_delta < 1:
+            raise InvalidArgument(f"detectors.adwin_delta: must be in (0, 1), got {self.adwin_delta}")
+        if self.adwin_clock < 1 or self.ph_min_instances < 1 or self.warmup < 10:
+            raise InvalidArgument("detectors: adwin_clock and ph_min_instances must be >= 1, warmup >= 10")
+        if self.ph_delta < 0 or self.ph_threshold <= 0:
+            raise InvalidArgument("detectors: ph_delta must be >= 0 and ph_threshold > 0")
+        if not 0 <= self.min_rise < 0.5:
+            raise InvalidArgument(f"detectors.min_rise: must be in [0, 0.5), got {self.min_rise}")
+
+
+def forecast_residuals(actuals: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Demand-forecast errors on the scale of Poisson noise:
+    (actual - prediction) / sqrt(max(prediction, 1)).
+
+    Absolute errors of count forecasts grow with the demand level, so a
+    season the model follows would read as concept drift; these do not.
+    The trainer profiles its holdout errors with this function (the
+    profile's `errors`) and the drift service computes the same from actuals.
+    """
+    predictions = np.asarray(predictions, dtype=float)
+    return (np.asarray(actuals, dtype=float) - predictions) / np.sqrt(np.maximum(predictions, 1.0))
+
+
+#: The false-alarm rate the default settings are calibrated to.
+TARGET_FALSE_ALARMS_PER_10K = 0.1
+
+
+class LossTransform:
+    """Randomized probability integral transform of losses under reference losses."""
+
+    def __init__(self, reference_losses: np.ndarray, seed: int = 0):
+        reference = np.sort(np.asarray(reference_losses, dtype=float))
+        reference = reference[np.isfinite(reference)]
+        if reference.size == 0:
+            raise InvalidArgument("reference losses: none are finite")
+        self.reference = reference
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, losses: np.ndarray) -> np.ndarray:
+        below = np.searchsorted(self.reference, losses, side="left")
+        at_or_below = np.searchsorted(self.reference, losses, side="right")
+        jitter = self._rng.random(losses.size)
+        return (below + jitter * (at_or_below - below)) / self.reference.size
+
+
+@dataclasses.dataclass
+class Detection:
+    """A detector's alarm: the loss level rose."""
+
+    detector: str
+    sample: int  # 1-based index of the sample in the monitored stream
+    level_before: float
+    level_after: float
+
+    def describe(self) -> str:
+        return (f"{self.detector} at sample {self.sample}: mean error percentile under the reference "
+                f"rose from {self.level_before:.3f} to {self.level_after:.3f} (0.5 while errors behave as on holdout)")
+
+
+class ErrorStreamMonitor:
+    """ADWIN and Page–Hinkley on one model version's stream of losses."""
+
+    def __init__(self, settings: DetectorSettings | None = None, reference_errors: np.ndarray | None = None,
+                 seed: int = 0):
+        self.settings = settings or DetectorSettings()
+        self._seed = seed
+        self._transform = None if reference_errors is None else LossTransform(np.abs(reference_errors), seed)
+        self._warmup: list[np.ndarray] = []
+        self.samples = 0
+        self.level_drops = 0
+        self.below_floor = 0
+        # Detections being confirmed: detector -> [sum of u since, samples since, level before].
+        self._confirming: dict[str, list] = {}
+        self._adwin = river_drift.ADWIN(delta=self.settings.adwin_delta, clock=self.settings.adwin_clock)
+        self._ph = self._new_page_hinkley()
+
+    def _new_page_hinkley(self) -> PageHinkley:
+        s = self.settings
+        return PageHinkley(s.ph_min_instances, s.ph_delta, s.ph_threshold)
+
+    @property
+    def warming_up(self) -> bool:
+        return self._transform is None
+
+    def state(self) -> dict[str, float]:
+        """Gauges for operators: the detectors' current levels and window."""
+        return {
+            "samples": float(self.samples),
+            "adwin_width": float(self._adwin.width),
+            "adwin_level": float(self._adwin.estimation),
+            "page_hinkley_level": float(self._ph.level_since_change),
+            "detections_below_floor": float(self.below_floor),
+            "warming_up": float(self.warming_up),
+        }
+
+    def update(self, losses: np.ndarray) -> list[Detection]:
+        """Feed a batch of losses (non-negative; non-finite ones are skipped)."""
+        losses = np.asarray(losses, dtype=float)
+        losses = losses[np.isfinite(losses)]
+        if self._transform is None:
+            self._warmup.append(losses)
+            collected = np.concatenate(self._warmup)
+            if collected.size < self.settings.warmup:
+                return []
+            self._transform = LossTransform(collected[: self.settings.warmup], self._seed)
+            self._warmup = []
+            losses = collected[self.settings.warmup:]
+        return list(self._feed(self._transform(losses)))
+
+    def _feed(self, uniforms: np.ndarray) -> Iterator[Detection]:
+        floor = 0.5 + self.settings.min_rise
+        for u in uniforms.tolist():
+            self.samples += 1
+            for pending in self._confirming.values():
+                pending[0] += u
+                pending[1] += 1
+            before = self._adwin.estimation
+            self._adwin.update(u)
+            if self._adwin.drift_detected:
+                if self._adwin.estimation <= before:
+                    self.level_drops += 1
+                    self._confirming.pop(ADWIN, None)
+                else:
+                    self._confirming.setdefault(ADWIN, [0.0, 0, before])
+            if self._ph.update(u):
+                self._confirming.setdefault(PAGE_HINKLEY, [0.0, 0, self._ph.mean_before_change])
+                self._ph = self._new_page_hinkley()
+            # A detection becomes an alarm when the samples after it confirm
+            # the rise: their mean is above the floor. (The detectors' own
+            # estimates of the new level are biased upwards by the search for
+            # the change.)
+            for detector in [d for d, p in self._confirming.items() if p[1] >= JUDGED_SAMPLES]:
+                total, count, level_before = self._confirming.pop(detector)
+                if total / count >= floor:
+                    yield Detection(detector, self.samples, level_before, total / count)
+                else:
+                    self.below_floor += 1
+
+
+#: Samples after a detection whose mean confirms it against the floor.
+JUDGED_SAMPLES = 1000
+
+
+class PageHinkley:
+    """The one-sided Page–Hinkley test for a rise of the mean (Page, 1954),
+    as river.drift.PageHinkley(alpha=1, mode="up") computes it, plus the
+    estimated change point: the sample where the cumulative sum was lowest,
+    and the mean before and since it (to judge an alarm's size)."""
+
+    def __init__(self, min_instances: int, delta: float, threshold: float):
+        self.min_instances = min_instances
+        self.delta = delta
+        self.threshold = threshold
+        self.count = 0
+        self.mean = 0.0
+        self.cumulative = 0.0
+        self.minimum = float("inf")
+        self._total = 0.0
+        self._total_at_minimum = 0.0
+        self._count_at_minimum = 0
+
+    def update(self, x: float) -> bool:
+        """Add a sample; True when the mean has risen beyond the threshold."""
+        self.count += 1
+        self._total += x
+        self.mean += (x - self.mean) / self.count
+        self.cumulative += x - self.mean - self.delta
+        if self.cumulative < self.minimum:
+            self.minimum = self.cumulative
+            self._total_at_minimum, self._count_at_minimum = self._total, self.count
+        return self.count >= self.min_instances and self.cumulative - self.minimum > self.threshold
+
+    @property
+    def level_since_change(self) -> float:
+        since = self.count - self._count_at_minimum
+        return (self._total - self._total_at_minimum) / since if since else self.mean
+
+    @property
+    def mean_before_change(self) -> float:
+        return self._total_at_minimum / self._count_at_minimum if self._count_at_minimum else self.mean
+
+
+def settings_from_dict(data: dict[str, Any]) -> DetectorSettings:
+    known = {f.name for f in dataclasses.fields(DetectorSettings)}
+    return DetectorSettings(**{k: v for k, v in data.items() if k in known})

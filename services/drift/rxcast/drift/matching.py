@@ -1,0 +1,104 @@
+"""Logged predictions kept for matching the actuals that arrive later.
+
+Rows are keyed by (store, medication, event time), hashed to 64 bits; the
+newest `max_rows` rows are kept, and a key logged twice (say by the online
+and the batch predictor) keeps its newest row. Appends are cheap; lookups
+sort what was appended since the last one and search it, all vectorized.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_FIELDS = ("key", "seq", "store_id", "medication_id", "event_ms", "model_version", "prediction", "matched",
+           "asked_ms")
+
+
+def entity_time_keys(store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray) -> np.ndarray:
+    """64-bit keys of (store, medication, event time) rows."""
+    stores = pd.util.hash_array(np.asarray(store_ids, dtype=object))
+    medications = pd.util.hash_array(np.asarray(medication_ids, dtype=object))
+    with np.errstate(over="ignore"):
+        return (stores * _GOLDEN) ^ (medications + np.asarray(event_ms, dtype=np.int64).view(np.uint64) * _GOLDEN
+                                     + np.uint64(1))
+
+
+class PredictionLog:
+    def __init__(self, max_rows: int):
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._columns = _empty()
+        self._next_seq = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._consolidated()["key"].size)
+
+    def add(self, model_version: int, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray,
+            predictions: np.ndarray) -> None:
+        n = int(predictions.size)
+        with self._lock:
+            self._pending.append({
+                "key": entity_time_keys(store_ids, medication_ids, event_ms),
+                "seq": np.arange(self._next_seq, self._next_seq + n, dtype=np.int64),
+                "store_id": np.asarray(store_ids, dtype=object),
+                "medication_id": np.asarray(medication_ids, dtype=object),
+                "event_ms": np.asarray(event_ms, dtype=np.int64),
+                "model_version": np.full(n, model_version, dtype=np.int64),
+                "prediction": np.asarray(predictions, dtype=float),
+                "matched": np.zeros(n, dtype=bool),
+                "asked_ms": np.zeros(n, dtype=np.int64),
+            })
+            self._next_seq += n
+
+    def _consolidated(self) -> dict[str, np.ndarray]:
+        if self._pending:
+            columns = {f: np.concatenate([self._columns[f], *(p[f] for p in self._pending)]) for f in _FIELDS}
+            self._pending = []
+            # Newest first within a key, then keep each key's first row.
+            order = np.lexsort((-columns["seq"], columns["key"]))
+            keys = columns["key"][order]
+            first = np.ones(keys.size, dtype=bool)
+            first[1:] = keys[1:] != keys[:-1]
+            order = order[first]
+            if order.size > self.max_rows:
+                newest = np.sort(np.argsort(columns["seq"][order])[-self.max_rows:])
+                order = order[newest]
+            self._columns = {f: v[order] for f, v in columns.items()}
+        return self._columns
+
+    def match(self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each actual: whether a logged prediction matches it, and that
+        prediction's model version and value. Matched rows are marked."""
+        query = entity_time_keys(store_ids, medication_ids, event_ms)
+        with self._lock:
+            columns = self._consolidated()
+            keys = columns["key"]
+            index = np.minimum(np.searchsorted(keys, query), max(keys.size - 1, 0))
+            found = (keys[index] == query) if keys.size else np.zeros(query.size, dtype=bool)
+            columns["matched"][index[found]] = True
+            versions = np.where(found, columns["model_version"][index] if keys.size else 0, 0)
+            predictions = np.where(found, columns["prediction"][index] if keys.size else np.nan, np.nan)
+        return found, versions.astype(np.int64), predictions.astype(float)
+
+    def unmatched(self, limit: int, asked_before_ms: int, now_ms: int) -> pd.DataFrame:
+        """Up to `limit` of the oldest logged rows without an actual, not asked
+        about since `asked_before_ms`; they are marked as asked at `now_ms`."""
+        with self._lock:
+            columns = self._consolidated()
+            candidates = np.flatnonzero(~columns["matched"] & (columns["asked_ms"] <= asked_before_ms))
+            chosen = candidates[np.argsort(columns["seq"][candidates], kind="stable")[:limit]]
+            columns["asked_ms"][chosen] = now_ms
+            return pd.DataFrame({f: columns[f][chosen] for f in ("store_id", "medication_id", "event_ms")})
+
+
+def _empty() -> dict[str, np.ndarray]:
+    types = {"key": np.uint64, "seq": np.int64, "store_id": object, "medication_id": object, "event_ms": np.int64,
+             "model_version": np.int64, "prediction": float, "matched": bool, "asked_ms": np.int64}
+    return {f: np.zeros(0, dtype=types[f]) for f in _FIELDS}

@@ -1,0 +1,76 @@
+"""Windows, the prediction log and alert episodes, without a server."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rxcast.drift.alerts import DATA_DRIFT, AlertBook
+from rxcast.drift.matching import PredictionLog
+from rxcast.drift.windows import Batch, WindowBuffer
+
+DAY = 1000  # slot length in these tests
+
+
+def _batch(times: list[int]) -> Batch:
+    n = len(times)
+    return Batch({"x": np.arange(n, dtype=float)}, np.zeros(n), np.array(times, dtype=np.int64))
+
+
+def test_windows_close_by_count_and_carry_the_rest():
+    buffer = WindowBuffer(1, {"x": "numeric"}, max_rows=4, slot_ms=DAY)
+    closed = list(buffer.add(_batch([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), now_ms=0))
+    assert [len(w.rows) for w in closed] == [4, 4]
+    assert [w.window_id for w in closed] == ["v1-w1", "v1-w2"]
+    assert buffer.rows == 2 and buffer.peek(0).window_id == "v1-w3"
+
+
+def test_windows_close_when_a_later_slot_arrives_and_late_rows_join_the_open_one():
+    buffer = WindowBuffer(1, {"x": "numeric"}, max_rows=100, slot_ms=DAY)
+    assert list(buffer.add(_batch([10, 20]), now_ms=0)) == []
+    closed = list(buffer.add(_batch([30, DAY + 5, 40, 2 * DAY + 1]), now_ms=0))
+    assert [w.rows.event_times_ms.tolist() for w in closed] == [[10, 20, 30, 40], [DAY + 5]]
+    assert list(buffer.add(_batch([50]), now_ms=0)) == []  # late for day 0: joins the open day-2 window
+    assert sorted(buffer.peek(0).rows.event_times_ms.tolist()) == [50, 2 * DAY + 1]
+    assert buffer.close().window_id == "v1-w3" and buffer.close() is None
+
+
+def test_prediction_log_matches_keeps_the_newest_copy_and_stays_bounded():
+    log = PredictionLog(max_rows=5)
+    log.add(1, np.array(["s1", "s2"], object), np.array(["m", "m"], object), np.array([10, 10]), np.array([1.0, 2.0]))
+    log.add(2, np.array(["s1"], object), np.array(["m"], object), np.array([10]), np.array([9.0]))
+    found, versions, predictions = log.match(np.array(["s1", "s2", "s3"], object), np.array(["m", "m", "m"], object),
+                                             np.array([10, 10, 10]))
+    assert found.tolist() == [True, True, False]
+    assert versions[:2].tolist() == [2, 1] and predictions[:2].tolist() == [9.0, 2.0]
+    log.add(1, np.array([f"t{i}" for i in range(6)], object), np.full(6, "m", object), np.arange(6), np.ones(6))
+    assert len(log) == 5
+    assert not log.match(np.array(["s2"], object), np.array(["m"], object), np.array([10]))[0][0]
+
+
+def test_prediction_log_hands_out_unmatched_rows_oldest_first_once_per_retry():
+    log = PredictionLog(max_rows=100)
+    log.add(1, np.array(["a", "b", "c"], object), np.full(3, "m", object), np.array([1, 2, 3]), np.ones(3))
+    log.match(np.array(["b"], object), np.array(["m"], object), np.array([2]))
+    first = log.unmatched(limit=10, asked_before_ms=0, now_ms=100)
+    assert first["store_id"].tolist() == ["a", "c"]
+    assert log.unmatched(limit=10, asked_before_ms=50, now_ms=200).empty  # asked at 100: not yet again
+    assert log.unmatched(limit=1, asked_before_ms=150, now_ms=300)["store_id"].tolist() == ["a"]
+
+
+def test_episodes_are_per_feature_and_end_after_clean_windows(tmp_path):
+    book = AlertBook(tmp_path, clean_windows=2)
+    first = book.observe(1, DATA_DRIFT, {"a": "a moved"})
+    assert first is not None and first.features == ["a"]
+    assert book.observe(1, DATA_DRIFT, {"a": "a moved"}) is None  # same episode
+    second = book.observe(1, DATA_DRIFT, {"a": "still", "b": "b moved"})
+    assert second is not None and second.features == ["b"] and second.reason == "b: b moved"
+    assert book.observe(1, DATA_DRIFT, {"b": "b"}) is None  # a: one clean window
+    assert book.observe(1, DATA_DRIFT, {"b": "b"}) is None  # a: two clean windows, its episode ends
+    third = book.observe(1, DATA_DRIFT, {"a": "again", "b": "b"})
+    assert third is not None and third.features == ["a"]
+    assert book.observe(2, DATA_DRIFT, {"a": "other version"}) is not None
+    # History and open episodes survive a new book on the same directory.
+    again = AlertBook(tmp_path, clean_windows=2)
+    assert [a.alert_id for a in again.list()] == [4, 3, 2, 1]
+    assert set(again.open_episodes(1, DATA_DRIFT)) == {"a", "b"}
+    assert again.observe(1, DATA_DRIFT, {"a": "x"}) is None
