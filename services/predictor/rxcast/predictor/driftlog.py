@@ -125,16 +125,24 @@ class PredictionLogQueue:
         self._entries: collections.deque[LogEntry] = collections.deque()
         self._rows = 0
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
 
-    def submit(self, entry: LogEntry) -> bool:
-        """Queue `entry`; False (and counted) when there is no room for it."""
+    def submit(self, entry: LogEntry, wait_seconds: float = 0.0) -> bool:
+        """Queue `entry`; False (and counted) when there is no room for it.
+
+        Request paths never wait; background work (batch runs) may wait up to
+        `wait_seconds` for the sender to make room.
+        """
         rows = len(entry)
         with self._lock:
-            if self._rows + rows > self._capacity:
+            if self._rows + rows > self._capacity and wait_seconds > 0:
+                self._wake.set()
+                self._room.wait_for(lambda: self._rows + rows <= self._capacity or self._rows == 0, wait_seconds)
+            if self._rows + rows > self._capacity and self._rows > 0:
                 LOG_ROWS.labels("dropped_full").inc(rows)
                 return False
             self._entries.append(entry)
@@ -153,6 +161,8 @@ class PredictionLogQueue:
                 taken.append(entry)
                 rows += len(entry)
             self._rows -= rows
+            if rows:
+                self._room.notify_all()
         LOG_QUEUED.set(self._rows)
         return taken
 

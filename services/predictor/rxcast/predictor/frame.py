@@ -71,3 +71,26 @@ class FeatureFrame:
     def empty_features(cls, keys: EntityBatch) -> FeatureFrame:
         """A frame with no feature values at all (the feature service was unreachable)."""
         return cls(keys, {}, np.zeros(len(keys), dtype=np.int64))
+
+
+def concat_frames(frames: list[FeatureFrame]) -> FeatureFrame:
+    """One frame of all rows of `frames` (same columns), in order."""
+    if len(frames) == 1:
+        return frames[0]
+    names = list(frames[0].columns)
+    return FeatureFrame(
+        EntityBatch(
+            np.concatenate([f.keys.store_ids for f in frames]),
+            np.concatenate([f.keys.medication_ids for f in frames]),
+        ),
+        {name: np.concatenate([f.columns[name] for f in frames]) for name in names},
+        np.concatenate([f.newest_event_ms for f in frames]),
+    )
+
+
+def split_frame(frame: FeatureFrame, rows_per_part: int) -> list[FeatureFrame]:
+    """`frame` cut into consecutive parts of at most `rows_per_part` rows."""
+    total = len(frame)
+    if total <= rows_per_part:
+        return [frame]
+    return [frame.take(slice(start, start + rows_per_part)) for start in range(0, total, rows_per_part)]
