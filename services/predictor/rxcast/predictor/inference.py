@@ -110,10 +110,11 @@ def build_matrix(model: ServingModel, inputs: dict[str, np.ndarray]) -> tuple[np
     unknown = sorted(set(inputs) - set(model.feature_names))
     if unknown:
         raise InvalidArgument(f"inputs: unknown {unknown}; send {MATRIX_INPUT!r} or tensors named {list(model.feature_names)}")
+    absent = [name for name in model.feature_names if name not in inputs]
+    if absent:
+        raise InvalidArgument(f"inputs: features {absent} are missing; send {MATRIX_INPUT!r} or one tensor per feature")
     columns = {}
     for name in model.feature_names:
-        if name not in inputs:
-            raise InvalidArgument(f"inputs: feature {name!r} is missing")
         values = inputs[name]
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
