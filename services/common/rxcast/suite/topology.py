@@ -28,12 +28,30 @@ class Node:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def _predictor_dependencies(started: Started) -> list[str]:
+    return [
+        "--feature-service", started["feature"].address,
+        "--trainer", started["trainer"].address,
+        "--drift", started["drift"].address,
+    ]  # fmt: skip
+
+
 NODES: tuple[Node, ...] = (
     Node("feature", "feature"),
     Node("trainer", "trainer", depends_on=("feature",)),
     Node("drift", "drift", depends_on=("feature", "trainer")),
-    Node("predictor-online", "predictor", lambda s, d: ["--mode", "online"], ("feature", "trainer", "drift")),
-    Node("predictor-batch", "predictor", lambda s, d: ["--mode", "batch"], ("feature", "trainer", "drift")),
+    Node(
+        "predictor-online",
+        "predictor",
+        lambda s, d: ["--mode", "online", *_predictor_dependencies(s)],
+        ("feature", "trainer", "drift"),
+    ),
+    Node(
+        "predictor-batch",
+        "predictor",
+        lambda s, d: ["--mode", "batch", *_predictor_dependencies(s), "--data-dir", str(Path(d) / "predictor-batch")],
+        ("feature", "trainer", "drift"),
+    ),
 )
 
 

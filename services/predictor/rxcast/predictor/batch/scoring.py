@@ -102,7 +102,7 @@ class DaskScorer:
         position = {future.key: i for i, future in enumerate(futures)}
         results: list[ScoredPartition | None] = [None] * len(futures)
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 scored = future.result()
                 results[position[future.key]] = scored
                 on_partition(len(scored.forecasts))

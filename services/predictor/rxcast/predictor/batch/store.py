@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import threading
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rxcast.predictor.batch.runs import FAILED, SUCCEEDED, RunRecord
-from rxcast.runtime.errors import FailedPrecondition, NotFound
+from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.predictor.batch.store")
@@ -38,6 +39,7 @@ PREDICTIONS = "predictions.parquet"
 RECORD = "run.json"
 LATEST = "LATEST"
 _SEP = "\x1f"
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def entity_keys(store_ids: np.ndarray, medication_ids: np.ndarray) -> np.ndarray:
@@ -109,11 +111,13 @@ class BatchStore:
             if latest is None:
                 raise FailedPrecondition("no batch run has completed yet; start one with RunBatch")
             return latest
+        if not _RUN_ID.fullmatch(run_id):
+            raise InvalidArgument(f"run_id: {run_id!r} is not a run id (letters, digits, '-' and '_')")
         if latest is not None and latest.record.run_id == run_id:
             return latest
         if (self._failed / f"{run_id}.json").exists():
             raise FailedPrecondition(f"run_id: batch run {run_id!r} failed and has no forecasts")
-        if not (self._runs / run_id / RECORD).exists() or "/" in run_id or run_id.startswith("."):
+        if not (self._runs / run_id / RECORD).exists():
             raise NotFound(f"run_id: no stored batch run {run_id!r}")
         return self._cached_load(run_id)
 
