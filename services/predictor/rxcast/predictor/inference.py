@@ -79,7 +79,7 @@ class InferenceModel:
                 raise InvalidArgument(f"outputs: unknown output {name!r}; this model has {', '.join(OUTPUTS)}")
         inputs = inputs_by_name(request)
         matrix, missing = build_matrix(model, inputs)
-        forecasts = model.bundle.predict_matrix(matrix)
+        forecasts = model.predict(matrix)
         response = oip.ModelInferResponse(model_name=self.name, model_version=str(model.version), id=request.id)
         raw = len(request.raw_input_contents) > 0
         for name in wanted:

@@ -99,10 +99,10 @@ def forecast(
 
     values = np.empty(len(frame))
     if by_model.all():
-        values[:] = model.bundle.predict_matrix(matrix, num_threads)
+        values[:] = model.predict(matrix, num_threads)
     else:
         if by_model.any():
-            values[by_model] = model.bundle.predict_matrix(matrix[by_model], num_threads)
+            values[by_model] = model.predict(matrix[by_model], num_threads)
         values[~by_model] = prior_forecasts(model, frame.take(~by_model))
 
     ages = feature_ages(frame, now_ms)

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rxcast.model import ModelBundle
+from rxcast.predictor.fastpredict import SingleRowPredictor
 from rxcast.predictor.lookup import KeySet, KeyTable
+from rxcast.runtime.errors import InvalidArgument
+
+#: Up to this many rows, predict row by row through LightGBM's single-row C API
+#: (see rxcast.predictor.fastpredict); beyond it, Booster.predict is cheaper.
+FAST_PATH_MAX_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class ServingModel:
     entity_features: EntityFeatures
     #: What to ask the feature service for: the model's inputs, then the attributes priors need.
     requested_features: tuple[str, ...]
+    fast: SingleRowPredictor | None = None
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -82,7 +89,17 @@ class ServingModel:
             seen_medications=KeySet(seen["medication_ids"]) if "medication_ids" in seen else None,
             entity_features=entity_features,
             requested_features=tuple(requested),
+            fast=SingleRowPredictor(bundle.booster, len(bundle.manifest.feature_names)),
         )
+
+    def predict(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """Non-negative forecasts for an encoded (rows, features) matrix."""
+        if self.fast is not None and matrix.ndim == 2 and 0 < matrix.shape[0] <= FAST_PATH_MAX_ROWS:
+            if matrix.shape[1] != len(self.feature_names):
+                raise InvalidArgument(f"input must have shape (rows, {len(self.feature_names)}), got {matrix.shape}")
+            return np.maximum(self.fast.predict(matrix), 0.0)
+        return self.bundle.predict_matrix(matrix, num_threads)
 
     def warm_up(self) -> None:
         self.bundle.warm_up()
+        self.predict(np.zeros((1, len(self.feature_names))))

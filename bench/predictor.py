@@ -1,0 +1,263 @@
+"""Benchmark of the predictor, next to the limits it runs against.
+
+python bench/predictor.py [--calls N] [--seconds S] [--threads T]
+
+Prints one table, measured in one run on this machine:
+- online Predict (1 and 100 keys), through a real predictor process whose
+  feature service is a stand-in process answering fixed values;
+- ModelInfer (1 row, raw FP64 contents, as tritonclient sends);
+- a bare grpcio echo server's round trip, with the same ModelInfer request
+  bytes, measured the same way (the transport's limit);
+- Booster.predict in-process on the same rows (the model's limit);
+- batch scoring rows/s (policy + Dask partitions) next to Booster.predict on
+  the same matrix.
+Latency is sequential calls from one thread (p50/p99); throughput is calls
+per second from --threads client threads. Load is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import lightgbm as lgb
+import numpy as np
+
+from inference import grpc_predict_v2_pb2 as oip
+from rxcast.model import ModelBundle, ModelManifest
+from rxcast.model.bundle import sha256_bytes
+from rxcast.predictor.batch.scoring import DaskScorer
+from rxcast.predictor.frame import EntityBatch, FeatureFrame, split_frame
+from rxcast.predictor.serving import ServingModel
+from rxcast.predictor.v1 import predictor_pb2 as pb
+from rxcast.suite.launcher import ServiceProcess
+
+HERE = Path(__file__).resolve().parent
+NUMERIC = [f"f{i:02d}" for i in range(18)]
+CATEGORICAL = {"medication_category": ("analgesic", "antiviral", "statin"), "store_region": ("north", "south")}
+FEATURES = (*NUMERIC, *CATEGORICAL)
+MODEL = "rxcast-demand"
+
+
+def train_model(directory: Path, rounds: int = 100) -> ModelBundle:
+    """A 100-tree model over 20 features, written as a version directory."""
+    rng = np.random.default_rng(0)
+    rows = 20_000
+    matrix = np.column_stack(
+        [rng.gamma(2.0, 5.0, (rows, len(NUMERIC)))]
+        + [rng.integers(0, len(levels), rows).astype(float) for levels in CATEGORICAL.values()]
+    )
+    target = matrix[:, 0] * 0.7 + matrix[:, 1] * 0.2 + matrix[:, -1] * 3 + rng.normal(0, 1, rows)
+    booster = lgb.train(
+        {"objective": "regression", "num_leaves": 31, "verbose": -1, "num_threads": 2},
+        lgb.Dataset(matrix, target, feature_name=list(FEATURES), categorical_feature=[18, 19]),
+        num_boost_round=rounds,
+    )
+    text = booster.model_to_string().encode()
+    manifest = ModelManifest(
+        version=1,
+        feature_names=FEATURES,
+        categorical_levels=dict(CATEGORICAL),
+        horizon_days=7,
+        sha256=sha256_bytes(text),
+        priors={"global": float(target.mean())},
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.txt").write_bytes(text)
+    (directory / "manifest.json").write_text(manifest.to_json())
+    return ModelBundle.from_bytes(text, manifest)
+
+
+class Helper:
+    """A server of predictor_standin.py as a child process."""
+
+    def __init__(self, work: Path, kind: str, spec: str = "-"):
+        self.ready = work / f"{kind}.ready.json"
+        self.process = subprocess.Popen([sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)])
+
+    def address(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while not self.ready.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"{self.ready.stem} did not start")
+            time.sleep(0.05)
+        return f"127.0.0.1:{json.loads(self.ready.read_text())['port']}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def raw_callable(channel: grpc.Channel, method: str):
+    """A unary callable sending and receiving bytes, so client-side parsing is the same for every target."""
+    return channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+
+
+def latency(call, payload: bytes, calls: int) -> tuple[float, float]:
+    for _ in range(min(200, calls)):
+        call(payload, timeout=10)
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call(payload, timeout=10)
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99) - 1] * 1e3
+
+
+def throughput(call, payload: bytes, threads: int, calls: int, seconds: float) -> float:
+    done = [0] * threads
+    stop_at = time.perf_counter() + seconds
+
+    def drive(index: int) -> None:
+        for _ in range(calls // threads):
+            call(payload, timeout=10)
+            done[index] += 1
+            if time.perf_counter() > stop_at:
+                break
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=drive, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def booster_latency(bundle: ModelBundle, matrix: np.ndarray, calls: int) -> tuple[float, float, float]:
+    for _ in range(50):
+        bundle.booster.predict(matrix, num_threads=1)
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        bundle.booster.predict(matrix, num_threads=1)
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    p50 = samples[len(samples) // 2]
+    return p50 * 1e3, samples[int(len(samples) * 0.99) - 1] * 1e3, 1.0 / statistics.mean(samples)
+
+
+def infer_request(matrix: np.ndarray) -> bytes:
+    request = oip.ModelInferRequest(model_name=MODEL)
+    request.inputs.add(name="features", datatype="FP64", shape=list(matrix.shape))
+    request.raw_input_contents.append(np.ascontiguousarray(matrix, dtype="<f8").tobytes())
+    return request.SerializeToString()
+
+
+def predict_request(keys: int) -> bytes:
+    return pb.PredictRequest(
+        keys=pb.EntityKeys(store_ids=[f"S{i}" for i in range(keys)], medication_ids=["M0"] * keys)
+    ).SerializeToString()
+
+
+def population(rows: int) -> FeatureFrame:
+    rng = np.random.default_rng(1)
+    columns: dict[str, np.ndarray] = {name: rng.gamma(2.0, 5.0, rows) for name in NUMERIC}
+    for name, levels in CATEGORICAL.items():
+        columns[name] = np.asarray(levels, dtype=str)[rng.integers(0, len(levels), rows)]
+    keys = EntityBatch(np.char.add("S", (np.arange(rows) % 500).astype(str)), np.char.add("M", (np.arange(rows) // 500).astype(str)))
+    return FeatureFrame(keys, columns, np.full(rows, 1, dtype=np.int64))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per latency measurement")
+    parser.add_argument("--seconds", type=float, default=4.0, help="time bound of each throughput measurement")
+    parser.add_argument("--threads", type=int, default=8, help="client threads for throughput")
+    parser.add_argument("--no-access-log", action="store_true", help="run the predictor without per-call access logs")
+    parser.add_argument("--batch-rows", type=int, default=200_000, help="entities in the batch scoring measurement")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="rxcast-bench-predictor-"))
+    bundle = train_model(work / "model-1")
+    spec = {"numeric": NUMERIC, "categorical": {name: levels[0] for name, levels in CATEGORICAL.items()}}
+    features = Helper(work, "features", json.dumps(spec))
+    echo_server = Helper(work, "echo")
+    predictor = None
+    rows: list[tuple[str, str, str, str, str]] = []
+    try:
+        predictor = ServiceProcess(
+            "predictor",
+            work,
+            ["--mode", "online", "--model-dir", str(work / "model-1"), "--feature-service", features.address(),
+             *(["--access-log", "false"] if args.no_access_log else [])],
+        )  # fmt: skip
+        predictor.start().wait_ready(60)
+        echo_address = echo_server.address()
+
+        one = population(1)
+        hundred = population(100)
+        one_matrix = bundle.encode(one.columns).matrix
+        hundred_matrix = bundle.encode(hundred.columns).matrix
+
+        with grpc.insecure_channel(predictor.address) as channel, grpc.insecure_channel(echo_address) as echo_channel:
+            echo = raw_callable(echo_channel, "/bench.Echo/Echo")
+            infer = raw_callable(channel, "/inference.GRPCInferenceService/ModelInfer")
+            predict = raw_callable(channel, "/rxcast.predictor.v1.PredictorService/Predict")
+
+            def measure(label: str, call, payload: bytes) -> tuple[float, float, float]:
+                p50, p99 = latency(call, payload, args.calls)
+                rate = throughput(call, payload, args.threads, args.calls * 4, args.seconds)
+                rows.append((label, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}", ""))
+                return p50, p99, rate
+
+            infer_payload = infer_request(one_matrix)
+            echo_p50, _, echo_rate = measure("grpcio echo (ModelInfer bytes)", echo, infer_payload)
+            infer_p50, _, infer_rate = measure("ModelInfer, 1 row (raw FP64)", infer, infer_payload)
+            rows[-1] = (*rows[-1][:4], f"p50 {infer_p50 / echo_p50:.2f}x echo, rate {infer_rate / echo_rate:.2f}x echo")
+            measure("ModelInfer, 100 rows (raw FP64)", infer, infer_request(hundred_matrix))
+            echo_predict = predict_request(1)
+            measure("grpcio echo (Predict bytes)", echo, echo_predict)
+            measure("Predict, 1 key", predict, echo_predict)
+            measure("Predict, 100 keys", predict, predict_request(100))
+
+        for label, matrix in (("Booster.predict in-process, 1 row", one_matrix), ("Booster.predict in-process, 100 rows", hundred_matrix)):
+            p50, p99, rate = booster_latency(bundle, matrix, args.calls)
+            rows.append((label, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}", "1 thread, calls/s"))
+
+        serving = ServingModel.build(bundle)
+        frame = population(args.batch_rows)
+        matrix = bundle.encode(frame.columns).matrix
+        bare = []
+        for _ in range(3):
+            started = time.perf_counter()
+            bundle.booster.predict(matrix)
+            bare.append(time.perf_counter() - started)
+        scorer = DaskScorer(workers=os.cpu_count() or 2)
+        scored = []
+        for _ in range(3):
+            started = time.perf_counter()
+            scorer.score(serving, split_frame(frame, 50_000), 2)
+            scored.append(time.perf_counter() - started)
+        bare_rate = args.batch_rows / statistics.median(bare)
+        scored_rate = args.batch_rows / statistics.median(scored)
+        rows.append((f"Booster.predict, {args.batch_rows:,} rows", "", "", f"{bare_rate:,.0f}", "rows/s, default threads"))
+        rows.append(
+            (f"batch scoring, {args.batch_rows:,} rows", "", "", f"{scored_rate:,.0f}", f"rows/s, {scored_rate / bare_rate:.2f}x Booster.predict")
+        )
+    finally:
+        if predictor is not None:
+            predictor.stop()
+        features.stop()
+        echo_server.stop()
+
+    header = ("measurement", "p50 ms", "p99 ms", "per s", "note")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print(f"predictor benchmark ({os.cpu_count()} cores, {args.threads} client threads, {args.calls} calls per latency)")
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
