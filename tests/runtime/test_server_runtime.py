@@ -172,7 +172,9 @@ def test_deadline_and_request_id_propagate_to_outgoing_calls():
             # The front's own channel default is 30 s, but the backend sees at
             # most what is left of the 1 s the client gave the front.
             seen = float(_latest(stub, "chain:remaining", timeout=1.0).alias)
-            assert 0 < seen <= 1.0
+            # grpc core stamps an incoming deadline against a cached clock that
+            # can lag by some milliseconds, so the remainder may read a bit over 1 s.
+            assert 0 < seen <= 1.05
             answer = _latest(stub, "chain:request-id", metadata=[("x-request-id", "req-chain")])
             assert answer.alias == "req-chain"
     finally:

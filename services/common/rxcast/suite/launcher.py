@@ -17,8 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rxcast.runtime.healthcheck import check
 
 
 class ServiceFailed(RuntimeError):
@@ -84,11 +83,7 @@ class ServiceProcess:
 
     def health(self, service: str = "", timeout: float = 2.0) -> str:
         """The grpc.health.v1 status name the service reports for `service`."""
-        with grpc.insecure_channel(self.address) as channel:
-            response = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout
-            )
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return check(self.address, service, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -37,7 +37,7 @@ def _predictor_dependencies(started: Started) -> list[str]:
 
 
 NODES: tuple[Node, ...] = (
-    Node("feature", "feature"),
+    Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node("trainer", "trainer", depends_on=("feature",)),
     Node("drift", "drift", depends_on=("feature", "trainer")),
     Node(

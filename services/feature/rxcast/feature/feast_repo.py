@@ -1,0 +1,67 @@
+"""Open the Feast feature store under a data directory and apply the repo."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+os.environ.setdefault("FEAST_USAGE", "False")
+
+from feast import FeatureStore, RepoConfig  # noqa: E402
+from feast.repo_config import RegistryConfig  # noqa: E402
+
+from rxcast.feature.definitions import PROJECT, build_repo  # noqa: E402
+from rxcast.runtime.errors import InvalidArgument  # noqa: E402
+
+
+def redis_connection_string(url: str) -> str:
+    """redis://[:password@]host:port[/db] → Feast's "host:port,db=N[,password=P]"."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        raise InvalidArgument(f"redis_url: expected redis://host:port[/db], got {url!r}")
+    parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
+    db = parsed.path.strip("/")
+    if db:
+        if not db.isdigit():
+            raise InvalidArgument(f"redis_url: the database must be a number, got {db!r}")
+        parts.append(f"db={db}")
+    if parsed.password:
+        parts.append(f"password={parsed.password}")
+    if parsed.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
+
+
+def repo_config(data_dir: Path, online_store: str = "sqlite", redis_url: str = "") -> RepoConfig:
+    data_dir = Path(data_dir).resolve()
+    if online_store == "sqlite":
+        online = {"type": "sqlite", "path": str(data_dir / "online.db")}
+    elif online_store == "redis":
+        # rxcast is the only writer and always writes an entity's newest row,
+        # sometimes again with the same event time after a replayed record
+        # changed it; Feast's timestamp check would drop such a rewrite.
+        online = {"type": "redis", "connection_string": redis_connection_string(redis_url), "skip_dedup": True}
+    else:
+        raise InvalidArgument(f"online_store: expected 'sqlite' or 'redis', got {online_store!r}")
+    return RepoConfig(
+        project=PROJECT,
+        provider="local",
+        registry=RegistryConfig(path=str(data_dir / "registry.db"), cache_ttl_seconds=0),
+        online_store=online,
+        offline_store={"type": "file"},
+        entity_key_serialization_version=3,
+    )
+
+
+def open_store(data_dir: Path, online_store: str = "sqlite", redis_url: str = "", apply: bool = True) -> FeatureStore:
+    """A FeatureStore over `data_dir`, with rxcast's definitions applied."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(config=repo_config(data_dir, online_store, redis_url), repo_path=str(data_dir))
+    if apply:
+        with contextlib.redirect_stdout(io.StringIO()):
+            store.apply(build_repo(data_dir))
+    return store

@@ -1,0 +1,162 @@
+"""rxcast.feature.v1.FeatureService over InventoryFeatureStore: protos in, columns out."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+
+
+import numpy as np
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from rxcast.feature.online import Column
+from rxcast.feature.records import NUMBERS
+from rxcast.feature.store import InventoryFeatureStore
+from rxcast.feature.v1 import feature_pb2 as pb
+from rxcast.feature.v1 import feature_pb2_grpc
+from rxcast.runtime.errors import InvalidArgument
+
+_VALUE_TYPES = {
+    "DOUBLE": pb.VALUE_TYPE_DOUBLE,
+    "INT64": pb.VALUE_TYPE_INT64,
+    "STRING": pb.VALUE_TYPE_STRING,
+    "BOOL": pb.VALUE_TYPE_BOOL,
+}
+
+
+def _timestamp(when: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if when is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(when)
+    return stamp
+
+
+def record_columns(records) -> tuple[dict, dict]:
+    """InventoryRecord messages → (columns for RecordBatch.from_columns, the
+    numbers set explicitly to NaN, which validation rejects)."""
+    nan = math.nan
+    columns = {
+        "store_id": [r.store_id for r in records],
+        "medication_id": [r.medication_id for r in records],
+        "business_day": [r.business_day for r in records],
+        "on_promotion": [r.on_promotion for r in records],
+        "stock_out": [r.stock_out for r in records],
+        "medication_category": [r.medication_category for r in records],
+        "store_region": [r.store_region for r in records],
+    }
+    nan_given = {}
+    for name in NUMBERS:
+        has = np.fromiter((r.HasField(name) for r in records), dtype=bool, count=len(records))
+        values = np.fromiter((getattr(r, name) for r in records), dtype=np.float64, count=len(records))
+        nan_given[name] = has & np.isnan(values)
+        values[~has] = nan
+        columns[name] = values
+    return columns, nan_given
+
+
+def feature_column(column: Column) -> pb.FeatureColumn:
+    values = column.values.tolist()
+    kwargs = {}
+    if column.value_type == "DOUBLE":
+        kwargs["double_values"] = pb.DoubleList(values=values)
+    elif column.value_type == "INT64":
+        kwargs["int64_values"] = pb.Int64List(values=values)
+    elif column.value_type == "STRING":
+        kwargs["string_values"] = pb.StringList(values=values)
+    else:
+        kwargs["bool_values"] = pb.BoolList(values=values)
+    return pb.FeatureColumn(
+        name=column.name, statuses=column.statuses.tolist(), event_times_unix_ms=column.event_ms.tolist(), **kwargs
+    )
+
+
+class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
+    def __init__(self, store: InventoryFeatureStore):
+        self.store = store
+
+    def IngestRecords(self, request: pb.IngestRecordsRequest, context) -> pb.IngestRecordsResponse:
+        result = self.store.ingest(*record_columns(request.records))
+        return pb.IngestRecordsResponse(
+            accepted_count=result.accepted,
+            replaced_count=result.replaced,
+            errors=[pb.RecordError(index=e.index, field=e.field, message=e.message) for e in result.errors],
+        )
+
+    def GetOnlineFeatures(self, request: pb.GetOnlineFeaturesRequest, context) -> pb.GetOnlineFeaturesResponse:
+        keys = request.keys
+        columns = self.store.online(keys.store_ids, keys.medication_ids, request.features, request.feature_service)
+        return pb.GetOnlineFeaturesResponse(
+            columns=[feature_column(c) for c in columns], read_time=_timestamp(datetime.now(timezone.utc))
+        )
+
+    def GetHistoricalFeatures(self, request: pb.GetHistoricalFeaturesRequest, context):
+        which = request.WhichOneof("entities")
+        if which == "daily_grid":
+            stores, medications, event_ms = self.store.daily_grid(request.daily_grid.start_day, request.daily_grid.end_day)
+        elif which == "rows":
+            rows = request.rows
+            stores, medications, event_ms = rows.keys.store_ids, rows.keys.medication_ids, rows.event_times_unix_ms
+        else:
+            raise InvalidArgument("entities: give rows or daily_grid")
+        chunks = self.store.historical(
+            stores, medications, event_ms, request.features, request.feature_service, request.chunk_rows
+        )
+        for chunk in chunks:
+            if not context.is_active():
+                return
+            yield pb.GetHistoricalFeaturesResponse(
+                row_offset=chunk.row_offset,
+                total_rows=chunk.total_rows,
+                rows=pb.EntityRows(
+                    keys=pb.EntityKeys(store_ids=chunk.store_ids.tolist(), medication_ids=chunk.medication_ids.tolist()),
+                    event_times_unix_ms=chunk.event_ms.tolist(),
+                ),
+                columns=[feature_column(c) for c in chunk.columns],
+            )
+
+    def GetActuals(self, request: pb.GetActualsRequest, context) -> pb.GetActualsResponse:
+        rows = request.rows
+        actuals = self.store.actuals(
+            rows.keys.store_ids, rows.keys.medication_ids, rows.event_times_unix_ms, request.horizon_days
+        )
+        return pb.GetActualsResponse(
+            values=actuals.values.tolist(), statuses=actuals.statuses.tolist(), horizon_days=actuals.horizon_days
+        )
+
+    def ListFeatures(self, request: pb.ListFeaturesRequest, context) -> pb.ListFeaturesResponse:
+        schema = self.store.schema()
+        features = []
+        for f in schema.features:
+            ttl = duration_pb2.Duration()
+            ttl.FromTimedelta(timedelta(seconds=f.ttl_seconds))
+            features.append(
+                pb.FeatureSpec(
+                    name=f.name, feature_view=f.feature_view, value_type=_VALUE_TYPES.get(f.value_type, 0),
+                    categorical=f.categorical, ttl=ttl, description=f.description,
+                )  # fmt: skip
+            )
+        return pb.ListFeaturesResponse(
+            features=features,
+            feature_services=[
+                pb.FeatureServiceSpec(name=name, features=list(names), description=description)
+                for name, names, description in schema.feature_services
+            ],
+            entities=[pb.EntitySpec(name=n, join_key=k, description=d) for n, k, d in schema.entities],
+            default_feature_service=schema.default_feature_service,
+            registry_updated_time=_timestamp(schema.updated),
+        )
+
+    def Materialize(self, request: pb.MaterializeRequest, context) -> pb.MaterializeResponse:
+        start = request.start_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("start_time") else None
+        end = request.end_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("end_time") else None
+        done = self.store.materialize(start, end, list(request.feature_views))
+        return pb.MaterializeResponse(
+            feature_views=done.views,
+            start_time=_timestamp(done.start),
+            end_time=_timestamp(done.end),
+            rows_written=done.rows_written,
+        )
+
+
