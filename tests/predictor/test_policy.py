@@ -155,3 +155,32 @@ def test_lookups():
 def test_flag_names():
     assert F.describe(int(F.FALLBACK | F.COLD_START_STORE)) == ["cold_start_store", "fallback"]
     assert F.counts(np.array([F.FALLBACK, 0, F.FALLBACK | F.STALE_FEATURES], dtype=np.uint32))["fallback"] == 2
+
+
+def test_staleness_is_only_flagged_on_model_forecasts(model):
+    frame = _frame(["S0", "S0"], ["M0", "NEW"])
+    result = forecast(model, frame, NOW_MS, max_feature_age_seconds=60)
+    assert result.flags.tolist() == [F.STALE_FEATURES, F.COLD_START_MEDICATION | F.FALLBACK]
+
+
+@pytest.mark.parametrize("rows", [1, 16, 17, 60])
+def test_small_batch_fast_path_matches_booster_predict(model, rows):
+    from rxcast.predictor.serving import FAST_PATH_MAX_ROWS
+    from tests.predictor.models import training_rows
+
+    matrix = model.bundle.encode(training_rows(rows, seed=rows)).matrix
+    matrix[0, 0] = np.nan
+    matrix[-1, 4] = np.nan
+    expected = np.maximum(model.bundle.booster.predict(matrix, num_threads=1), 0.0)
+    np.testing.assert_allclose(model.predict(matrix), expected, rtol=1e-12)
+    assert model.fast is not None and FAST_PATH_MAX_ROWS == 16  # the cases straddle the switch-over
+    with pytest.raises(InvalidArgument, match="shape"):
+        model.predict(matrix[:, :3])
+
+
+def test_serving_model_survives_pickling_for_dask_workers(model):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(model))
+    matrix = model.bundle.encode(_frame(["S0"], ["M0"]).columns).matrix
+    np.testing.assert_allclose(again.predict(matrix), model.predict(matrix))

@@ -39,6 +39,11 @@ class PredictorConfig(ServerConfig):
     mode: str = setting("online", "online (per-request forecasts) or batch (scheduled scoring, served by lookup)")
     port: int = setting(50053, "gRPC port; 0 picks a free one (see --ready-file)")
     metrics_port: int = setting(9153, "Prometheus metrics HTTP port; 0 picks a free one, -1 disables")
+    access_log: bool = setting(
+        False,
+        "log one line per RPC; off by default here: at a predictor's request rate the line costs more than "
+        "the forecast, and rxcast_rpc_* metrics count every call by method and status",
+    )
     feature_service: str = setting("", "feature service address host:port; empty: no features (priors only if allowed)")
     trainer: str = setting("", "trainer address host:port to poll for model versions; empty: no polling")
     drift: str = setting("", "drift service address host:port for prediction logs; empty: no logging")

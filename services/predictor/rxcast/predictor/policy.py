@@ -18,8 +18,11 @@ the medication's category (`by_category`), the store (`by_store`), the
 store's region (`by_region`), then the global mean. Priors are means of the
 target over training, so they are already in units over the horizon.
 
-Independently, features whose newest value is older than the freshness bound
-get STALE_FEATURES; the forecast is still the model's.
+A model forecast whose newest feature value is older than the freshness
+bound also gets STALE_FEATURES (it is still the model's forecast). The
+feature age reported is now minus the newest event time among the row's
+present values (which, for a fallback row, may be an old attribute such as
+the store's region), or -1 when no value was present.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def forecast(
 
     ages = feature_ages(frame, now_ms)
     if max_feature_age_seconds > 0:
-        flags[ages > max_feature_age_seconds] |= F.STALE_FEATURES
+        flags[(ages > max_feature_age_seconds) & by_model] |= F.STALE_FEATURES
     return Forecasts(values, flags, ages, model.version, model.manifest.horizon_days, matrix)
 
 
