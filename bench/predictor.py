@@ -12,7 +12,9 @@ Prints one table, measured in one run on this machine:
 - batch scoring rows/s (policy + Dask partitions) next to Booster.predict on
   the same matrix.
 Latency is sequential calls from one thread (p50/p99); throughput is calls
-per second from --threads client threads. Load is bounded in count and time.
+per second from --threads client threads (median over rounds). The server
+measurements alternate in rounds so that load from elsewhere on a shared
+machine falls on each alike. Load is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -102,16 +104,20 @@ def raw_callable(channel: grpc.Channel, method: str):
     return channel.unary_unary(method, request_serializer=None, response_deserializer=None)
 
 
-def latency(call, payload: bytes, calls: int) -> tuple[float, float]:
-    for _ in range(min(200, calls)):
+def latency_samples(call, payload: bytes, calls: int) -> list[float]:
+    for _ in range(min(100, calls)):
         call(payload, timeout=10)
     samples = []
     for _ in range(calls):
         started = time.perf_counter()
         call(payload, timeout=10)
         samples.append(time.perf_counter() - started)
-    samples.sort()
-    return samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99) - 1] * 1e3
+    return samples
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
 
 
 def throughput(call, payload: bytes, threads: int, calls: int, seconds: float) -> float:
@@ -134,6 +140,21 @@ def throughput(call, payload: bytes, threads: int, calls: int, seconds: float) -
     return sum(done) / (time.perf_counter() - started)
 
 
+def compare(targets, rounds: int, calls: int, threads: int, seconds: float) -> list[tuple[float, float, float]]:
+    """(p50 ms, p99 ms, calls/s) per target, measured in alternating rounds so
+    that load from elsewhere on the machine falls on every target alike."""
+    samples: list[list[float]] = [[] for _ in targets]
+    rates: list[list[float]] = [[] for _ in targets]
+    for _ in range(rounds):
+        for i, (call, payload) in enumerate(targets):
+            samples[i].extend(latency_samples(call, payload, max(1, calls // rounds)))
+        for i, (call, payload) in enumerate(targets):
+            rates[i].append(throughput(call, payload, threads, calls * 4 // rounds, seconds / rounds))
+    return [
+        (percentile_ms(s, 0.5), percentile_ms(s, 0.99), statistics.median(r)) for s, r in zip(samples, rates)
+    ]
+
+
 def booster_latency(bundle: ModelBundle, matrix: np.ndarray, calls: int) -> tuple[float, float, float]:
     for _ in range(50):
         bundle.booster.predict(matrix, num_threads=1)
@@ -142,9 +163,7 @@ def booster_latency(bundle: ModelBundle, matrix: np.ndarray, calls: int) -> tupl
         started = time.perf_counter()
         bundle.booster.predict(matrix, num_threads=1)
         samples.append(time.perf_counter() - started)
-    samples.sort()
-    p50 = samples[len(samples) // 2]
-    return p50 * 1e3, samples[int(len(samples) * 0.99) - 1] * 1e3, 1.0 / statistics.mean(samples)
+    return percentile_ms(samples, 0.5), percentile_ms(samples, 0.99), 1.0 / statistics.mean(samples)
 
 
 def infer_request(matrix: np.ndarray) -> bytes:
@@ -171,10 +190,11 @@ def population(rows: int) -> FeatureFrame:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=2000, help="calls per latency measurement")
-    parser.add_argument("--seconds", type=float, default=4.0, help="time bound of each throughput measurement")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per latency measurement (over all rounds)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="time bound of each throughput measurement (over all rounds)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the measurements are split into")
     parser.add_argument("--threads", type=int, default=8, help="client threads for throughput")
-    parser.add_argument("--no-access-log", action="store_true", help="run the predictor without per-call access logs")
+    parser.add_argument("--access-log", action="store_true", help="run the predictor with per-call access logs")
     parser.add_argument("--batch-rows", type=int, default=200_000, help="entities in the batch scoring measurement")
     args = parser.parse_args()
 
@@ -190,7 +210,7 @@ def main() -> int:
             "predictor",
             work,
             ["--mode", "online", "--model-dir", str(work / "model-1"), "--feature-service", features.address(),
-             *(["--access-log", "false"] if args.no_access_log else [])],
+             *(["--access-log", "true"] if args.access_log else [])],
         )  # fmt: skip
         predictor.start().wait_ready(60)
         echo_address = echo_server.address()
@@ -205,21 +225,23 @@ def main() -> int:
             infer = raw_callable(channel, "/inference.GRPCInferenceService/ModelInfer")
             predict = raw_callable(channel, "/rxcast.predictor.v1.PredictorService/Predict")
 
-            def measure(label: str, call, payload: bytes) -> tuple[float, float, float]:
-                p50, p99 = latency(call, payload, args.calls)
-                rate = throughput(call, payload, args.threads, args.calls * 4, args.seconds)
-                rows.append((label, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}", ""))
-                return p50, p99, rate
-
             infer_payload = infer_request(one_matrix)
-            echo_p50, _, echo_rate = measure("grpcio echo (ModelInfer bytes)", echo, infer_payload)
-            infer_p50, _, infer_rate = measure("ModelInfer, 1 row (raw FP64)", infer, infer_payload)
-            rows[-1] = (*rows[-1][:4], f"p50 {infer_p50 / echo_p50:.2f}x echo, rate {infer_rate / echo_rate:.2f}x echo")
-            measure("ModelInfer, 100 rows (raw FP64)", infer, infer_request(hundred_matrix))
-            echo_predict = predict_request(1)
-            measure("grpcio echo (Predict bytes)", echo, echo_predict)
-            measure("Predict, 1 key", predict, echo_predict)
-            measure("Predict, 100 keys", predict, predict_request(100))
+            predict_one = predict_request(1)
+            targets = [
+                ("grpcio echo (ModelInfer bytes)", echo, infer_payload),
+                ("ModelInfer, 1 row (raw FP64)", infer, infer_payload),
+                ("ModelInfer, 100 rows (raw FP64)", infer, infer_request(hundred_matrix)),
+                ("grpcio echo (Predict bytes)", echo, predict_one),
+                ("Predict, 1 key", predict, predict_one),
+                ("Predict, 100 keys", predict, predict_request(100)),
+            ]
+            measured = compare([(c, p) for _, c, p in targets], args.rounds, args.calls, args.threads, args.seconds)
+            for (label, _, _), (p50, p99, rate) in zip(targets, measured):
+                rows.append((label, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}", ""))
+            (echo_p50, _, echo_rate), (infer_p50, _, infer_rate) = measured[0], measured[1]
+            rows[1] = (*rows[1][:4], f"p50 {infer_p50 / echo_p50:.2f}x echo, rate {infer_rate / echo_rate:.2f}x echo")
+            (echo_p50, _, echo_rate), (one_p50, _, one_rate) = measured[3], measured[4]
+            rows[4] = (*rows[4][:4], f"p50 {one_p50 / echo_p50:.2f}x echo (includes a feature service call)")
 
         for label, matrix in (("Booster.predict in-process, 1 row", one_matrix), ("Booster.predict in-process, 100 rows", hundred_matrix)):
             p50, p99, rate = booster_latency(bundle, matrix, args.calls)

@@ -23,6 +23,10 @@ _PREDICT_NORMAL = 0
 _DTYPE_FLOAT64 = 1
 _LIB = ctypes.PyDLL(lgb_basic._LIB._name)  # the same library, called without releasing the GIL
 _LIB.LGBM_GetLastError.restype = ctypes.c_char_p
+_PREDICT_ROW = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+# Declared once so each call converts plain ints (addresses) without building ctypes objects.
+_PREDICT_ROW.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+_PREDICT_ROW.restype = ctypes.c_int
 
 
 def _check(code: int) -> None:
@@ -59,13 +63,13 @@ class SingleRowPredictor:
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Raw model outputs for each row of a (rows, features) float64 matrix."""
         rows = np.ascontiguousarray(matrix, dtype=np.float64)
-        out = np.empty(rows.shape[0], dtype=np.float64)
-        out_len = ctypes.c_int64()
-        row_bytes = rows.strides[0] if rows.shape[0] else 0
-        base = rows.ctypes.data
-        out_base = out.ctypes.data
-        fast = _LIB.LGBM_BoosterPredictForMatSingleRowFast
-        handle = self._handle
-        for i in range(rows.shape[0]):
-            _check(fast(handle, ctypes.c_void_p(base + i * row_bytes), ctypes.byref(out_len), ctypes.c_void_p(out_base + 8 * i)))
+        count = rows.shape[0]
+        out = np.empty(count, dtype=np.float64)
+        out_len = np.empty(1, dtype=np.int64)
+        handle = self._handle.value
+        base, step = rows.ctypes.data, rows.strides[0] if count else 0
+        out_base, len_address = out.ctypes.data, out_len.ctypes.data
+        for i in range(count):
+            if _PREDICT_ROW(handle, base + i * step, len_address, out_base + 8 * i) != 0:
+                _check(-1)
         return out
