@@ -56,7 +56,7 @@ class PredictorConfig(ServerConfig):
         False, "answer with flagged priors instead of UNAVAILABLE when the feature service cannot be reached"
     )
     max_feature_age_seconds: float = setting(172800.0, "features older than this get STALE_FEATURES; 0 disables")
-    max_keys: int = setting(10000, "most entities in one Predict request")
+    max_keys: int = setting(10000, "most entities in one Predict or GetBatchPredictions request")
     category_feature: str = setting("medication_category", "feature holding the medication's category (for priors)")
     region_feature: str = setting("store_region", "feature holding the store's region (for priors)")
     model_name: str = setting("rxcast-demand", "the model's name on the Open Inference Protocol")
@@ -133,7 +133,8 @@ class PredictorApp:
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         predictor_pb2_grpc.add_PredictorServiceServicer_to_server(
-            PredictorServicer(self.config.mode, self.holder, self.online, self.runner, self.store), server
+            PredictorServicer(self.config.mode, self.holder, self.online, self.runner, self.store, self.config.max_keys),
+            server,
         )
         names = [SERVICE_NAME]
         if self.config.mode == "online":

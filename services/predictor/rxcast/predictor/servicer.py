@@ -73,8 +73,10 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
         online: OnlinePredictor | None = None,
         runner: BatchRunner | None = None,
         store: BatchStore | None = None,
+        max_keys: int = 10_000,
     ):
         self._mode = mode
+        self._max_keys = max_keys
         self._holder = holder
         self._online = online
         self._runner = runner
@@ -100,7 +102,7 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
 
     def GetBatchPredictions(self, request, context):
         self._require("batch", "GetBatchPredictions")
-        keys = EntityBatch.validated(request.keys.store_ids, request.keys.medication_ids)
+        keys = EntityBatch.validated(request.keys.store_ids, request.keys.medication_ids, max_rows=self._max_keys)
         run = self._store.get(request.run_id)
         forecasts, found, flags = run.lookup(keys.store_ids, keys.medication_ids)
         record = run.record

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rxcast.feature.durable import fsync_directory, write_text
 from rxcast.predictor.batch.runs import FAILED, SUCCEEDED, RunRecord
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
@@ -151,16 +152,16 @@ class BatchStore:
                 }
             )
             pq.write_table(table, staging / PREDICTIONS)
-            _write_durably(staging / RECORD, record.to_json())
-            _fsync_directory(staging)
+            write_text(record.to_json(), staging / RECORD)
+            fsync_directory(staging)
             os.rename(staging, self._runs / record.run_id)
-            _fsync_directory(self._runs)
+            fsync_directory(self._runs)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         stored = StoredRun.index(record, store_ids, medication_ids, forecasts, flags)
         with self._lock:
-            _replace_durably(self.directory / LATEST, record.run_id)
+            write_text(record.run_id, self.directory / LATEST)
             self._latest = stored
             self._cached_load.cache_clear()
         self._prune()
@@ -169,7 +170,7 @@ class BatchStore:
     def record_failure(self, record: RunRecord) -> None:
         if record.state != FAILED:
             raise ValueError("record_failure takes failed runs")
-        _replace_durably(self._failed / f"{record.run_id}.json", record.to_json())
+        write_text(record.to_json(), self._failed / f"{record.run_id}.json")
         self._prune()
 
     def _prune(self) -> None:
@@ -207,25 +208,3 @@ class BatchStore:
     @functools.lru_cache(maxsize=2)  # noqa: B019 - the store lives as long as the process
     def _cached_load(self, run_id: str) -> StoredRun:
         return self._load(run_id)
-
-
-def _write_durably(path: Path, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace_durably(path: Path, text: str) -> None:
-    scratch = path.with_name(path.name + ".tmp")
-    _write_durably(scratch, text)
-    os.replace(scratch, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
