@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
-
 from rxcast.sim.catalog import FILL_DELAY_KERNEL, FILL_RATE, PRESCRIBING_WEEK, category_profile
 from rxcast.sim.inventory import ESTIMATE_DAYS, run_inventory
 from rxcast.sim.streams import Stream
@@ -37,9 +35,9 @@ class Masked:
 
     step: int
     mask: np.ndarray
-    value: float = 1.0  # shock multiplier curve is in `curve`; promotion lift here
-    curve: np.ndarray | None = None  # per step, for demand shocks
-    stream_key: int = 0  # the event's own random stream
+    value: float = 1.0  # the promotion lift, for promotion-effect changes
+    curve: np.ndarray | None = None  # the demand multiplier per step, for shocks
+    stream_key: int = 0  # the event's index, which keys its own random streams
 
 
 @dataclass
@@ -69,9 +67,11 @@ class ChunkInputs:
 
 def ar1_noise(rng: np.random.Generator, shape: tuple[int, ...], phi: float, sigma: float) -> np.ndarray:
     """A stationary AR(1) path along the first axis, independent across the others."""
-    eps = rng.standard_normal(shape)
-    eps[0] /= np.sqrt(1.0 - phi**2)
-    return lfilter([sigma], [1.0, -phi], eps, axis=0)
+    path = rng.standard_normal(shape) * sigma
+    path[0] /= np.sqrt(1.0 - phi**2)
+    for t in range(1, shape[0]):
+        path[t] += phi * path[t - 1]
+    return path
 
 
 def _fill_convolution(prescriptions: np.ndarray) -> np.ndarray:
@@ -95,7 +95,9 @@ def simulate_chunk(x: ChunkInputs) -> dict[str, np.ndarray]:
     years = steps[:, None, None] / 365.0
     meds, stores = x.medications, x.stores
 
-    pair_effect = np.exp(x.rng(Stream.ENTITY_EFFECT).normal(0.0, PAIR_EFFECT_SD, (n_stores, n_meds)) - PAIR_EFFECT_SD**2 / 2)
+    pair_effect = np.exp(
+        x.rng(Stream.ENTITY_EFFECT).normal(0.0, PAIR_EFFECT_SD, (n_stores, n_meds)) - PAIR_EFFECT_SD**2 / 2
+    )
     base = stores["size"].to_numpy()[:, None] * meds["popularity"].to_numpy()[None, :] * x.region_mix * pair_effect
     season = (
         1.0
@@ -139,16 +141,19 @@ def simulate_chunk(x: ChunkInputs) -> dict[str, np.ndarray]:
     walk_in = x.rng(Stream.WALK_IN).poisson(walk_in_rate)
     demand = (fills + walk_in).astype(float)
 
-    # What the app records as prescriptions written. Decoupled pairs report an
-    # independent series with the same level and rhythm: no longer the
-    # prescriptions this store fills.
+    # What the app records as prescriptions written. Decoupled pairs report the
+    # prescriptions of another decoupled pair of the chunk (a fresh draw): the
+    # field keeps its distribution but no longer leads this pair's dispensing.
     recorded_rx = prescriptions.astype(float)
     for change in x.decoupled_prescriptions:
+        pairs = np.flatnonzero(change.mask)
+        source = np.arange(n_stores * n_meds)
+        source[pairs] = x.rng(Stream.DECOUPLED_PRESCRIPTIONS, change.stream_key, 0).permutation(pairs)
         other_noise = ar1_noise(x.rng(Stream.DECOUPLED_NOISE, change.stream_key), pair_noise.shape, phi, sigma)
-        other = x.rng(Stream.DECOUPLED_PRESCRIPTIONS, change.stream_key).poisson(
-            rx_rate * np.exp(other_noise - pair_noise)
-        )
-        recorded_rx[change.step :] = np.where(change.mask, other[change.step :], recorded_rx[change.step :])
+        other_rate = (rx_rate * np.exp(other_noise - pair_noise)).reshape(n_steps, -1)[:, source]
+        other = x.rng(Stream.DECOUPLED_PRESCRIPTIONS, change.stream_key, 1).poisson(other_rate[change.step :])
+        later = recorded_rx[change.step :]
+        later[:] = np.where(change.mask, other.reshape(later.shape), later)
 
     price = (
         meds["base_price"].to_numpy()[None, None, :]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from rxcast.sim.catalog import CATEGORIES, REGIONS, RegionProfile, category_profile
 from rxcast.sim.streams import Stream, stream
 
@@ -43,7 +42,9 @@ def base_stores(seed: int, n: int) -> pd.DataFrame:
     return _stores_frame(rng, 0, region_index, [r.demand_scale for r in REGIONS])
 
 
-def region_stores(seed: int, group: int, first_number: int, n: int, region_index: int, demand_scale: float) -> pd.DataFrame:
+def region_stores(
+    seed: int, group: int, first_number: int, n: int, region_index: int, demand_scale: float
+) -> pd.DataFrame:
     rng = stream(seed, Stream.STORES, group)
     scales = {region_index: demand_scale}
     return _stores_frame(rng, first_number, np.full(n, region_index), scales)
@@ -59,7 +60,7 @@ def _stores_frame(rng: np.random.Generator, first_number: int, region_index: np.
             "size": rng.lognormal(0.0, 0.35, n) * scale,
             "lead_time_days": rng.choice([1, 2, 3, 4], size=n, p=[0.3, 0.35, 0.25, 0.1]),
             # Days of demand a store keeps beyond the lead time: lean stores run out more.
-            "safety_days": rng.uniform(1.0, 4.5, n),
+            "safety_days": rng.uniform(0.5, 3.0, n),
             "trend_per_year": rng.normal(0.02, 0.05, n),
         }
     )

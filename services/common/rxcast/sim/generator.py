@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from rxcast.sim import entities, pricing, seasons
 from rxcast.sim.catalog import NUMERIC_FIELDS, REGIONS, RegionProfile, category_profile
 from rxcast.sim.demand import ChunkInputs, Masked, ar1_noise, simulate_chunk
@@ -173,9 +172,11 @@ def generate(scenario: Scenario, progress: Progress | None = None) -> tuple[Plan
         group_regions = sorted(set(store_region[sg.slice]))
         for mg in p.medication_groups:
             meds = p.medications.iloc[mg.slice]
-            promo_rate = np.array(
-                [category_profile(c).promos_per_year for c in meds["medication_category"]]
-            ) * meds["promo_propensity"].to_numpy() / 365.0
+            promo_rate = (
+                np.array([category_profile(c).promos_per_year for c in meds["medication_category"]])
+                * meds["promo_propensity"].to_numpy()
+                / 365.0
+            )
             starts = np.broadcast_to(promo_rate, (n_steps, len(group_regions), len(meds)))
             on_promo, discount = pricing.promotions(stream(seed, Stream.PROMOTION, sg.key, mg.key), starts)
             stores_per_chunk = max(1, CHUNK_PAIRS // len(meds))
@@ -212,8 +213,8 @@ def generate(scenario: Scenario, progress: Progress | None = None) -> tuple[Plan
                 _attach_world_events(p, inputs, chunk_rng)
                 result = simulate_chunk(inputs)
                 target = (slice(None), slice(lo, hi), mg.slice)
-                for name in out:
-                    out[name][target] = result[name][WARMUP_STEPS:]
+                for name, values in out.items():
+                    values[target] = result[name][WARMUP_STEPS:]
                 demand[target] = result["demand"][WARMUP_STEPS:]
                 done += (hi - lo) * len(meds)
                 if progress is not None:
@@ -223,9 +224,7 @@ def generate(scenario: Scenario, progress: Progress | None = None) -> tuple[Plan
     true_dispensed = out["units_dispensed"]
     true_prescriptions = out["prescriptions_written"]
     observed = apply_observation_events(p, out)
-    first_day = np.maximum(
-        p.stores["first_step"].to_numpy()[:, None], p.medications["first_step"].to_numpy()[None, :]
-    )
+    first_day = np.maximum(p.stores["first_step"].to_numpy()[:, None], p.medications["first_step"].to_numpy()[None, :])
     first_day = np.maximum(first_day - WARMUP_STEPS, 0)
     return p, DenseWorld(observed, demand, true_dispensed, true_prescriptions, first_day)
 

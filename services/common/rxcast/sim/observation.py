@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim.scenario import CONSTANT_FALLBACK
 from rxcast.sim.streams import Stream, stream

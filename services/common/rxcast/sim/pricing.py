@@ -23,9 +23,9 @@ def inflation(n_steps: int) -> np.ndarray:
 
 
 def promotions(rng: np.random.Generator, starts_per_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Promotion campaigns for each column of `starts_per_day` (steps × campaigns
-    shape comes from its first axis being the steps): a campaign starts with the
-    given daily probability when none runs, and lasts 1-3 weeks at one discount.
+    """Promotion campaigns. `starts_per_day` holds, per step (first axis) and
+    campaign slot (the other axes), the probability that a campaign starts
+    when none runs; a campaign lasts 1-3 weeks at one discount.
     Returns (on_promotion, discount), both shaped like `starts_per_day`."""
     n_steps = starts_per_day.shape[0]
     start_draw = rng.random(starts_per_day.shape)

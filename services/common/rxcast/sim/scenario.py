@@ -145,6 +145,13 @@ _PARAMS: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
 }
 
 DRIFT_KINDS: tuple[str, ...] = tuple(_PARAMS)
+
+
+def drift_kind_defaults() -> dict[str, dict[str, Any]]:
+    """Each drift kind's parameters with their default values."""
+    return {kind: {name: plain_data(default) for name, (default, _) in spec.items()} for kind, spec in _PARAMS.items()}
+
+
 CONSTANT_FALLBACK: dict[str, float | bool] = {
     "unit_price": 1.0,
     "units_dispensed": 0.0,
@@ -176,6 +183,14 @@ class DriftEvent:
     day: int | str
     params: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Plain lists and dicts, so events compare equal however they were built or read.
+        if isinstance(self.params, Mapping):
+            object.__setattr__(self, "params", plain_data(self.params))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.day, json.dumps(self.params, sort_keys=True, default=str)))
+
     def resolved_params(self, where: str = "event") -> dict[str, Any]:
         """The parameters with defaults filled in and values checked."""
         if self.kind not in _PARAMS:
@@ -186,8 +201,7 @@ class DriftEvent:
         unknown = sorted(set(self.params) - set(spec))
         if unknown:
             raise InvalidArgument(
-                f"{where}.params: unknown parameter(s) {', '.join(unknown)} for {self.kind}; "
-                f"known: {', '.join(spec)}"
+                f"{where}.params: unknown parameter(s) {', '.join(unknown)} for {self.kind}; known: {', '.join(spec)}"
             )
         resolved = {}
         for name, (default, check) in spec.items():
@@ -196,7 +210,7 @@ class DriftEvent:
         return resolved
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "day": self.day, "params": plain_data(dict(self.params))}
+        return {"kind": self.kind, "day": self.day, "params": plain_data(self.params)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftEvent:

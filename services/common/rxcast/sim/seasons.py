@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from rxcast.sim.catalog import RegionProfile
 
 
-def region_seasons(rng: np.random.Generator, region: RegionProfile, dates: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+def region_seasons(
+    rng: np.random.Generator, region: RegionProfile, dates: pd.DatetimeIndex
+) -> tuple[np.ndarray, np.ndarray]:
     """Flu and pollen activity per date (0 off-season, about 1 at a typical peak)."""
     ordinal = dates.to_numpy().astype("datetime64[D]").astype(np.int64).astype(float)
     years = range(dates[0].year - 1, dates[-1].year + 2)

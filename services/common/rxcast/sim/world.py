@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim.catalog import FLAG_FIELDS, NUMERIC_FIELDS, RECORD_COLUMNS
 from rxcast.sim.generator import WARMUP_STEPS, DenseWorld, Plan, generate
@@ -34,7 +33,12 @@ class EventLogEntry:
     def to_dict(self) -> dict[str, Any]:
         from rxcast.sim.scenario import plain_data
 
-        return {"kind": self.kind, "day": self.day, "business_day": self.business_day, "params": plain_data(self.params)}
+        return {
+            "kind": self.kind,
+            "day": self.day,
+            "business_day": self.business_day,
+            "params": plain_data(self.params),
+        }
 
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None) -> World:
@@ -139,8 +143,7 @@ class World:
             index = (stamp.normalize() - self.days[0]).days
         if not 0 <= index < len(self.days):
             raise InvalidArgument(
-                f"day: {day!r} is outside the simulated days "
-                f"{self.days[0]:%Y-%m-%d}..{self.days[-1]:%Y-%m-%d}"
+                f"day: {day!r} is outside the simulated days {self.days[0]:%Y-%m-%d}..{self.days[-1]:%Y-%m-%d}"
             )
         return index
 

@@ -1,0 +1,3 @@
+from rxcast.sim.cli import main
+
+raise SystemExit(main())
