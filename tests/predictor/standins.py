@@ -167,8 +167,11 @@ class DriftStandIn(drift_pb2_grpc.DriftServiceServicer):
         self.requests: list[drift_pb2.LogPredictionsRequest] = []
         self._lock = threading.Lock()
         self.received = threading.Condition(self._lock)
+        self.open = threading.Event()  # cleared: every LogPredictions call waits until it is set
+        self.open.set()
 
     def LogPredictions(self, request_iterator, context):
+        self.open.wait(30)
         rows = 0
         for request in request_iterator:
             with self._lock:

@@ -159,3 +159,26 @@ def test_predictions_reach_the_drift_log(online, standins):
     assert names == list(FEATURES)
     category = next(f for f in logged.features if f.name == "medication_category")
     assert category.WhichOneof("values") == "categorical"
+
+
+def test_configured_fallback_answers_flagged_priors_when_features_are_unreachable(tmp_path, first_model):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    predictor = start_predictor(
+        tmp_path,
+        "predictor-fallback",
+        ["--mode", "online", "--feature-service", dead, "--model-dir", str(first_model.write(tmp_path / "model-1")),
+         "--fallback-when-features-unavailable", "true"],
+    )  # fmt: skip
+    try:
+        answer = predictor.stub.Predict(pb.PredictRequest(keys=_keys(["S1", "S9"], ["M0", "M0"])), timeout=10)
+    finally:
+        predictor.close()
+    priors = first_model.manifest.priors
+    base = F.FEATURES_UNAVAILABLE | F.FALLBACK
+    assert list(answer.flags) == [base, base | F.COLD_START_STORE]
+    np.testing.assert_allclose(answer.forecasts, [priors["by_store"]["S1"], priors["global"]])
+    assert list(answer.feature_ages_seconds) == [-1.0, -1.0] and answer.model_version == 1

@@ -186,7 +186,10 @@ class ModelPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception as exc:  # the poller outlives any single failed poll
+                self._holder.record_failure("poll", f"{type(exc).__name__}: {exc}")
             self._stop.wait(self._interval)
 
     def stop(self) -> None:
