@@ -228,6 +228,26 @@ def test_metrics_count_calls_by_code(probe):
     assert "process_cpu_seconds_total" in text
 
 
+def test_metrics_follow_every_call_of_a_method(probe):
+    from prometheus_client import REGISTRY
+
+    _, _, stub = probe
+    method = "/rxcast.trainer.v1.TrainerService/GetLatestVersion"
+
+    def sample(name: str, **labels) -> float:
+        return REGISTRY.get_sample_value(name, {"service": "probe", **labels}) or 0.0
+
+    before = (sample("rxcast_rpc_started_total", method=method), sample("rxcast_rpc_duration_seconds_count", method=method))
+    for alias in ("ok", "bad", "ok"):
+        try:
+            _latest(stub, alias)
+        except grpc.RpcError:
+            pass
+    assert sample("rxcast_rpc_started_total", method=method) - before[0] == 3
+    assert sample("rxcast_rpc_duration_seconds_count", method=method) - before[1] == 3
+    assert sample("rxcast_rpc_in_flight") == 0
+
+
 @pytest.fixture
 def json_logs(capfd):
     """JSON logging for the test's duration, read back from stderr."""
