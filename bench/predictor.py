@@ -79,12 +79,22 @@ def train_model(directory: Path, rounds: int = 100) -> ModelBundle:
     return ModelBundle.from_bytes(text, manifest)
 
 
+#: CPUs the servers run on with --pin (empty: wherever the OS puts them).
+SERVER_CPUS: set[int] = set()
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    if cpus:
+        os.sched_setaffinity(pid, cpus)
+
+
 class Helper:
     """A server of predictor_standin.py as a child process."""
 
     def __init__(self, work: Path, kind: str, spec: str = "-"):
         self.ready = work / f"{kind}.ready.json"
         self.process = subprocess.Popen([sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)])
+        pin(self.process.pid, SERVER_CPUS)
 
     def address(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -194,9 +204,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="time bound of each throughput measurement (over all rounds)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the measurements are split into")
     parser.add_argument("--threads", type=int, default=8, help="client threads for throughput")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the servers on one half of the CPUs and this client on the other, so a server's caches "
+        "are not evicted by the client between calls (on 2 cores: one each)",
+    )
     parser.add_argument("--access-log", action="store_true", help="run the predictor with per-call access logs")
     parser.add_argument("--batch-rows", type=int, default=200_000, help="entities in the batch scoring measurement")
     args = parser.parse_args()
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least two CPUs")
+        SERVER_CPUS.update(cpus[len(cpus) // 2 :])
+        os.sched_setaffinity(0, cpus[: len(cpus) // 2])
 
     work = Path(tempfile.mkdtemp(prefix="rxcast-bench-predictor-"))
     bundle = train_model(work / "model-1")
@@ -213,6 +235,7 @@ def main() -> int:
              *(["--access-log", "true"] if args.access_log else [])],
         )  # fmt: skip
         predictor.start().wait_ready(60)
+        pin(predictor.process.pid, SERVER_CPUS)
         echo_address = echo_server.address()
 
         one = population(1)
@@ -275,7 +298,8 @@ def main() -> int:
 
     header = ("measurement", "p50 ms", "p99 ms", "per s", "note")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"predictor benchmark ({os.cpu_count()} cores, {args.threads} client threads, {args.calls} calls per latency)")
+    pinned = f", servers pinned to CPUs {sorted(SERVER_CPUS)}" if SERVER_CPUS else ""
+    print(f"predictor benchmark ({os.cpu_count()} cores, {args.threads} client threads, {args.calls} calls per latency{pinned})")
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0

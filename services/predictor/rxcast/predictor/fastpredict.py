@@ -62,14 +62,13 @@ class SingleRowPredictor:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Raw model outputs for each row of a (rows, features) float64 matrix."""
-        rows = np.ascontiguousarray(matrix, dtype=np.float64)
+        rows = matrix if matrix.dtype == np.float64 and matrix.flags.c_contiguous else np.ascontiguousarray(matrix, np.float64)
         count = rows.shape[0]
-        out = np.empty(count, dtype=np.float64)
-        out_len = np.empty(1, dtype=np.int64)
+        out = np.empty(count + 1)  # the last slot receives the output length
         handle = self._handle.value
-        base, step = rows.ctypes.data, rows.strides[0] if count else 0
-        out_base, len_address = out.ctypes.data, out_len.ctypes.data
+        base, step, out_base = rows.ctypes.data, 8 * rows.shape[1], out.ctypes.data
+        length_address = out_base + 8 * count
         for i in range(count):
-            if _PREDICT_ROW(handle, base + i * step, len_address, out_base + 8 * i) != 0:
+            if _PREDICT_ROW(handle, base + i * step, length_address, out_base + 8 * i) != 0:
                 _check(-1)
-        return out
+        return out[:count]

@@ -86,7 +86,7 @@ class InferenceModel:
             if name == "forecast":
                 output_tensor(name, forecasts, "FP64", raw, response)
             else:
-                output_tensor(name, np.where(missing, F.MISSING_FEATURES, np.uint32(0)), "UINT32", raw, response)
+                output_tensor(name, missing.astype(np.uint32) * F.MISSING_FEATURES, "UINT32", raw, response)
         if self.log_queue is not None:
             self.log_queue.submit(LogEntry(model, forecasts, int(time.time() * 1000), "online", matrix=matrix))
         return response

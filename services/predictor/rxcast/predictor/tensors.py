@@ -7,6 +7,7 @@ length as a 4-byte little-endian integer, as the protocol specifies.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -29,11 +30,13 @@ DATATYPES: dict[str, tuple[str, str]] = {
     "FP32": ("<f4", "fp32_contents"),
     "FP64": ("<f8", "fp64_contents"),
 }
+# Resolved once: a request's path should not look dtypes up by name.
+_DTYPE = {name: np.dtype(code) for name, (code, _) in DATATYPES.items()}
 
 
 def _shape(tensor, where: str) -> tuple[int, ...]:
-    shape = tuple(int(d) for d in tensor.shape)
-    if any(d < 0 for d in shape):
+    shape = tuple(tensor.shape)
+    if shape and min(shape) < 0:
         raise InvalidArgument(f"{where}.shape: dimensions must be >= 0, got {list(shape)}")
     return shape
 
@@ -69,7 +72,7 @@ def encode_bytes_elements(values: np.ndarray) -> bytes:
 def input_array(tensor, raw: bytes | None, where: str) -> np.ndarray:
     """One input tensor as an array of its declared shape."""
     shape = _shape(tensor, where)
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     datatype = tensor.datatype
     if datatype == "BYTES":
         if raw is not None:
@@ -77,9 +80,9 @@ def input_array(tensor, raw: bytes | None, where: str) -> np.ndarray:
         else:
             values = np.asarray([b.decode("utf-8", errors="replace") for b in tensor.contents.bytes_contents], dtype=str)
     elif datatype in DATATYPES:
-        dtype, field = DATATYPES[datatype]
+        dtype, field = _DTYPE[datatype], DATATYPES[datatype][1]
         if raw is not None:
-            itemsize = np.dtype(dtype).itemsize
+            itemsize = dtype.itemsize
             if len(raw) != count * itemsize:
                 raise InvalidArgument(
                     f"{where}: raw contents hold {len(raw)} bytes, shape {list(shape)} of {datatype} needs {count * itemsize}"
@@ -117,9 +120,8 @@ def inputs_by_name(request: oip.ModelInferRequest) -> dict[str, np.ndarray]:
 def output_tensor(name: str, values: np.ndarray, datatype: str, raw: bool, response: oip.ModelInferResponse) -> None:
     """Append one output to `response`, as raw contents or typed contents."""
     tensor = response.outputs.add(name=name, datatype=datatype, shape=values.shape)
-    dtype, field = DATATYPES[datatype]
-    array = np.ascontiguousarray(values, dtype=dtype)
+    array = values if values.dtype == _DTYPE[datatype] else values.astype(_DTYPE[datatype])
     if raw:
         response.raw_output_contents.append(array.tobytes())
     else:
-        getattr(tensor.contents, field).extend(array.ravel().tolist())
+        getattr(tensor.contents, DATATYPES[datatype][1]).extend(array.ravel().tolist())
