@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from rxcast.feature.timebase import as_of_day, day_text
 from rxcast.predictor.batch.runs import FAILED, RUNNING, SUCCEEDED, RunRecord, new_run_id
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore
@@ -30,8 +31,6 @@ from rxcast.runtime.errors import FailedPrecondition, RxcastError
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.predictor.batch")
-
-DAY_MS = 86_400_000
 
 BATCH_RUNS = Counter("rxcast_predictor_batch_runs_total", "Batch runs finished, by state.", ["state"])
 BATCH_ROWS_DONE = Gauge("rxcast_predictor_batch_rows_done", "Entities scored so far by the current batch run.")
@@ -59,11 +58,8 @@ class FeatureServicePopulation:
         self._client = client
 
     def population(self, as_of_ms: int, features) -> Iterator[HistoricalChunk]:
-        import datetime as dt
-
-        day = as_of_ms // DAY_MS - 1  # the business day whose end is the latest at or before as_of
-        text = (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
-        return self._client.historical_daily(text, features)
+        day = int(as_of_day(as_of_ms))  # the business day whose end is the latest at or before as_of
+        return self._client.historical_daily(day_text(day), features)
 
 
 @dataclass(frozen=True)
