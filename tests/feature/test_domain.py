@@ -180,3 +180,25 @@ def test_historical_retrieval_agrees_with_feast(tmp_path):
             assert (column.values[present] == expected[present]).all(), name
     finally:
         store.close()
+
+
+def test_offline_files_compact_to_the_latest_copy_of_each_row(tmp_path):
+    from rxcast.feature.definitions import STORE_FEATURES
+    from rxcast.feature.offline import OfflineView
+
+    view = OfflineView("store_attributes", tmp_path / "view", ("store_id",), STORE_FEATURES)
+    for seq in range(1, 6):
+        # Every batch restates s1 on day 1 (a replay) and adds a day of s2.
+        view.write(
+            seq, {"store_id": np.array(["s1", "s2"], dtype=object), "store_region": np.array([f"r{seq}", "x"], dtype=object)},
+            np.array([day_end_ms(1), day_end_ms(seq)]), created_us=seq,
+        )  # fmt: skip
+    before = view.rows()
+    assert not view.compact_if_needed(threshold=6)
+    assert view.compact_if_needed(threshold=5)
+    assert [p.name for p in (tmp_path / "view").glob("*.parquet")] == ["upto-000000000005.parquet"]
+    after = view.rows()
+    assert len(after) == len(before) == 6  # s1 once, s2 on five days
+    index, _ = point_in_time(after.codes, after.event_ms, after.codes_of(np.array(["s1"], dtype=object)), np.array([day_end_ms(9)]), 0)
+    assert after.columns["store_region"][index[0]] == "r5"
+    assert view.has_batch(3) and not view.has_batch(6)

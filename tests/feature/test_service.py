@@ -401,3 +401,71 @@ def test_definition_changes_are_seen_without_restart(feature_process, stub, seed
         )
     )
     assert [c.name for c in answer.columns] == ["dispensed_sum_7d"]
+
+
+def test_seed_command_loads_a_file_of_records(feature_process, stub, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    columns = world(2, 3, 6, first_day=34, prefix="seed")
+    columns["units_dispensed"][0] = float("nan")  # missing values stay missing
+    path = tmp_path / "records.parquet"
+    pd.DataFrame(columns).to_parquet(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "rxcast.feature.seed", "--target", feature_process.address, "--records", str(path),
+         "--batch-records", "10"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "seeded 36 records (0 replaced, 0 rejected)" in done.stdout
+    frame = oracle(columns)
+    answer = online(stub, ["seeds001"], ["seedm002"])
+    assert answer["dispensed_sum_7d"].double_values.values[0] == trailing(frame, "seeds001", "seedm002", 39, 7)
+
+    broken = pd.DataFrame(columns).iloc[:2].assign(units_on_hand=-1.0)
+    broken.to_parquet(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "rxcast.feature.seed", "--target", feature_process.address, "--records", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "units_on_hand" in done.stderr
+
+
+def test_reads_run_beside_ingests(stub, seeded):
+    """Online, historical and actuals calls from several threads while batches
+    are ingested: every call answers OK and sees whole values."""
+    import threading
+
+    failures = []
+    stop = threading.Event()
+    keys = pb.EntityKeys(store_ids=["as000", "as001", "convs000"], medication_ids=["am000", "am001", "convm000"])
+    rows = pb.EntityRows(keys=keys, event_times_unix_ms=[day_end_ms(20)] * 3)
+
+    def read():
+        calls = 0
+        while not stop.is_set() and calls < 300:
+            calls += 1
+            try:
+                stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(keys=keys))
+                list(stub.GetHistoricalFeatures(pb.GetHistoricalFeaturesRequest(rows=rows)))
+                stub.GetActuals(pb.GetActualsRequest(rows=rows))
+            except grpc.RpcError as exc:
+                failures.append(f"{exc.code().name}: {exc.details()}")
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    columns = world(3, 20, 8, first_day=44, prefix="conv")  # new entities appear while reading
+    for day in range(44, 52):
+        todays = [i for i, d in enumerate(columns["business_day"]) if d == day_text(day)]
+        assert ingest(stub, take(columns, todays)).accepted_count == len(todays)
+    stop.set()
+    for thread in readers:
+        thread.join(60)
+    assert not failures, failures[:3]
+    frame = oracle(columns)
+    answer = online(stub, ["convs002"], ["convm019"])
+    assert answer["dispensed_sum_7d"].double_values.values[0] == trailing(frame, "convs002", "convm019", 51, 7)

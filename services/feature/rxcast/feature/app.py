@@ -9,7 +9,7 @@ import grpc
 
 from rxcast.feature.config import FeatureConfig
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.logs import get_logger
+from rxcast.runtime.logs import configure_logging, get_logger
 from rxcast.runtime.server import Health
 
 # Feast reports usage over the network unless told not to; rxcast runs offline.
@@ -29,6 +29,8 @@ class FeatureApp:
     def __init__(self, config: FeatureConfig):
         from rxcast.feature.store import InventoryFeatureStore
 
+        # Opening the store logs (history loaded, batches recovered): as JSON, like the rest.
+        configure_logging(self.name, config.log_level)
         self.config = config
         self.store = InventoryFeatureStore.open(config)
         self._stop = threading.Event()

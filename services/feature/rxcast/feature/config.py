@@ -30,4 +30,4 @@ class FeatureConfig(ServerConfig):
         "so replays and simulations stay fresh) or 'wall' (the current time)",
     )
     registry_refresh_seconds: float = setting(5.0, "how often to re-read the Feast registry for definition changes")
-    compact_after: int = setting(64, "compact the record log once it holds this many batch files")
+    compact_after: int = setting(64, "merge the record log, and each feature view's offline files, once either holds this many files")

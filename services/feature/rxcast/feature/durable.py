@@ -8,6 +8,7 @@ dask skip when they read a directory of parquet files.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,3 +52,22 @@ def remove_scratch(directory: Path) -> None:
     """Drop scratch files a crash left behind."""
     for leftover in Path(directory).glob("_*.tmp"):
         leftover.unlink(missing_ok=True)
+
+
+_NUMBERED = re.compile(r"^(batch|upto)-(\d{12})\.parquet$")
+
+
+def batch_path(directory: Path, seq: int, kind: str = "batch") -> Path:
+    """`batch-<seq>.parquet` holds one ingest batch; `upto-<seq>.parquet` the
+    merge of every batch up to and including `seq`."""
+    return Path(directory) / f"{kind}-{seq:012d}.parquet"
+
+
+def numbered_files(directory: Path) -> list[tuple[str, int, Path]]:
+    """(kind, seq, path) of the batch and merged files in `directory`."""
+    found = []
+    for path in Path(directory).iterdir():
+        match = _NUMBERED.match(path.name)
+        if match:
+            found.append((match.group(1), int(match.group(2)), path))
+    return found

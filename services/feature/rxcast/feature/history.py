@@ -10,8 +10,9 @@ start-up from the durable record log (rxcast.feature.record_log).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
+
+import threading
 
 import numpy as np
 import pandas as pd
@@ -108,7 +109,10 @@ class RecordHistory:
         self.regions = Attribute()
         self.categories = Attribute()
         self.record_count = 0
-        self.lock = threading.RLock()
+        self._max_day: int | None = None
+        # Readers (online, historical, actuals) run beside one writer (ingest);
+        # growing the arrays must not be seen half done.
+        self._lock = threading.RLock()
 
     # -- entities ---------------------------------------------------------
     @property
@@ -117,6 +121,10 @@ class RecordHistory:
 
     def entity_codes(self, store_ids, medication_ids) -> np.ndarray:
         """Codes of (store, medication) pairs; -1 for pairs never ingested."""
+        with self._lock:
+            return self._entity_codes(store_ids, medication_ids)
+
+    def _entity_codes(self, store_ids, medication_ids) -> np.ndarray:
         get = self._codes.get
         return np.fromiter(
             (get(key, -1) for key in zip(np.asarray(store_ids).tolist(), np.asarray(medication_ids).tolist())),
@@ -125,7 +133,7 @@ class RecordHistory:
         )
 
     def _add_entities(self, store_ids, medication_ids) -> np.ndarray:
-        codes = self.entity_codes(store_ids, medication_ids)
+        codes = self._entity_codes(store_ids, medication_ids)
         for i in np.flatnonzero(codes < 0):
             key = (str(store_ids[i]), str(medication_ids[i]))
             code = self._codes.get(key)
@@ -152,16 +160,20 @@ class RecordHistory:
         self._first_day, self._last_day, self._capacity = first, last, capacity
 
     def store_ids(self, codes: np.ndarray) -> np.ndarray:
-        return np.asarray(self._stores, dtype=object)[codes]
+        with self._lock:
+            return np.asarray(self._stores, dtype=object)[codes]
 
     def medication_ids(self, codes: np.ndarray) -> np.ndarray:
-        return np.asarray(self._medications, dtype=object)[codes]
+        with self._lock:
+            return np.asarray(self._medications, dtype=object)[codes]
 
     def first_day(self, codes: np.ndarray) -> np.ndarray:
-        return self._first_day[codes]
+        with self._lock:
+            return self._first_day[codes]
 
     def last_day(self, codes: np.ndarray) -> np.ndarray:
-        return self._last_day[codes]
+        with self._lock:
+            return self._last_day[codes]
 
     def all_codes(self) -> np.ndarray:
         return np.arange(self.entity_count, dtype=np.int64)
@@ -169,13 +181,15 @@ class RecordHistory:
     @property
     def max_day(self) -> int | None:
         """The latest business day of any record, or None when empty."""
-        if self.entity_count == 0:
-            return None
-        return int(self._last_day[: self.entity_count].max())
+        return self._max_day
 
     # -- records ----------------------------------------------------------
     def upsert(self, batch: RecordBatch) -> UpsertResult:
         """Store valid records; a later copy of a (store, medication, day) key replaces the earlier."""
+        with self._lock:
+            return self._upsert(batch)
+
+    def _upsert(self, batch: RecordBatch) -> UpsertResult:
         codes = self._add_entities(batch.store_id, batch.medication_id)
         days = batch.business_day.astype(np.int64)
         key = codes * (1 << 32) + days
@@ -184,7 +198,7 @@ class RecordHistory:
         keep = np.sort(len(key) - 1 - reversed_first)
         first_copy = np.zeros(len(key), dtype=bool)
         first_copy[np.unique(key, return_index=True)[1]] = True
-        stored_before = self.gather(codes, days)["present"]
+        stored_before = self._gather(codes, days)["present"]
         # A record replaces when its key was stored before or came earlier in the batch.
         replaced = stored_before | ~first_copy
 
@@ -201,12 +215,19 @@ class RecordHistory:
                 block[field][codes_k[rows], offsets[rows]] = columns[field][rows]
         np.minimum.at(self._first_day, codes_k, days_k)
         np.maximum.at(self._last_day, codes_k, days_k)
+        if len(days_k):
+            latest = int(days_k.max())
+            self._max_day = latest if self._max_day is None else max(self._max_day, latest)
         self.record_count += int(len(keep) - stored_before[keep].sum())
         return UpsertResult(codes_k, days_k, replaced)
 
     def gather(self, codes: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
         """Each field at (codes[i], days[i]), elementwise, for arrays of one shape
         (or broadcastable); missing records read as NaN / False."""
+        with self._lock:
+            return self._gather(codes, days)
+
+    def _gather(self, codes: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
         codes, days = np.broadcast_arrays(np.asarray(codes, dtype=np.int64), np.asarray(days, dtype=np.int64))
         shape = codes.shape
         codes, days = codes.ravel(), days.ravel()

@@ -83,17 +83,22 @@ def point_in_time(
 class ViewRows:
     """A view's deduplicated offline rows, sorted by (entity, event time)."""
 
-    keys: pd.Index  # entity key strings; a row's code is its position here
+    keys: pd.Index  # one key string per entity; a row's code is its entity's position here
+    entities: dict[str, np.ndarray]  # join-key values per entity (not per row: rows share them)
     codes: np.ndarray
     event_ms: np.ndarray
     created_us: np.ndarray
-    columns: dict[str, np.ndarray]  # join keys and features
+    columns: dict[str, np.ndarray]  # features
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def codes_of(self, keys: np.ndarray) -> np.ndarray:
         return self.keys.get_indexer(keys).astype(np.int64)
+
+    def row_columns(self) -> dict[str, np.ndarray]:
+        """Join keys and features per row."""
+        return {**{k: v[self.codes] for k, v in self.entities.items()}, **self.columns}
 
 
 class OfflineView:
@@ -110,75 +115,124 @@ class OfflineView:
         self._rows: ViewRows | None = None
         self._lock = threading.Lock()
 
-    def write(self, seq: int, columns: dict[str, np.ndarray], event_ms: np.ndarray, created_us: int) -> int:
-        """Write one batch's rows as file `seq`; returns the row count."""
+    def _table(self, columns: dict[str, np.ndarray], event_ms: np.ndarray, created_us) -> pa.Table:
         n = len(event_ms)
-        if n == 0:
-            return 0
         arrays = []
         for field in self.schema:
             if field.name == EVENT_TIMESTAMP:
                 values = pa.array(np.asarray(event_ms, dtype=np.int64) * 1000, type=pa.int64()).cast(_TIMESTAMP)
             elif field.name == CREATED_TIMESTAMP:
-                values = pa.array(np.full(n, created_us, dtype=np.int64), type=pa.int64()).cast(_TIMESTAMP)
+                created = np.broadcast_to(np.asarray(created_us, dtype=np.int64), (n,))
+                values = pa.array(created, type=pa.int64()).cast(_TIMESTAMP)
             else:
                 values = pa.array(columns[field.name], type=field.type, from_pandas=True)
             arrays.append(values)
-        durable.write_parquet(pa.Table.from_arrays(arrays, schema=self.schema), self.directory / f"batch-{seq:012d}.parquet")
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def write(self, seq: int, columns: dict[str, np.ndarray], event_ms: np.ndarray, created_us: int) -> int:
+        """Write one batch's rows as file `seq`; returns the row count."""
+        n = len(event_ms)
+        if n:
+            durable.write_parquet(self._table(columns, event_ms, created_us), durable.batch_path(self.directory, seq))
         return n
 
+    def _files(self) -> list[tuple[str, int, Path]]:
+        return durable.numbered_files(self.directory)
+
+    def _compacted_upto(self, files) -> int:
+        return max((seq for kind, seq, _ in files if kind == "upto"), default=0)
+
     def has_batch(self, seq: int) -> bool:
-        return (self.directory / f"batch-{seq:012d}.parquet").exists()
+        """Whether batch `seq`'s rows are in the files (on their own or compacted)."""
+        return durable.batch_path(self.directory, seq).exists() or seq <= self._compacted_upto(self._files())
+
+    def compact_if_needed(self, threshold: int) -> bool:
+        """Merge the files into one (latest copy of each row) once there are
+        `threshold` of them, so readers open few files. The merged file is
+        durable before the files it replaces go."""
+        with self._lock:
+            files = self._files()
+            upto = self._compacted_upto(files)
+            live = [(kind, seq, path) for kind, seq, path in files if kind == "batch" or seq == upto]
+            if len(live) < threshold:
+                return False
+            rows = self._rows_locked()
+            newest = max(seq for _, seq, _ in live)
+            durable.write_parquet(
+                self._table(rows.row_columns(), rows.event_ms, rows.created_us),
+                durable.batch_path(self.directory, newest, "upto"),
+            )
+            for kind, seq, path in files:
+                if seq <= newest and not (kind == "upto" and seq == newest):
+                    path.unlink(missing_ok=True)
+            durable.fsync_directory(self.directory)
+            self._rows, self._seen = None, {}
+            return True
 
     def rows(self) -> ViewRows:
         """The deduplicated rows of every file, reading only new files."""
         with self._lock:
-            files = {p.name: p for p in self.directory.glob("*.parquet") if not p.name.startswith("_")}
-            stats = {name: (p.stat().st_size, p.stat().st_mtime_ns) for name, p in files.items()}
-            changed = any(stats.get(name) != seen for name, seen in self._seen.items())
-            if changed or self._rows is None:
-                self._seen, base = {}, None
-            else:
-                base = self._rows
-            new = sorted(name for name in files if name not in self._seen)
-            if new or base is None:
-                tables = [pq.read_table(files[name]) for name in new]
-                self._rows = self._merge(base, tables)
-                self._seen.update({name: stats[name] for name in new})
-            return self._rows
+            return self._rows_locked()
+
+    def _rows_locked(self) -> ViewRows:
+        files = {p.name: p for p in self.directory.glob("*.parquet") if not p.name.startswith("_")}
+        stats = {name: (p.stat().st_size, p.stat().st_mtime_ns) for name, p in files.items()}
+        # A file rewritten or gone (recovery, compaction): read everything again.
+        changed = any(stats.get(name) != seen for name, seen in self._seen.items())
+        if changed or self._rows is None:
+            self._seen, base = {}, None
+        else:
+            base = self._rows
+        new = sorted(name for name in files if name not in self._seen)
+        if new or base is None:
+            tables = [pq.read_table(files[name]) for name in new]
+            self._rows = self._merge(base, tables)
+            self._seen.update({name: stats[name] for name in new})
+        return self._rows
 
     def _merge(self, base: ViewRows | None, tables: list[pa.Table]) -> ViewRows:
-        frames = []
-        if base is not None and len(base):
-            frame = pd.DataFrame(base.columns)
-            frame["_event_ms"], frame["_created_us"] = base.event_ms, base.created_us
-            frames.append(frame)
+        """`base` plus the rows of new files, deduplicated and sorted. Entities
+        keep their codes, so rows already in `base` are not re-keyed."""
+        features = [f.name for f in self.schema if f.name not in (*self.join_keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP)]
+        keys = base.keys if base is not None else pd.Index([], dtype=object)
+        entities = dict(base.entities) if base is not None else {k: np.zeros(0, dtype=object) for k in self.join_keys}
+        parts = [(base.codes, base.event_ms, base.created_us, base.columns)] if base is not None and len(base) else []
         for table in tables:
-            table = table.cast(self.schema) if set(table.column_names) == set(self.schema.names) else table
-            frame = table.drop_columns([EVENT_TIMESTAMP, CREATED_TIMESTAMP]).to_pandas()
-            frame["_event_ms"] = _micros(table.column(EVENT_TIMESTAMP)) // 1000
-            frame["_created_us"] = _micros(table.column(CREATED_TIMESTAMP))
-            frames.append(frame)
-        if not frames:
-            frame = self.schema.empty_table().drop_columns([EVENT_TIMESTAMP, CREATED_TIMESTAMP]).to_pandas()
-            frame["_event_ms"] = np.zeros(0, np.int64)
-            frame["_created_us"] = np.zeros(0, np.int64)
-            frames.append(frame)
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        keys = entity_keys([frame[k].to_numpy(dtype=object) for k in self.join_keys])
-        codes, uniques = pd.factorize(keys)
-        frame["_code"] = codes
-        # Latest created copy of each (entity, event time) wins.
-        frame = frame.sort_values(["_code", "_event_ms", "_created_us"], kind="stable")
-        frame = frame.drop_duplicates(["_code", "_event_ms"], keep="last")
-        columns = {c: frame[c].to_numpy() for c in frame.columns if not c.startswith("_")}
-        return ViewRows(
-            keys=pd.Index(uniques),
-            codes=frame["_code"].to_numpy(dtype=np.int64),
-            event_ms=frame["_event_ms"].to_numpy(dtype=np.int64),
-            created_us=frame["_created_us"].to_numpy(dtype=np.int64),
-            columns=columns,
-        )
+            key_values = [table.column(k).to_numpy(zero_copy_only=False).astype(object) for k in self.join_keys]
+            strings = entity_keys(key_values)
+            codes = keys.get_indexer(strings).astype(np.int64)
+            unknown = codes < 0
+            if unknown.any():
+                fresh, first = np.unique(strings[unknown].astype(str), return_index=True)
+                rows = np.flatnonzero(unknown)[first]
+                keys = keys.append(pd.Index(fresh.astype(object)))
+                entities = {k: np.concatenate([entities[k], v[rows]]) for k, v in zip(self.join_keys, key_values)}
+                codes[unknown] = keys.get_indexer(strings[unknown])
+            columns = {}
+            for name in features:
+                column = table.column(name) if name in table.column_names else None
+                dtype = self.schema.field(name).type
+                if column is None:
+                    columns[name] = np.full(len(table), np.nan if pa.types.is_floating(dtype) else None, dtype=object)
+                else:
+                    columns[name] = column.to_numpy(zero_copy_only=False)
+            parts.append(
+                (codes, _micros(table.column(EVENT_TIMESTAMP)) // 1000, _micros(table.column(CREATED_TIMESTAMP)), columns)
+            )
+        if not parts:
+            empty = {name: np.zeros(0) for name in features}
+            return ViewRows(keys, entities, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), empty)
+        codes = np.concatenate([p[0] for p in parts])
+        event_ms = np.concatenate([p[1] for p in parts])
+        created_us = np.concatenate([p[2] for p in parts])
+        # Sorted by (entity, event time, created); the last copy of each (entity, event time) wins.
+        order = np.lexsort((created_us, event_ms, codes))
+        codes, event_ms = codes[order], event_ms[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = (codes[1:] != codes[:-1]) | (event_ms[1:] != event_ms[:-1])
+        keep = order[last]
+        columns = {name: np.concatenate([p[3][name] for p in parts])[keep] for name in features}
+        return ViewRows(keys, entities, codes[last], event_ms[last], created_us[keep], columns)
 
 
 def _micros(column: pa.ChunkedArray) -> np.ndarray:

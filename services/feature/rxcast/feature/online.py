@@ -41,67 +41,83 @@ def push_online(store: FeatureStore, view: str, frame: pd.DataFrame) -> None:
         store.push(f"{view}_push", frame, to=PushMode.ONLINE)
 
 
-def read_online(store: FeatureStore, plan: ReadPlan, keys: dict[str, np.ndarray], now_ms: int) -> list[Column]:
+def _read_part(store: FeatureStore, provider, part, keys: dict[str, list]) -> tuple[list, list[int]]:
+    """Online rows of one view for the distinct entities among the request's
+    rows: ([(event ms, {feature: Value}) or None per distinct entity], row → entity)."""
+    slots: dict[tuple, int] = {}
+    inverse = [slots.setdefault(key, len(slots)) for key in zip(*(keys[k] for k in part.join_keys))]
+    if not slots:
+        return [], inverse
+    entity_keys = [
+        EntityKey(join_keys=part.join_keys, entity_values=[Value(string_val=v) for v in key]) for key in slots
+    ]
+    found = provider.online_read(
+        config=store.config, table=part.view, entity_keys=entity_keys, requested_features=list(part.features)
+    )
+    rows = []
+    for ts, values in found:
+        # Redis answers an unknown key with empty values at the epoch.
+        stamp_ms = int(ts.timestamp() * 1000) if ts is not None else 0
+        rows.append((stamp_ms, values) if values is not None and stamp_ms != 0 else None)
+    return rows, inverse
+
+
+def _part_columns(rows: list, inverse: list[int], part, types: dict[str, str], now_ms: int) -> dict[str, tuple]:
+    """(values, statuses, event ms) per feature of one view, in request row order."""
+    ttl_ms = part.ttl_ms
+    names = [name for name in part.features if name in types]
+    placeholders = [PLACEHOLDER[types[name]] for name in names]
+    values = [[] for _ in names]
+    statuses = [[] for _ in names]
+    event_ms = []
+    for row in rows:
+        if row is None:
+            event_ms.append(0)
+            for j, placeholder in enumerate(placeholders):
+                values[j].append(placeholder)
+                statuses[j].append(NOT_FOUND)
+            continue
+        stamp_ms, found = row
+        event_ms.append(stamp_ms)
+        stale = ttl_ms and now_ms - stamp_ms > ttl_ms
+        for j, name in enumerate(names):
+            value = found.get(name)
+            kind = value.WhichOneof("val") if value is not None else None
+            raw = getattr(value, kind) if kind is not None and kind != "null_val" else None
+            if stale and value is not None:
+                values[j].append(placeholders[j])
+                statuses[j].append(OUTSIDE_TTL)
+            elif raw is None or raw != raw:  # unset, null, or a NaN double
+                values[j].append(placeholders[j])
+                statuses[j].append(NULL_VALUE if value is not None else NOT_FOUND)
+            else:
+                values[j].append(raw)
+                statuses[j].append(PRESENT)
+    reorder = len(rows) != len(inverse) or any(i != k for k, i in enumerate(inverse))
+    if reorder:
+        event_ms = [event_ms[i] for i in inverse]
+    times = np.asarray(event_ms, dtype=np.int64)
+    out = {}
+    for j, name in enumerate(names):
+        column_values, column_statuses = values[j], statuses[j]
+        if reorder:
+            column_values = [column_values[i] for i in inverse]
+            column_statuses = [column_statuses[i] for i in inverse]
+        dtype = NUMPY_TYPE[types[name]]
+        out[name] = (
+            np.asarray(column_values, dtype=dtype) if column_values else np.zeros(0, dtype),
+            np.asarray(column_statuses, dtype=np.int8),
+            times,
+        )
+    return out
+
+
+def read_online(store: FeatureStore, plan: ReadPlan, keys: dict[str, list], now_ms: int) -> list[Column]:
     """The freshest values of `plan`'s features for rows given by join-key columns."""
     provider = store._get_provider()
-    n = len(next(iter(keys.values()))) if keys else 0
-    per_part = []
+    types = {column.name: column.value_type for column in plan.columns}
+    by_feature: dict[str, tuple] = {}
     for part in plan.parts:
-        key_columns = [np.asarray(keys[k], dtype=object) for k in part.join_keys]
-        if n == 0:
-            per_part.append(([], np.zeros(0, np.int64), part.ttl_ms))
-            continue
-        if len(key_columns) == 1:
-            uniques, inverse = np.unique(key_columns[0].astype(str), return_inverse=True)
-            unique_rows = [(u,) for u in uniques.tolist()]
-        else:
-            frame = pd.DataFrame({k: c for k, c in zip(part.join_keys, key_columns)})
-            codes, unique_frame = pd.factorize(pd.MultiIndex.from_frame(frame))
-            inverse = codes
-            unique_rows = list(unique_frame)
-        entity_keys = [
-            EntityKey(join_keys=part.join_keys, entity_values=[Value(string_val=v) for v in row]) for row in unique_rows
-        ]
-        found = (
-            provider.online_read(config=store.config, table=part.view, entity_keys=entity_keys, requested_features=list(part.features))
-            if entity_keys
-            else []
-        )
-        per_part.append((found, np.asarray(inverse, dtype=np.int64).reshape(-1), part.ttl_ms))
-
-    columns = []
-    for column in plan.columns:
-        found, inverse, ttl_ms = per_part[column.part]
-        m = len(found)
-        values = [PLACEHOLDER[column.value_type]] * m
-        statuses = np.full(m, NOT_FOUND, dtype=np.int8)
-        event_ms = np.zeros(m, dtype=np.int64)
-        for i, (ts, row) in enumerate(found):
-            # Redis answers an unknown key with empty values at the epoch.
-            stamp_ms = int(ts.timestamp() * 1000) if ts is not None else 0
-            if row is None or stamp_ms == 0:
-                continue
-            event_ms[i] = stamp_ms
-            value = row.get(column.name)
-            kind = value.WhichOneof("val") if value is not None else None
-            if kind is None or kind == "null_val":
-                statuses[i] = NULL_VALUE if value is not None else NOT_FOUND
-                continue
-            raw = getattr(value, kind)
-            if column.value_type == "DOUBLE" and raw != raw:  # NaN stored as a value
-                statuses[i] = NULL_VALUE
-                continue
-            values[i] = raw
-            statuses[i] = PRESENT
-        typed = np.asarray(values, dtype=NUMPY_TYPE[column.value_type]) if m else np.zeros(0, NUMPY_TYPE[column.value_type])
-        if ttl_ms:
-            stale = (statuses != NOT_FOUND) & (now_ms - event_ms > ttl_ms)
-            statuses[stale] = OUTSIDE_TTL
-            typed[stale] = PLACEHOLDER[column.value_type]
-        if n and m:
-            typed, statuses, event_ms = typed[inverse], statuses[inverse], event_ms[inverse]
-        elif n:
-            typed = np.full(n, PLACEHOLDER[column.value_type], dtype=NUMPY_TYPE[column.value_type])
-            statuses, event_ms = np.full(n, NOT_FOUND, np.int8), np.zeros(n, np.int64)
-        columns.append(Column(column.name, column.value_type, typed, statuses, event_ms))
-    return columns
+        rows, inverse = _read_part(store, provider, part, keys)
+        by_feature.update(_part_columns(rows, inverse, part, types, now_ms))
+    return [Column(c.name, c.value_type, *by_feature[c.name]) for c in plan.columns]

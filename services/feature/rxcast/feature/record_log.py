@@ -8,7 +8,6 @@ is compacted into one file once it holds many, so start-up stays quick.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,6 @@ import pyarrow.parquet as pq
 
 from rxcast.feature import durable
 from rxcast.feature.records import FLAGS, NUMBERS, RecordBatch
-
-_NAME = re.compile(r"^(batch|upto)-(\d{12})\.parquet$")
 
 SCHEMA = pa.schema(
     [
@@ -70,12 +67,7 @@ class RecordLog:
         self.compact_after = compact_after
 
     def _files(self) -> list[tuple[str, int, Path]]:
-        found = []
-        for path in self.directory.iterdir():
-            match = _NAME.match(path.name)
-            if match:
-                found.append((match.group(1), int(match.group(2)), path))
-        return found
+        return durable.numbered_files(self.directory)
 
     def _live(self) -> list[tuple[int, Path]]:
         """(seq, path) of the files that hold the log, oldest first: the newest
@@ -88,13 +80,13 @@ class RecordLog:
 
     def is_batch_file(self, seq: int) -> bool:
         """Whether `seq` is still a batch of its own (not merged by compaction)."""
-        return (self.directory / f"batch-{seq:012d}.parquet").exists()
+        return durable.batch_path(self.directory, seq).exists()
 
     def last_seq(self) -> int:
         return max((seq for _, seq, _ in self._files()), default=0)
 
     def append(self, seq: int, batch: RecordBatch) -> None:
-        durable.write_parquet(_table(batch), self.directory / f"batch-{seq:012d}.parquet")
+        durable.write_parquet(_table(batch), durable.batch_path(self.directory, seq))
 
     def read(self, after: int = -1) -> Iterator[tuple[int, RecordBatch]]:
         """(seq, batch) of every live file, oldest first; only seqs > `after`
@@ -112,7 +104,7 @@ class RecordLog:
         tables = [pq.read_table(path, schema=SCHEMA) for _, path in live]
         merged = pa.concat_tables(tables)
         upto = live[-1][0]
-        durable.write_parquet(merged, self.directory / f"upto-{upto:012d}.parquet")
+        durable.write_parquet(merged, durable.batch_path(self.directory, upto, "upto"))
         for kind, seq, path in self._files():
             if seq <= upto and not (kind == "upto" and seq == upto):
                 path.unlink(missing_ok=True)

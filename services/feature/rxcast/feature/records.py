@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from rxcast.feature import timebase
+from rxcast.runtime.errors import InvalidArgument
 
 #: Optional numeric fields of a record, each >= 0 (unit_price > 0).
 NUMBERS = ("units_dispensed", "units_received", "units_on_hand", "prescriptions_written", "unit_price")
@@ -52,6 +53,9 @@ class RecordBatch:
     def from_columns(cls, columns: dict) -> tuple[RecordBatch, np.ndarray]:
         """Build a batch from raw columns (business_day as "YYYY-MM-DD" text);
         returns it with the mask of rows whose business_day parsed."""
+        absent = [name for name in ("store_id", "medication_id", "business_day") if name not in columns]
+        if absent:
+            raise InvalidArgument(f"records: missing required column(s) {', '.join(absent)}")
         n = len(columns["store_id"])
         days, valid = timebase.parse_days(columns["business_day"])
 

@@ -44,11 +44,12 @@ from rxcast.feature.definitions import (
 )
 from rxcast.feature.derive import DerivedRows, affected_ranges, derive_rows
 from rxcast.feature.history import AttributeChange, RecordHistory
-from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, OUTSIDE_TTL, PRESENT, OfflineView, entity_keys, point_in_time
+from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, PRESENT, OfflineView, entity_keys, point_in_time
 from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, read_online
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
-from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from rxcast.runtime import context
+from rxcast.runtime.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.feature.store")
@@ -64,6 +65,7 @@ INGEST_SECONDS = Histogram(
 ENTITIES = Gauge("rxcast_feature_entities", "(store, medication) pairs with records.")
 LATEST_DAY = Gauge("rxcast_feature_latest_business_day_seconds", "End of the latest business day ingested, Unix time.")
 REGISTRY_CHANGES = Counter("rxcast_feature_registry_changes_total", "Feature definition changes picked up by a refresh.")
+HISTORICAL_ROWS = Counter("rxcast_feature_historical_rows_total", "Rows returned by historical retrievals.")
 ONLINE_NOT_FOUND = Counter("rxcast_feature_online_values_not_found_total", "Online values served as NOT_FOUND.")
 
 MAX_HORIZON_DAYS = 366
@@ -216,9 +218,14 @@ class InventoryFeatureStore:
             raise ResourceExhausted(
                 f"records: {n} records in one call, the limit is {self.config.max_batch_records}; split the batch"
             )
+        started = time.monotonic()
         batch, day_parsed = RecordBatch.from_columns(columns)
         limits = Limits(timebase.today(), self.config.future_tolerance_days, self.earliest_day)
         with self._ingest_lock:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                # Waited out the caller's deadline behind another batch: store nothing.
+                raise DeadlineExceeded("the call's deadline passed before the batch could be stored; nothing was stored")
             valid, errors = validate(
                 batch, day_parsed, limits, self.history.regions.keys(), self.history.categories.keys(),
                 day_texts=np.asarray(columns["business_day"], dtype=object) if n else None, nan_given=nan_given,
@@ -236,10 +243,16 @@ class InventoryFeatureStore:
                 self._publish(seq, good, self._clock.next())
             with INGEST_SECONDS.labels("compact").time():
                 self.log.compact_if_needed()
+                for view in self.views.values():
+                    view.compact_if_needed(self.config.compact_after)
             replaced = int(result.replaced.sum())
             RECORDS_ACCEPTED.inc(len(good))
             RECORDS_REPLACED.inc(replaced)
             self._update_gauges()
+        log.info(
+            "ingested", batch=seq, accepted=len(good), replaced=replaced, rejected=n - len(good),
+            seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
         return IngestResult(len(good), replaced, errors)
 
     def _publish(self, seq: int, batch: RecordBatch, created_us: int) -> None:
@@ -308,7 +321,9 @@ class InventoryFeatureStore:
         return time.time_ns() // 1_000_000
 
     def online(self, store_ids, medication_ids, features: Sequence[str] = (), feature_service: str = "") -> list[Column]:
-        store_ids, medication_ids = _entity_columns(store_ids, medication_ids, "keys")
+        store_ids, medication_ids = list(store_ids), list(medication_ids)
+        if len(store_ids) != len(medication_ids):
+            raise InvalidArgument(f"keys: {len(store_ids)} store_ids but {len(medication_ids)} medication_ids")
         if len(store_ids) > self.config.max_online_entities:
             raise ResourceExhausted(
                 f"keys: {len(store_ids)} entities in one call, the limit is {self.config.max_online_entities}"
@@ -317,7 +332,8 @@ class InventoryFeatureStore:
         columns = read_online(
             self.feast, plan, {"store_id": store_ids, "medication_id": medication_ids}, self._ttl_now_ms()
         )
-        ONLINE_NOT_FOUND.inc(sum(int((c.statuses == NOT_FOUND).sum()) for c in columns))
+        if columns:
+            ONLINE_NOT_FOUND.inc(int((columns[0].statuses == NOT_FOUND).sum()))
         return columns
 
     # -- historical -------------------------------------------------------
@@ -374,6 +390,7 @@ class InventoryFeatureStore:
         for offset in range(0, max(total, 1), chunk):
             piece = slice(offset, min(offset + chunk, total))
             columns = self._lookup(plan, tables, {k: v[piece] for k, v in keys.items()}, event_ms[piece])
+            HISTORICAL_ROWS.inc(piece.stop - piece.start)
             yield HistoricalChunk(offset, total, store_ids[piece], medication_ids[piece], event_ms[piece], columns)
 
     def _offline_rows(self, view: str):

@@ -1,0 +1,151 @@
+"""Benchmark of the feature service: online lookup overhead, ingest, historical.
+
+    .venv/bin/python bench/feature.py [--stores 30 --medications 100 --days 90]
+
+Starts one feature service process (SQLite online store) on a scratch data
+directory, seeds it with a generated world through IngestRecords, then
+measures, in one run on this machine:
+- gRPC GetOnlineFeatures (default feature service) for 1 and 100 entities,
+  against Feast's in-process `get_online_features` on the same store;
+- ingest throughput (records/s through IngestRecords, client to ack);
+- historical retrieval rows/s for ~100k entity rows (streamed chunks).
+Latencies are medians and 99th percentiles over a bounded number of calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("FEAST_USAGE", "False")
+
+from rxcast.feature.seed import normalize, seed  # noqa: E402
+from rxcast.feature.v1 import feature_pb2 as pb  # noqa: E402
+from rxcast.feature.v1 import feature_pb2_grpc  # noqa: E402
+from rxcast.runtime.channels import connect  # noqa: E402
+from rxcast.suite.launcher import ServiceProcess  # noqa: E402
+
+START = pd.Timestamp("2025-01-01")
+
+
+def generate(stores: int, medications: int, days: int, seed_value: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed_value)
+    s, m, d = (a.ravel() for a in np.meshgrid(np.arange(stores), np.arange(medications), np.arange(days), indexing="ij"))
+    n = len(s)
+    weekly = 1 + 0.3 * ((d % 7) < 2)
+    return pd.DataFrame(
+        {
+            "store_id": np.char.add("s", s.astype(str)),
+            "medication_id": np.char.add("m", m.astype(str)),
+            "business_day": (START + pd.to_timedelta(d, unit="D")).strftime("%Y-%m-%d"),
+            "units_dispensed": rng.poisson(4 * weekly + (m % 7)).astype(float),
+            "units_received": rng.choice([0.0, 0.0, 0.0, 25.0], n),
+            "units_on_hand": rng.integers(0, 100, n).astype(float),
+            "prescriptions_written": rng.poisson(3, n).astype(float),
+            "unit_price": np.round(1 + (m % 50) * 0.7, 2),
+            "on_promotion": rng.random(n) < 0.08,
+            "stock_out": rng.random(n) < 0.03,
+            "medication_category": np.char.add("cat", (m % 12).astype(str)),
+            "store_region": np.char.add("region", (s % 5).astype(str)),
+        }
+    )
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def time_calls(call, requests, warmup: int = 20) -> tuple[float, float]:
+    for request in requests[:warmup]:
+        call(request)
+    samples = []
+    for request in requests:
+        started = time.perf_counter()
+        call(request)
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", type=int, default=30)
+    parser.add_argument("--medications", type=int, default=100)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--calls", type=int, default=400, help="timed online calls per case")
+    parser.add_argument("--historical-rows", type=int, default=100_000)
+    parser.add_argument("--batch-records", type=int, default=100_000)
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="rxcast-bench-feature-"))
+    process = ServiceProcess("feature", root / "run", ["--data-dir", str(root / "data"), "--access-log", "false"])
+    print(f"starting the feature service (data in {root}) ...", file=sys.stderr)
+    process.start().wait_ready(120)
+    rows = []
+    try:
+        channel = connect(process.address, [pb.DESCRIPTOR.services_by_name["FeatureService"]], default_timeout=600)
+        stub = feature_pb2_grpc.FeatureServiceStub(channel)
+
+        world = normalize(generate(args.stores, args.medications, args.days))
+        started = time.perf_counter()
+        accepted, _, errors = seed(stub, world, args.batch_records, progress=True)
+        ingest_seconds = time.perf_counter() - started
+        assert accepted == len(world) and not errors, errors[:3]
+
+        from rxcast.feature.feast_repo import open_store
+
+        feast = open_store(root / "data", apply=False)
+        service = feast.get_feature_service("demand_forecast")
+        rng = np.random.default_rng(5)
+        stores = world["store_id"].unique()
+        medications = world["medication_id"].unique()
+        for k in (1, 100):
+            picks = [(rng.choice(stores, k), rng.choice(medications, k)) for _ in range(args.calls)]
+            grpc_requests = [
+                pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=list(s), medication_ids=list(m))) for s, m in picks
+            ]
+            feast_requests = [[{"store_id": a, "medication_id": b} for a, b in zip(s, m)] for s, m in picks]
+            g50, g99 = time_calls(lambda r: stub.GetOnlineFeatures(r, timeout=10), grpc_requests)
+            f50, f99 = time_calls(lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(), feast_requests)
+            rows.append((f"online, {k} entit{'y' if k == 1 else 'ies'}: gRPC GetOnlineFeatures", g50, g99, f"{g50 / f50:.2f}x Feast p50"))
+            rows.append((f"online, {k} entit{'y' if k == 1 else 'ies'}: Feast get_online_features in-process", f50, f99, ""))
+
+        n = args.historical_rows
+        instants = ((START.value // 10**6) + rng.integers(7, args.days, n) * 86_400_000 + rng.integers(0, 86_400_000, n)).tolist()
+        request = pb.GetHistoricalFeaturesRequest(
+            rows=pb.EntityRows(
+                keys=pb.EntityKeys(store_ids=list(rng.choice(stores, n)), medication_ids=list(rng.choice(medications, n))),
+                event_times_unix_ms=instants,
+            )
+        )
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            got = sum(len(c.rows.event_times_unix_ms) for c in stub.GetHistoricalFeatures(request, timeout=600))
+            timings.append(time.perf_counter() - started)
+            assert got == n
+        channel.close()
+    finally:
+        process.stop()
+
+    print()
+    print(f"world: {args.stores} stores x {args.medications} medications x {args.days} days = {len(world):,} records")
+    print(f"{'measure':<62} {'p50 ms':>9} {'p99 ms':>9}  note")
+    for name, p50, p99, note in rows:
+        print(f"{name:<62} {p50:>9.3f} {p99:>9.3f}  {note}")
+    print(f"{'ingest through IngestRecords (batches of ' + str(args.batch_records) + ')':<62} {len(world) / ingest_seconds:>14,.0f} records/s ({ingest_seconds:.1f} s)")
+    print(f"{'historical, ' + f'{n:,}' + ' entity rows, first call (reads offline files)':<62} {n / timings[0]:>14,.0f} rows/s ({timings[0]:.2f} s)")
+    print(f"{'historical, ' + f'{n:,}' + ' entity rows, median of next calls':<62} {n / statistics.median(timings[1:]):>14,.0f} rows/s ({statistics.median(timings[1:]):.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
