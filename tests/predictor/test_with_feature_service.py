@@ -90,9 +90,11 @@ def _online_columns(feature_service, stores, medications) -> dict[str, np.ndarra
             ),
             timeout=10,
         )
-    from rxcast.predictor.features import column_values
+    from rxcast.predictor.features import frame_from_columns
+    from rxcast.predictor.frame import EntityBatch
 
-    return {c.name: column_values(c)[0] for c in answer.columns}
+    keys = EntityBatch(np.asarray(stores), np.asarray(medications))
+    return dict(frame_from_columns(keys, answer.columns, [c.name for c in answer.columns]).columns)
 
 
 def test_online_forecasts_are_the_model_on_the_feature_services_values(online, feature_service, first_model):

@@ -23,26 +23,6 @@ PRESENT = feature_pb2.FEATURE_STATUS_PRESENT
 FEATURE_SERVICE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
 
 
-def column_values(column: feature_pb2.FeatureColumn) -> tuple[np.ndarray, np.ndarray]:
-    """(values with non-PRESENT blanked, present mask) of one column."""
-    present = np.asarray(column.statuses, dtype=np.int32) == PRESENT
-    kind = column.WhichOneof("values")
-    if kind == "string_values":
-        values = np.asarray(column.string_values.values, dtype=str)
-        if values.size != present.size:
-            values = np.full(present.size, "", dtype=str)
-        return np.where(present, values, ""), present
-    source = {
-        "double_values": column.double_values.values,
-        "int64_values": column.int64_values.values,
-        "bool_values": column.bool_values.values,
-    }.get(kind)
-    values = np.asarray(source if source is not None else (), dtype=np.float64)
-    if values.size != present.size:
-        values = np.zeros(present.size)
-    return np.where(present, values, np.nan), present
-
-
 def _numbers(column: feature_pb2.FeatureColumn):
     kind = column.WhichOneof("values")
     if kind == "double_values":
