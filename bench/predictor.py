@@ -84,8 +84,11 @@ SERVER_CPUS: set[int] = set()
 
 
 def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of process `pid` (affinity is per thread, and a started
+    server already has its pollers and workers)."""
     if cpus:
-        os.sched_setaffinity(pid, cpus)
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), cpus)
 
 
 class Helper:
@@ -94,7 +97,6 @@ class Helper:
     def __init__(self, work: Path, kind: str, spec: str = "-"):
         self.ready = work / f"{kind}.ready.json"
         self.process = subprocess.Popen([sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)])
-        pin(self.process.pid, SERVER_CPUS)
 
     def address(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -102,6 +104,7 @@ class Helper:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"{self.ready.stem} did not start")
             time.sleep(0.05)
+        pin(self.process.pid, SERVER_CPUS)
         return f"127.0.0.1:{json.loads(self.ready.read_text())['port']}"
 
     def stop(self) -> None:
