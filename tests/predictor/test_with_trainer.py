@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(
 )
 os.environ.setdefault("FEAST_USAGE", "False")
 DAYS = 100
+HAS_DRIFT = importlib.util.find_spec("rxcast.drift.servicer") is not None
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +60,21 @@ def services(tmp_path_factory, world):
         )  # fmt: skip
         trainer.start().wait_ready(60)
         started.append(trainer)
+        drift = None
+        if HAS_DRIFT:
+            drift = ServiceProcess(
+                "drift", root / "run", ["--data-dir", str(root / "drift"), "--trainer-address", trainer.address], name="drift"
+            )
+            drift.start().wait_ready(60)
+            started.append(drift)
         predictor = start_predictor(
             root / "run",
             "predictor",
             ["--mode", "online", "--feature-service", feature.address, "--trainer", trainer.address,
-             "--poll-interval-seconds", "0.5", "--feature-timeout-seconds", "5"],
+             "--poll-interval-seconds", "0.5", "--feature-timeout-seconds", "5",
+             *(["--drift", drift.address] if drift else [])],
         )  # fmt: skip
-        yield feature, trainer, predictor
+        yield feature, trainer, predictor, drift
         predictor.close()
     finally:
         for process in reversed(started):
@@ -75,7 +84,7 @@ def services(tmp_path_factory, world):
 def test_a_promoted_version_is_picked_up_and_serves_forecasts(services, world):
     from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
-    _, trainer, predictor = services
+    _, trainer, predictor, _ = services
     with pytest.raises(grpc.RpcError) as caught:
         predictor.stub.Predict(pb.PredictRequest(keys=pb.EntityKeys(store_ids=["x"], medication_ids=["y"])), timeout=5)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -108,3 +117,28 @@ def test_a_promoted_version_is_picked_up_and_serves_forecasts(services, world):
     assert not answer.flags[0] & F.FALLBACK and not answer.flags[1] & F.FALLBACK
     assert all(f >= 0 for f in answer.forecasts)
     assert answer.flags[2] & F.COLD_START_MEDICATION and answer.flags[2] & F.FALLBACK
+
+
+@pytest.mark.skipif(not HAS_DRIFT, reason="the drift service is not on this branch")
+def test_forecasts_are_logged_to_the_drift_service(services, world):
+    import urllib.request
+
+    _, _, predictor, drift = services
+    version = predictor.stub.GetModelStatus(pb.GetModelStatusRequest(), timeout=5).model_version
+    assert version > 0, "runs after the version is picked up"
+
+    def accepted() -> float:
+        url = f"http://127.0.0.1:{drift.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith('rxcast_drift_rows_total{outcome="accepted"}'):
+                    return float(line.split()[-1])
+        return 0.0
+
+    before = accepted()
+    stores = sorted(set(world.records["store_id"]))
+    medications = sorted(set(world.records["medication_id"]))
+    keys = pb.EntityKeys(store_ids=[s for s in stores for _ in medications], medication_ids=medications * len(stores))
+    predictor.stub.Predict(pb.PredictRequest(keys=keys), timeout=10)
+    # The drift service takes the rows with the version's reference profile, fetched from the trainer.
+    assert wait_for(lambda: accepted() - before >= len(keys.store_ids), 20)
