@@ -40,14 +40,6 @@ DECLARED = {
     "predictor-batch": [PREDICTOR],
 }
 
-#: RPCs still answering UNIMPLEMENTED, each until its service's work lands.
-#: An RPC listed here that answers anything else fails the test: remove it.
-NOT_YET_IMPLEMENTED = {
-    f"{service.full_name}/{method.name}"
-    for service in (PREDICTOR, INFERENCE)
-    for method in service.methods
-}
-
 #: Statuses that are a deliberate answer to an empty request.
 DELIBERATE = {
     grpc.StatusCode.OK,
@@ -137,11 +129,6 @@ def test_every_declared_rpc_answers(suite, name):
             for method in service.methods:
                 full = f"{service.full_name}/{method.name}"
                 code = _call(channel, service, method)
-                if code == grpc.StatusCode.UNIMPLEMENTED:
-                    if full not in NOT_YET_IMPLEMENTED:
-                        problems.append(f"{full}: UNIMPLEMENTED")
-                elif full in NOT_YET_IMPLEMENTED:
-                    problems.append(f"{full}: implemented now ({code.name}); remove it from NOT_YET_IMPLEMENTED")
-                elif code not in DELIBERATE:
+                if code not in DELIBERATE:
                     problems.append(f"{full}: answered {code.name} to an empty request")
     assert not problems, "\n".join(problems)

@@ -28,6 +28,14 @@ class Node:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def _predictor_dependencies(started: Started) -> list[str]:
+    return [
+        "--feature-address", started["feature"].address,
+        "--trainer-address", started["trainer"].address,
+        "--drift-address", started["drift"].address,
+    ]  # fmt: skip
+
+
 NODES: tuple[Node, ...] = (
     Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node(
@@ -50,8 +58,18 @@ NODES: tuple[Node, ...] = (
         ],  # fmt: skip
         depends_on=("feature", "trainer"),
     ),
-    Node("predictor-online", "predictor", lambda s, d: ["--mode", "online"], ("feature", "trainer", "drift")),
-    Node("predictor-batch", "predictor", lambda s, d: ["--mode", "batch"], ("feature", "trainer", "drift")),
+    Node(
+        "predictor-online",
+        "predictor",
+        lambda s, d: ["--mode", "online", *_predictor_dependencies(s)],
+        ("feature", "trainer", "drift"),
+    ),
+    Node(
+        "predictor-batch",
+        "predictor",
+        lambda s, d: ["--mode", "batch", *_predictor_dependencies(s), "--data-dir", str(Path(d) / "predictor-batch")],
+        ("feature", "trainer", "drift"),
+    ),
 )
 
 

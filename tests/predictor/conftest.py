@@ -1,0 +1,47 @@
+"""Fixtures of the predictor's tests: stand-in dependencies and predictor processes."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from inference import grpc_predict_v2_pb2_grpc
+from rxcast.predictor.v1 import predictor_pb2_grpc
+from rxcast.suite.launcher import ServiceProcess
+from tests.predictor.models import MEDICATIONS, STORES, train
+from tests.predictor.standins import StandIns
+
+
+@pytest.fixture(scope="module")
+def standins():
+    running = StandIns().start()
+    for store in STORES:
+        for medication in MEDICATIONS:
+            running.feature.put(store, medication)
+    yield running
+    running.stop()
+
+
+class Predictor:
+    """A predictor process and stubs to call it."""
+
+    def __init__(self, process: ServiceProcess):
+        self.process = process
+        self.channel = grpc.insecure_channel(process.address)
+        self.stub = predictor_pb2_grpc.PredictorServiceStub(self.channel)
+        self.inference = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.process.stop()
+
+
+def start_predictor(run_dir, name: str, args: list[str]) -> Predictor:
+    process = ServiceProcess("predictor", run_dir, ["--access-log", "false", *args], name=name)
+    process.start().wait_ready(60)
+    return Predictor(process)
+
+
+@pytest.fixture(scope="module")
+def first_model():
+    return train(1, scale=1.0)
