@@ -35,6 +35,10 @@ class DriftConfig(ServerConfig):
     clean_windows: int = setting(3, "consecutive clean windows that end a drift episode")
     concept_clean_samples: int = setting(10_000, "errors without a detection that end a concept-drift episode")
     max_logged_predictions: int = setting(1_000_000, "logged predictions kept for matching actuals")
+    ignore_features: str = setting(
+        "day_of_week,day_of_year,week_of_year",
+        "comma-separated features left out of drift scoring: the calendar moves by construction",
+    )
     alpha: float = setting(_THRESHOLDS.alpha, "level for corrected p-values of drift tests")
     correction: str = setting(_THRESHOLDS.correction, "multiple-testing correction: bh, bonferroni or none")
     min_count: int = setting(_THRESHOLDS.min_count, "fewest current values a feature is tested on")
@@ -64,6 +68,7 @@ class DriftConfig(ServerConfig):
             clean_windows=self.clean_windows,
             concept_clean_samples=self.concept_clean_samples,
             max_logged_predictions=self.max_logged_predictions,
+            ignore_features=tuple(name.strip() for name in self.ignore_features.split(",") if name.strip()),
             thresholds=dataclasses.replace(
                 _THRESHOLDS, alpha=self.alpha, correction=self.correction, min_count=self.min_count,
                 wasserstein=self.wasserstein, psi=self.psi, js=self.js, out_of_range=self.out_of_range, categorical_js=self.categorical_js,
