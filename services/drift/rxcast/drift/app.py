@@ -52,6 +52,9 @@ class DriftConfig(ServerConfig):
     retrain_days: int = setting(90, "days of data a drift-triggered training job uses")
     feature_address: str = setting("", "feature service host:port: collect actuals of logged predictions")
     collect_seconds: float = setting(60.0, "how often to ask the feature service for actuals")
+    actuals_retry_seconds: float = setting(
+        3600.0, "how long a prediction whose actual was not there yet waits before it is asked for again"
+    )
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
@@ -77,8 +80,10 @@ class DriftApp:
         self.config = config
         if config.retrain_on_alert and not config.trainer_address:
             raise InvalidArgument("--retrain-on-alert needs --trainer-address")
-        if config.retrain_days < 1 or config.collect_seconds <= 0:
-            raise InvalidArgument("--retrain-days must be >= 1 and --collect-seconds > 0")
+        if config.retrain_days < 1 or config.collect_seconds <= 0 or config.actuals_retry_seconds < 0:
+            raise InvalidArgument(
+                "--retrain-days must be >= 1, --collect-seconds > 0 and --actuals-retry-seconds >= 0"
+            )
         self.trainer = Trainer(config.trainer_address, config.retrain_days) if config.trainer_address else None
         self.engine = DriftEngine(
             config.engine_settings(),
@@ -87,7 +92,10 @@ class DriftApp:
             on_alert=self.trainer.retrain if self.trainer and config.retrain_on_alert else None,
         )
         self.collector = (
-            ActualsCollector(self.engine, config.feature_address, config.collect_seconds)
+            ActualsCollector(
+                self.engine, config.feature_address, config.collect_seconds,
+                retry_seconds=config.actuals_retry_seconds,
+            )
             if config.feature_address else None
         )
 
