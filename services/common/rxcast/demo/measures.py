@@ -139,7 +139,7 @@ class Adaptation:
     day: dt.date
     first_alert_day: dt.date | None
     first_alert: str
-    version: int | None  # first version promoted after the event
+    version: int | None  # first champion fitted on rows from after the event
     trained_day: dt.date | None
     online_day: dt.date | None  # first day the online predictor served it
     batch_day: dt.date | None  # first day batch lookups served it
@@ -150,7 +150,7 @@ class Adaptation:
 
 def adaptation(ledger: Ledger) -> list[Adaptation]:
     """Per injected event: when the drift service noticed, and when each
-    serving mode first served a model trained after it."""
+    serving mode first served a champion fitted on rows from after it."""
     events = event_days(ledger)
     out = []
     for i, (day, kind) in enumerate(events):
@@ -158,7 +158,8 @@ def adaptation(ledger: Ledger) -> list[Adaptation]:
         alerts = [a for a in ledger.alerts if (a.data_day or a.seen_day) >= day
                   and (until is None or (a.data_day or a.seen_day) < until)]
         first = min(alerts, key=lambda a: (a.data_day or a.seen_day, a.alert_id)) if alerts else None
-        promoted = [t for t in ledger.trainings if t.promoted and t.day >= day]
+        promoted = [t for t in ledger.trainings
+                    if t.promoted and t.trained_through is not None and t.trained_through >= day]
         training = promoted[0] if promoted else None
 
         def first_served(mode: str) -> dt.date | None:

@@ -171,6 +171,11 @@ class Player:
             for name, m in (("model", ev.model), ("baseline", ev.baseline), ("champion", ev.champion))
             if m.rows
         }
+        trained_through = None
+        if ev.holdout.start_day:
+            # The trainer embargoes the horizon before its holdout (rxcast.trainer.dataset.TimeSplit).
+            horizon = self.world_horizon
+            trained_through = dt.date.fromisoformat(ev.holdout.start_day) - dt.timedelta(days=horizon)
         log = TrainingLog(
             day=end,
             job_id=job.job_id,
@@ -182,6 +187,7 @@ class Player:
             error=job.error,
             wall_seconds=time.monotonic() - started,
             metrics=metrics,
+            trained_through=trained_through,
         )
         self.ledger.trainings.append(log)
         verdict = "promoted to champion" if job.promoted else f"not promoted: {job.error or 'gate refused'}"

@@ -194,7 +194,7 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         ["feature age, p99 (hours)", fresh["online"]["feature_age_h_p99"], fresh["batch"]["feature_age_h_p99"]],
         ["model age, median (days since its training data ends)", fresh["online"]["model_age_d_p50"],
          fresh["batch"]["model_age_d_p50"]],
-        ["time to adapt: days from event to serving a model trained after it (mean)",
+        ["time to adapt: days from event to serving a model fitted on data after it (mean)",
          mean_days(adapt_rows["online"]), mean_days(adapt_rows["batch"])],
         ["CPU seconds per 1,000 forecasts served", cpu["online"]["per_1000"], cpu["batch"]["per_1000"]],
         ["CPU seconds per played day", cpu["online"]["per_day"], cpu["batch"]["per_day"]],
@@ -232,7 +232,9 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         "## Time to adapt",
         "",
         "Days after each event (simulated time): the first alert on data from after it, the first "
-        "champion trained after it, and the first day each mode served that champion.",
+        "champion fitted on rows from after it (the trainer's embargo and holdout come between a "
+        "job's window end and its last training row), when it was trained, and the first day each "
+        "mode served it.",
         "",
         _table(["event", "day", "first alert", "by", "new champion", "trained", "online serves it",
                 "batch serves it", "MAE online / batch in between"],
@@ -284,8 +286,8 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         "",
         "![versions](versions.png)",
         "",
-        _table(["day", "version", "window", "outcome", "WAPE model", "WAPE champion", "WAPE naive", "reason"],
-               [[t.day, f"v{t.version}", f"{t.window[0]}..{t.window[1]}",
+        _table(["day", "version", "window", "fitted through", "outcome", "WAPE model", "WAPE champion", "WAPE naive", "reason"],
+               [[t.day, f"v{t.version}", f"{t.window[0]}..{t.window[1]}", t.trained_through,
                  "promoted" if t.promoted else (t.error[:90] or t.state),
                  t.metrics.get("model", {}).get("wape"), t.metrics.get("champion", {}).get("wape"),
                  t.metrics.get("baseline", {}).get("wape"), t.reason[:120].replace("|", "/")]
