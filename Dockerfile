@@ -16,6 +16,10 @@ COPY scripts ./scripts
 COPY services ./services
 RUN python scripts/gen_protos.py --out build/gen
 
-# Each service's data lives under /data (a volume per service in docker-compose.yml).
-RUN useradd --create-home rxcast && mkdir -p /data && chown rxcast /data
+# Each service's data lives under /data (named volumes in docker-compose.yml). A new
+# named volume takes the owner of the image directory it is mounted on, so every mount
+# point exists here, owned by the user the services run as.
+RUN useradd --create-home rxcast \
+    && mkdir -p /data/feature /data/trainer/registry /data/trainer/jobs /data/drift /data/predictor-batch \
+    && chown -R rxcast /data
 USER rxcast

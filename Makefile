@@ -6,9 +6,9 @@ BUF := node_modules/.bin/buf
 
 .PHONY: demo test bootstrap protos lint-protos breaking baseline bench constraints clean
 
-## demo: start the suite on loopback and run the main job
+## demo: the main job: play the simulated chain through the suite, write reports/demo/report.md
 demo: bootstrap
-	$(PYTHON) -m rxcast.suite
+	$(PYTHON) -m rxcast.demo $(DEMO_ARGS)
 
 ## test: run the whole test suite (contract, unit and integration tests)
 test: bootstrap

@@ -59,6 +59,14 @@ def test_the_same_world_is_no_drift(reference):
     assert all(not math.isnan(s.value) for r in scores.features for s in r.signals)
 
 
+def test_ignored_features_are_left_out_of_the_report_and_the_correction(reference):
+    current = _current()
+    current["stock"] = current["stock"] + 30.0
+    scores = score(reference, current, ignore=("stock",))
+    assert sorted(_by_name(scores)) == ["demand", "price", "region"]
+    assert scores.verdict == NO_DRIFT
+
+
 def test_no_alarms_over_many_windows_of_the_same_world(reference):
     verdicts = [r.verdict for seed in range(40) for r in score(reference, _current(100 + seed, 500)).features]
     assert verdicts.count(DRIFT) + verdicts.count(DATA_QUALITY) == 0

@@ -7,6 +7,7 @@ import re
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import timestamp_pb2
 
 from rxcast.predictor import flags as F
 from rxcast.predictor.v1 import predictor_pb2 as pb
@@ -159,6 +160,27 @@ def test_predictions_reach_the_drift_log(online, standins):
     assert names == list(FEATURES)
     category = next(f for f in logged.features if f.name == "medication_category")
     assert category.WhichOneof("values") == "categorical"
+
+
+def test_as_of_time_sets_feature_ages_and_the_logged_event_time(online, standins):
+    event_ms = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+    standins.feature.put("S5", "M7", event_ms=event_ms)
+    as_of = timestamp_pb2.Timestamp()
+    as_of.FromMilliseconds(event_ms + 2 * 86_400_000)
+    answer = online.stub.Predict(pb.PredictRequest(keys=_keys(["S5"], ["M7"]), as_of_time=as_of), timeout=5)
+    assert list(answer.feature_ages_seconds) == [2 * 86_400.0]
+
+    def logged_times():
+        return [
+            time_ms
+            for request in standins.drift.requests
+            for store, time_ms in zip(request.keys.store_ids, request.event_times_unix_ms)
+            if store == "S5"
+        ]
+
+    with standins.drift.received:
+        assert standins.drift.received.wait_for(logged_times, timeout=10)
+        assert logged_times() == [event_ms + 2 * 86_400_000]
 
 
 def test_configured_fallback_answers_flagged_priors_when_features_are_unreachable(tmp_path, first_model):

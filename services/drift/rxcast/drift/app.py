@@ -35,6 +35,10 @@ class DriftConfig(ServerConfig):
     clean_windows: int = setting(3, "consecutive clean windows that end a drift episode")
     concept_clean_samples: int = setting(10_000, "errors without a detection that end a concept-drift episode")
     max_logged_predictions: int = setting(1_000_000, "logged predictions kept for matching actuals")
+    ignore_features: str = setting(
+        "day_of_week,day_of_year,week_of_year",
+        "comma-separated features left out of drift scoring: the calendar moves by construction",
+    )
     alpha: float = setting(_THRESHOLDS.alpha, "level for corrected p-values of drift tests")
     correction: str = setting(_THRESHOLDS.correction, "multiple-testing correction: bh, bonferroni or none")
     min_count: int = setting(_THRESHOLDS.min_count, "fewest current values a feature is tested on")
@@ -52,6 +56,9 @@ class DriftConfig(ServerConfig):
     retrain_days: int = setting(90, "days of data a drift-triggered training job uses")
     feature_address: str = setting("", "feature service host:port: collect actuals of logged predictions")
     collect_seconds: float = setting(60.0, "how often to ask the feature service for actuals")
+    actuals_retry_seconds: float = setting(
+        3600.0, "how long a prediction whose actual was not there yet waits before it is asked for again"
+    )
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
@@ -61,6 +68,7 @@ class DriftConfig(ServerConfig):
             clean_windows=self.clean_windows,
             concept_clean_samples=self.concept_clean_samples,
             max_logged_predictions=self.max_logged_predictions,
+            ignore_features=tuple(name.strip() for name in self.ignore_features.split(",") if name.strip()),
             thresholds=dataclasses.replace(
                 _THRESHOLDS, alpha=self.alpha, correction=self.correction, min_count=self.min_count,
                 wasserstein=self.wasserstein, psi=self.psi, js=self.js, out_of_range=self.out_of_range, categorical_js=self.categorical_js,
@@ -77,8 +85,10 @@ class DriftApp:
         self.config = config
         if config.retrain_on_alert and not config.trainer_address:
             raise InvalidArgument("--retrain-on-alert needs --trainer-address")
-        if config.retrain_days < 1 or config.collect_seconds <= 0:
-            raise InvalidArgument("--retrain-days must be >= 1 and --collect-seconds > 0")
+        if config.retrain_days < 1 or config.collect_seconds <= 0 or config.actuals_retry_seconds < 0:
+            raise InvalidArgument(
+                "--retrain-days must be >= 1, --collect-seconds > 0 and --actuals-retry-seconds >= 0"
+            )
         self.trainer = Trainer(config.trainer_address, config.retrain_days) if config.trainer_address else None
         self.engine = DriftEngine(
             config.engine_settings(),
@@ -87,7 +97,10 @@ class DriftApp:
             on_alert=self.trainer.retrain if self.trainer and config.retrain_on_alert else None,
         )
         self.collector = (
-            ActualsCollector(self.engine, config.feature_address, config.collect_seconds)
+            ActualsCollector(
+                self.engine, config.feature_address, config.collect_seconds,
+                retry_seconds=config.actuals_retry_seconds,
+            )
             if config.feature_address else None
         )
 

@@ -65,6 +65,8 @@ class EngineSettings:
     #: Logged predictions kept for matching actuals.
     max_logged_predictions: int = 1_000_000
     thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+    #: Features not scored: those that move by construction (the calendar).
+    ignore_features: tuple[str, ...] = ()
     detectors: DetectorSettings = dataclasses.field(default_factory=DetectorSettings)
 
     def __post_init__(self) -> None:
@@ -212,6 +214,8 @@ class DriftEngine:
             raise InvalidArgument("keys: one store and medication id per prediction")
         columns = {}
         for name in reference.features:
+            if name in self.settings.ignore_features:
+                continue
             kind = reference.kind(name)
             column = features.get(name)
             if column is None:
@@ -229,7 +233,7 @@ class DriftEngine:
     def _buffer(self, model_version: int, reference: ReferenceProfile) -> WindowBuffer:
         buffer = self._windows.get(model_version)
         if buffer is None:
-            kinds = {n: reference.kind(n) for n in reference.features}
+            kinds = {n: reference.kind(n) for n in reference.features if n not in self.settings.ignore_features}
             buffer = WindowBuffer(model_version, kinds, self.settings.window_rows,
                                   int(self.settings.window_seconds * 1000))
             self._windows[model_version] = buffer
@@ -256,7 +260,7 @@ class DriftEngine:
     def _report(self, window: Window, reference: ReferenceProfile) -> DriftReport:
         rows = window.rows
         scores = score(reference, rows.features, rows.predictions if reference.prediction else None,
-                       self.settings.thresholds)
+                       self.settings.thresholds, self.settings.ignore_features)
         return DriftReport.from_scores(uuid.uuid4().hex, window.model_version, window.window_id, window.start_ms,
                                        window.end_ms, reference.rows, scores, self._now_ms())
 
@@ -316,7 +320,7 @@ class DriftEngine:
         reference = self.reference(model_version)
         if not features and (predictions is None or predictions.size == 0):
             raise InvalidArgument("features: no data to score")
-        scores = score(reference, features, predictions, self.settings.thresholds)
+        scores = score(reference, features, predictions, self.settings.thresholds, self.settings.ignore_features)
         return DriftReport.from_scores(uuid.uuid4().hex, model_version, "", 0, 0, reference.rows, scores,
                                        self._now_ms())
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -186,15 +186,19 @@ def score(
     features: Mapping[str, Any],
     predictions: np.ndarray | None = None,
     thresholds: Thresholds | None = None,
+    ignore: Collection[str] = (),
 ) -> Scores:
     """Score `features` (name -> column: floats with NaN missing for numeric
     features, strings with "" or None missing for categorical ones) and
     `predictions` against `reference`.
 
     Features the reference lacks are an error; reference features absent
-    from `features` get an INSUFFICIENT_DATA result saying so.
+    from `features` get an INSUFFICIENT_DATA result saying so. Features in
+    `ignore` are left out of the report (and of the multiple-testing
+    correction): those expected to move by construction, like the calendar.
     """
     thresholds = thresholds or Thresholds()
+    features = {name: column for name, column in features.items() if name not in ignore}
     unknown = sorted(set(features) - set(reference.features))
     if unknown:
         raise InvalidArgument(f"features: not in the reference profile: {unknown}")
@@ -207,6 +211,8 @@ def score(
 
     pending: list[_Pending] = []
     for name in reference.features:
+        if name in ignore:
+            continue
         if name not in features:
             kind = NUMERIC if name in reference.numeric else CATEGORICAL
             pending.append(_Pending(name, kind, 0, [], note="absent from the data"))

@@ -59,10 +59,10 @@ class OnlinePredictor:
         self._log_queue = log_queue
         self._settings = settings
 
-    def predict(self, store_ids, medication_ids, field: str = "keys") -> Forecasts:
+    def predict(self, store_ids, medication_ids, as_of_ms: int | None = None, field: str = "keys") -> Forecasts:
         keys = EntityBatch.validated(store_ids, medication_ids, field, self._settings.max_keys)
         model = self._holder.current()
-        now_ms = int(time.time() * 1000)
+        now_ms = int(time.time() * 1000) if as_of_ms is None else as_of_ms
         try:
             if self._features is None:
                 raise Unavailable("no feature service is configured (--feature-address)")

@@ -32,6 +32,10 @@ def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def _as_of_ms(request: pb.PredictRequest) -> int | None:
+    return request.as_of_time.ToMilliseconds() if request.HasField("as_of_time") else None
+
+
 def _ms_timestamp(ms: int) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromMilliseconds(ms)
@@ -88,14 +92,16 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
 
     def Predict(self, request, context):
         self._require("online", "Predict")
-        result = self._online.predict(request.keys.store_ids, request.keys.medication_ids)
+        result = self._online.predict(request.keys.store_ids, request.keys.medication_ids, _as_of_ms(request))
         return predict_response(result)
 
     def PredictStream(self, request_iterator, context):
         self._require("online", "PredictStream")
         for item in request_iterator:
             try:
-                result = self._online.predict(item.request.keys.store_ids, item.request.keys.medication_ids)
+                result = self._online.predict(
+                    item.request.keys.store_ids, item.request.keys.medication_ids, _as_of_ms(item.request)
+                )
             except InvalidArgument as exc:
                 raise InvalidArgument(f"request {item.request_id!r}: {exc.message}") from None
             yield pb.PredictStreamResponse(request_id=item.request_id, response=predict_response(result))

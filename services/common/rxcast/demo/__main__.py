@@ -1,0 +1,60 @@
+"""python -m rxcast.demo [--plan default|short] [--out DIR] [--work-dir DIR]
+
+Plays the plan through the whole suite on loopback and writes the report
+(markdown and PNG plots) to --out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+from rxcast.demo.plan import PLANS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rxcast.demo", description=__doc__.splitlines()[2])
+    parser.add_argument("--plan", choices=sorted(PLANS), default="default", help="what to play (default: default)")
+    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="where the report goes")
+    parser.add_argument("--work-dir", type=Path, default=Path("data/demo"),
+                        help="the services' state and logs (emptied first)")
+    parser.add_argument("--from-ledger", type=Path, default=None,
+                        help="write the report from a ledger saved by an earlier run instead of playing")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("FEAST_USAGE", "False")
+
+    from rxcast.demo.report import write_report
+
+    started = time.monotonic()
+    if args.from_ledger:
+        with open(args.from_ledger, "rb") as f:
+            ledger = pickle.load(f)
+    else:
+        import grpc
+
+        from rxcast.demo.player import DemoFailed
+        from rxcast.demo.run import run_demo
+        from rxcast.suite.launcher import ServiceFailed
+
+        try:
+            ledger = run_demo(PLANS[args.plan](), args.work_dir, say=lambda line: print(line, flush=True))
+        except (DemoFailed, ServiceFailed) as exc:
+            print(f"demo failed: {exc}\nservice logs: {args.work_dir / 'logs'}", file=sys.stderr)
+            return 1
+        except grpc.RpcError as exc:
+            print(f"demo failed: a service answered {exc.code().name}: {exc.details()}\n"
+                  f"service logs: {args.work_dir / 'logs'}", file=sys.stderr)
+            return 1
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        with open(args.work_dir / "ledger.pickle", "wb") as f:
+            pickle.dump(ledger, f)
+    path = write_report(ledger, args.out)
+    print(f"report: {path} (demo took {time.monotonic() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

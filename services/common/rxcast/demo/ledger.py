@@ -1,0 +1,100 @@
+"""What happened in a demo run, as plain data: per played day the forecasts of
+each serving mode with their versions, ages and call latencies; batch runs;
+alerts; training jobs; CPU by phase. The report is computed from this alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ModeDay:
+    """One serving mode's forecasts for every entity of one day."""
+
+    forecasts: np.ndarray
+    versions: np.ndarray  # model version behind each forecast (0: none)
+    feature_age_s: np.ndarray  # age of the features behind each forecast (NaN: none)
+    flags: np.ndarray
+    latencies_ms: list[float] = field(default_factory=list)  # one per call
+    actuals: np.ndarray | None = None  # filled once the horizon has elapsed
+
+
+@dataclass
+class DayLog:
+    index: int  # played day, 0-based
+    day: dt.date
+    as_of_ms: int
+    store_ids: np.ndarray
+    medication_ids: np.ndarray
+    online: ModeDay
+    batch: ModeDay
+    batch_as_of_ms: int  # as-of of the batch run served that day
+    records: int
+    rejected: int
+    actuals: np.ndarray | None = None  # demand over the horizon after the day, per entity
+    actual_found: np.ndarray | None = None
+
+
+@dataclass
+class BatchRunLog:
+    day: dt.date
+    run_id: str
+    model_version: int
+    rows: int
+    state: str
+    error: str
+    wall_seconds: float
+
+
+@dataclass
+class AlertLog:
+    alert_id: int
+    kind: str
+    model_version: int
+    features: list[str]
+    reason: str
+    detector: str
+    data_day: dt.date | None
+    seen_day: dt.date
+
+
+@dataclass
+class TrainingLog:
+    day: dt.date
+    job_id: str
+    reason: str
+    window: tuple[str, str]
+    state: str
+    version: int
+    promoted: bool
+    error: str
+    wall_seconds: float
+    metrics: dict[str, dict[str, float]]
+    #: The last day whose row (and label) the model was fitted on.
+    trained_through: dt.date | None = None
+    online_pickup_seconds: float | None = None  # wall time from publish to the online predictor serving it
+
+
+@dataclass
+class Ledger:
+    plan_name: str
+    events: list[dict]  # the scenario's drift events as they happened
+    days: list[DayLog] = field(default_factory=list)
+    batch_runs: list[BatchRunLog] = field(default_factory=list)
+    alerts: list[AlertLog] = field(default_factory=list)
+    trainings: list[TrainingLog] = field(default_factory=list)
+    #: CPU seconds by (phase, process name).
+    cpu: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: Per model version: the last day of its training window.
+    version_window_end: dict[int, dt.date] = field(default_factory=dict)
+    reports: list[dict] = field(default_factory=list)  # drift reports, oldest first
+    seed_seconds: float = 0.0
+    seed_records: int = 0
+    wall_seconds: float = 0.0
+
+    def add_cpu(self, phase: str, deltas: dict[str, float]) -> None:
+        for name, seconds in deltas.items():
+            self.cpu[(phase, name)] = self.cpu.get((phase, name), 0.0) + seconds

@@ -1,0 +1,221 @@
+"""The numbers of the report, computed from a demo run's ledger: accuracy per
+day and per period, latency, freshness, time to adapt and compute cost, for
+each serving mode. Pure functions over plain data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rxcast.demo.ledger import DayLog, Ledger, ModeDay
+
+MODES = ("online", "batch")
+
+
+def _mode(log: DayLog, mode: str) -> ModeDay:
+    return log.online if mode == "online" else log.batch
+
+
+def _compared(log: DayLog) -> np.ndarray:
+    """Rows both modes answered and whose actual is known: both modes are
+    judged on exactly the same rows."""
+    if log.actuals is None:
+        return np.zeros(len(log.store_ids), dtype=bool)
+    return log.actual_found & np.isfinite(log.online.forecasts) & np.isfinite(log.batch.forecasts)
+
+
+def _errors(forecasts: np.ndarray, actuals: np.ndarray) -> dict[str, float]:
+    if actuals.size == 0:
+        return {"mae": np.nan, "wape": np.nan}
+    absolute = np.abs(forecasts - actuals)
+    total = actuals.sum()
+    return {"mae": float(absolute.mean()), "wape": float(absolute.sum() / total) if total > 0 else np.nan}
+
+
+def daily_accuracy(ledger: Ledger) -> pd.DataFrame:
+    """One row per played day whose horizon has elapsed: MAE and WAPE per mode."""
+    rows = []
+    for log in ledger.days:
+        ok = _compared(log)
+        if not ok.any():
+            continue
+        row = {"day": log.day, "rows": int(ok.sum())}
+        for mode in MODES:
+            for name, value in _errors(_mode(log, mode).forecasts[ok], log.actuals[ok]).items():
+                row[f"{mode}_{name}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def event_days(ledger: Ledger) -> list[tuple[dt.date, str]]:
+    played = {log.day for log in ledger.days}
+    return [(dt.date.fromisoformat(e["business_day"]), e["kind"]) for e in ledger.events
+            if dt.date.fromisoformat(e["business_day"]) in played]
+
+
+def accuracy_by_period(ledger: Ledger) -> pd.DataFrame:
+    """Pooled MAE and WAPE per mode before the first event and between events."""
+    events = event_days(ledger)
+    bounds = [(None, "before any event")] + [(day, f"after {kind} ({day})") for day, kind in events]
+    rows = []
+    for i, (start, label) in enumerate(bounds):
+        end = bounds[i + 1][0] if i + 1 < len(bounds) else None
+        logs = [log for log in ledger.days
+                if (start is None or log.day >= start) and (end is None or log.day < end) and _compared(log).any()]
+        if not logs:
+            continue
+        row = {"period": label, "days": len(logs)}
+        actuals = np.concatenate([log.actuals[_compared(log)] for log in logs])
+        for mode in MODES:
+            forecasts = np.concatenate([_mode(log, mode).forecasts[_compared(log)] for log in logs])
+            for name, value in _errors(forecasts, actuals).items():
+                row[f"{mode}_{name}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def latency(ledger: Ledger) -> dict[str, dict[str, float]]:
+    """Per mode: p50 and p99 of one call's latency (ms) and the keys per call."""
+    out = {}
+    for mode in MODES:
+        calls = np.concatenate([np.asarray(_mode(log, mode).latencies_ms) for log in ledger.days]) \
+            if ledger.days else np.zeros(0)
+        keys = sum(len(log.store_ids) for log in ledger.days)
+        out[mode] = {
+            "calls": int(calls.size),
+            "p50_ms": float(np.percentile(calls, 50)) if calls.size else np.nan,
+            "p99_ms": float(np.percentile(calls, 99)) if calls.size else np.nan,
+            "keys_per_call": keys / calls.size if calls.size else np.nan,
+        }
+    return out
+
+
+def model_age_days(ledger: Ledger, log: DayLog, mode: str) -> np.ndarray:
+    """Per forecast: days from the end of its model's training window to the forecast."""
+    versions = _mode(log, mode).versions
+    ends = np.array([
+        (log.day - ledger.version_window_end[v]).days if v in ledger.version_window_end else np.nan
+        for v in versions.tolist()
+    ], dtype=float)
+    return ends
+
+
+def freshness_daily(ledger: Ledger) -> pd.DataFrame:
+    """Per day and mode: median feature age (hours) and model age (days)."""
+    rows = []
+    for log in ledger.days:
+        row = {"day": log.day}
+        for mode in MODES:
+            ages = _mode(log, mode).feature_age_s
+            row[f"{mode}_feature_age_h"] = float(np.nanmedian(ages)) / 3600 if np.isfinite(ages).any() else np.nan
+            model = model_age_days(ledger, log, mode)
+            row[f"{mode}_model_age_d"] = float(np.nanmedian(model)) if np.isfinite(model).any() else np.nan
+            row[f"{mode}_version"] = int(np.max(_mode(log, mode).versions)) if len(log.store_ids) else 0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def freshness(ledger: Ledger) -> dict[str, dict[str, float]]:
+    """Per mode over all forecasts: median and p99 of feature age (hours) and model age (days)."""
+    out = {}
+    for mode in MODES:
+        features = np.concatenate([_mode(log, mode).feature_age_s for log in ledger.days]) / 3600
+        models = np.concatenate([model_age_days(ledger, log, mode) for log in ledger.days])
+        out[mode] = {
+            "feature_age_h_p50": float(np.nanmedian(features)),
+            "feature_age_h_p99": float(np.nanpercentile(features, 99)),
+            "model_age_d_p50": float(np.nanmedian(models)),
+            "model_age_d_p99": float(np.nanpercentile(models, 99)),
+        }
+    return out
+
+
+@dataclass
+class Adaptation:
+    event: str
+    day: dt.date
+    first_alert_day: dt.date | None
+    first_alert: str
+    version: int | None  # first champion fitted on rows from after the event
+    trained_day: dt.date | None
+    online_day: dt.date | None  # first day the online predictor served it
+    batch_day: dt.date | None  # first day batch lookups served it
+
+    def days_after(self, day: dt.date | None) -> int | None:
+        return None if day is None else (day - self.day).days
+
+
+def adaptation(ledger: Ledger) -> list[Adaptation]:
+    """Per injected event: when the drift service noticed, and when each
+    serving mode first served a champion fitted on rows from after it."""
+    events = event_days(ledger)
+    out = []
+    for i, (day, kind) in enumerate(events):
+        until = events[i + 1][0] if i + 1 < len(events) else None
+        alerts = [a for a in ledger.alerts if (a.data_day or a.seen_day) >= day
+                  and (until is None or (a.data_day or a.seen_day) < until)]
+        first = min(alerts, key=lambda a: (a.data_day or a.seen_day, a.alert_id)) if alerts else None
+        promoted = [t for t in ledger.trainings
+                    if t.promoted and t.trained_through is not None and t.trained_through >= day]
+        training = promoted[0] if promoted else None
+
+        def first_served(mode: str) -> dt.date | None:
+            if training is None:
+                return None
+            for log in ledger.days:
+                if log.day >= training.day and (_mode(log, mode).versions >= training.version).any():
+                    return log.day
+            return None
+
+        out.append(Adaptation(
+            kind, day,
+            (first.data_day or first.seen_day) if first else None,
+            f"#{first.alert_id} {first.kind} ({', '.join(first.features[:3]) or first.detector})" if first else "",
+            training.version if training else None,
+            training.day if training else None,
+            first_served("online"),
+            first_served("batch"),
+        ))
+    return out
+
+
+def cost(ledger: Ledger) -> dict[str, dict[str, float]]:
+    """CPU seconds per 1,000 forecasts and per played day, per mode. Online:
+    the online predictor and the feature service while forecasts are asked
+    for. Batch: the batch predictor and the feature service during runs, plus
+    the batch predictor during lookups."""
+    cpu = ledger.cpu
+    days = max(len(ledger.days), 1)
+    served = sum(len(log.store_ids) for log in ledger.days)
+    online = cpu.get(("online", "predictor-online"), 0.0) + cpu.get(("online", "feature"), 0.0)
+    run = cpu.get(("batch-run", "predictor-batch"), 0.0) + cpu.get(("batch-run", "feature"), 0.0)
+    lookup = cpu.get(("batch-lookup", "predictor-batch"), 0.0)
+    scored = sum(r.rows for r in ledger.batch_runs if r.state == "succeeded")
+    return {
+        "online": {
+            "cpu_s": online, "per_1000": 1000 * online / max(served, 1), "per_day": online / days,
+            "predictions": served,
+        },
+        "batch": {
+            "cpu_s": run + lookup, "per_1000": 1000 * (run + lookup) / max(served, 1),
+            "per_day": (run + lookup) / days, "predictions": served,
+            "run_cpu_s": run, "lookup_cpu_s": lookup, "rows_scored": scored,
+            "run_per_1000_scored": 1000 * run / max(scored, 1),
+        },
+    }
+
+
+def pooled_mae(ledger: Ledger, start: dt.date, end: dt.date | None) -> tuple[float, float, int]:
+    """MAE of each mode over the days in [start, end) whose actuals are known,
+    pooled over rows; and the number of days."""
+    logs = [log for log in ledger.days if log.day >= start and (end is None or log.day < end)
+            and _compared(log).any()]
+    if not logs:
+        return np.nan, np.nan, 0
+    actuals = np.concatenate([log.actuals[_compared(log)] for log in logs])
+    online = np.concatenate([log.online.forecasts[_compared(log)] for log in logs])
+    batch = np.concatenate([log.batch.forecasts[_compared(log)] for log in logs])
+    return float(np.abs(online - actuals).mean()), float(np.abs(batch - actuals).mean()), len(logs)

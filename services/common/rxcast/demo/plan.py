@@ -1,0 +1,96 @@
+"""What a demo run plays: the simulated world, its drift events, and the
+operating policy (batch schedule, training windows, retraining after alerts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rxcast.sim import DriftEvent, Scenario
+
+#: The hour of the next morning at which the inventory app asks for forecasts
+#: of the demand after a business day (the feature service stamps a day's
+#: record at the day's end, so online features are this many hours old).
+REQUEST_HOUR = 8
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """A scenario to play plus the operating policy around it."""
+
+    name: str
+    scenario: Scenario
+    #: Days between scheduled batch runs (simulated days; run on the first played day too).
+    batch_every_days: int = 7
+    #: Days of history the first model version is trained on.
+    initial_train_days: int = 120
+    #: Days of data a retraining job uses.
+    retrain_days: int = 90
+    #: Days after an alert before its retraining job starts: a forecast's label
+    #: is the demand over the horizon after it, and the trainer holds out the
+    #: newest labelled days and embargoes the horizon before them, so a model
+    #: only learns from a change once labels well past it exist.
+    retrain_delay_days: int = 28
+    #: A candidate the gate refuses is retrained this many days later...
+    retrain_retry_days: int = 7
+    #: ...up to this many tries per alert episode.
+    retrain_tries: int = 3
+    #: Keys per online Predict call (the inventory app asks store by store).
+    keys_per_call: int = 100
+    #: Extra command-line settings per suite process.
+    service_args: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def days_to_play(self) -> int:
+        return self.scenario.days_to_play
+
+
+def default_plan() -> DemoPlan:
+    """30 stores x 100 medications, a year of history, 18 weeks played with
+    three drift events five weeks apart: six stores open in a new region, a
+    respiratory demand shock, and an upstream unit change in stock on hand."""
+    history = 365
+    scenario = Scenario(
+        n_stores=30,
+        n_medications=100,
+        start_day="2025-01-01",
+        n_days=history + 126,
+        seed=7,
+        history_days=history,
+        events=(
+            DriftEvent("new_region", history + 14, {"region": "coastal", "n_stores": 6}),
+            DriftEvent("demand_shock", history + 49,
+                       {"multiplier": 1.8, "categories": ["respiratory", "antiviral"], "ramp_days": 3}),
+            DriftEvent("unit_change", history + 84, {"field": "units_on_hand", "factor": 10.0}),
+        ),
+    )
+    return DemoPlan("default", scenario, service_args={"trainer": ["--default-holdout-days", "7"]})
+
+
+def short_plan() -> DemoPlan:
+    """A small chain that opens stores in a new region with its own demand
+    profile: the loop closes in a few minutes (the end-to-end test's scenario)."""
+    history = 150
+    scenario = Scenario(
+        n_stores=8,
+        n_medications=25,
+        start_day="2025-01-01",
+        n_days=history + 56,
+        seed=11,
+        history_days=history,
+        events=(DriftEvent("new_region", history + 7, {"region": "coastal", "n_stores": 4}),),
+    )
+    return DemoPlan(
+        "short",
+        scenario,
+        initial_train_days=100,
+        retrain_days=60,
+        retrain_delay_days=24,
+        retrain_retry_days=5,
+        service_args={
+            "trainer": ["--default-num-boost-round", "80", "--default-num-leaves", "15",
+                        "--default-holdout-days", "7", "--min-train-rows", "500", "--min-holdout-rows", "100"],
+        },
+    )
+
+
+PLANS = {"default": default_plan, "short": short_plan}

@@ -1,0 +1,404 @@
+"""Plays a simulated world through the running suite, day by day, as the
+pharmacy chain would: the inventory app pushes the day's records and asks the
+online predictor for forecasts the next morning; the batch predictor runs on
+its schedule and is read by lookup; actuals reach the drift service through
+the feature service; alerts lead to retraining; predictors follow the trainer.
+
+The simulated clock stands still while a training job runs (a job of minutes
+is a moment on the scale of days), so what the run measures in simulated days
+does not depend on this machine's speed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+
+import grpc
+import numpy as np
+import pandas as pd
+import psutil
+from google.protobuf import timestamp_pb2
+
+from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, Ledger, ModeDay, TrainingLog
+from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
+from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
+from rxcast.feature.seed import normalize, seed, to_protos
+from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+from rxcast.predictor.v1 import predictor_pb2, predictor_pb2_grpc
+from rxcast.runtime.channels import connect
+from rxcast.sim import World
+from rxcast.suite.topology import Suite
+from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+
+DAY_MS = 86_400_000
+_ALERT_KINDS = {v.number: v.name.removeprefix("ALERT_KIND_").lower() for v in drift_pb2.AlertKind.DESCRIPTOR.values}
+_JOB_STATES = {v.number: v.name.removeprefix("JOB_STATE_").lower() for v in trainer_pb2.JobState.DESCRIPTOR.values}
+_RUN_STATES = {
+    v.number: v.name.removeprefix("BATCH_RUN_STATE_").lower() for v in predictor_pb2.BatchRunState.DESCRIPTOR.values
+}
+
+
+class DemoFailed(RuntimeError):
+    """The loop cannot go on (a service refused something it must do)."""
+
+
+def as_of_ms(day: dt.date) -> int:
+    """The instant the app asks for forecasts after `day`: the next morning."""
+    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    return int(midnight.timestamp() * 1000) + REQUEST_HOUR * 3_600_000
+
+
+def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromMilliseconds(ms)
+    return stamp
+
+
+def _service(module, name: str):
+    return module.DESCRIPTOR.services_by_name[name]
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of the suite's processes, read from the OS."""
+
+    def __init__(self, suite: Suite):
+        self._processes = {
+            name: psutil.Process(p.process.pid) for name, p in suite.processes.items() if p.process is not None
+        }
+
+    def snapshot(self) -> dict[str, float]:
+        out = {}
+        for name, process in self._processes.items():
+            try:
+                times = process.cpu_times()
+                out[name] = times.user + times.system
+            except psutil.Error:
+                out[name] = 0.0
+        return out
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float], names: Iterable[str]) -> dict[str, float]:
+        return {n: after.get(n, 0.0) - before.get(n, 0.0) for n in names}
+
+
+class Player:
+    def __init__(self, plan: DemoPlan, world: World, suite: Suite, say: Callable[[str], None] = print):
+        self.plan = plan
+        self.world = world
+        self.suite = suite
+        self.say = say
+        self.ledger = Ledger(plan.name, [e.to_dict() for e in world.events])
+        self._channels = []
+        self.feature = feature_pb2_grpc.FeatureServiceStub(
+            self._connect("feature", _service(feature_pb2, "FeatureService"), 600)
+        )
+        self.trainer = trainer_pb2_grpc.TrainerServiceStub(
+            self._connect("trainer", _service(trainer_pb2, "TrainerService"), 60)
+        )
+        self.drift = drift_pb2_grpc.DriftServiceStub(self._connect("drift", _service(drift_pb2, "DriftService"), 60))
+        self.online = predictor_pb2_grpc.PredictorServiceStub(
+            self._connect("predictor-online", _service(predictor_pb2, "PredictorService"), 30)
+        )
+        self.batch = predictor_pb2_grpc.PredictorServiceStub(
+            self._connect("predictor-batch", _service(predictor_pb2, "PredictorService"), 600)
+        )
+        self.cpu = CpuMeter(suite)
+        self._last_alert_id = 0
+        self._retrain_due: dt.date | None = None
+        self._retrain_alerts: list[AlertLog] = []
+        self._retrain_tries = 0
+        self._batch_run: predictor_pb2.BatchRun | None = None
+
+    def _connect(self, name: str, service, timeout: float) -> grpc.Channel:
+        channel = connect(self.suite[name].address, [service], default_timeout=timeout)
+        self._channels.append(channel)
+        return channel
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    # ---------------------------------------------------------------- phases
+
+    def _measured(self, phase: str, names: tuple[str, ...], work: Callable[[], object]):
+        before = self.cpu.snapshot()
+        result = work()
+        self.ledger.add_cpu(phase, self.cpu.delta(before, self.cpu.snapshot(), names))
+        return result
+
+    def seed_history(self) -> None:
+        """The feature store gets the scenario's history through IngestRecords."""
+        history = self.world.days[: self.plan.scenario.history_days]
+        records = self.world.records[self.world.records["business_day"] <= history[-1]]
+        self.say(f"seeding the feature store: {len(records):,} records, "
+                 f"{history[0]:%Y-%m-%d}..{history[-1]:%Y-%m-%d}")
+        started = time.monotonic()
+        accepted, _, errors = seed(self.feature, normalize(records), progress=True)
+        if errors:
+            raise DemoFailed(f"the feature service rejected {len(errors)} history records, e.g. {errors[0]}")
+        self.ledger.seed_seconds = time.monotonic() - started
+        self.ledger.seed_records = accepted
+
+    def train(self, end: dt.date, days: int, reason: str) -> TrainingLog:
+        """A training job over the `days` days ending `end`, promoted through
+        the gate; progress is shown until it ends."""
+        start = end - dt.timedelta(days=days - 1)
+        request = trainer_pb2.StartTrainingRequest(
+            window=trainer_pb2.DayWindow(start_day=start.isoformat(), end_day=end.isoformat()),
+            reason=reason[:2000],
+            promote=True,
+        )
+        started = time.monotonic()
+        job = self.trainer.StartTraining(request).job
+        last = ""
+        for update in self.trainer.WatchTrainingJob(
+            trainer_pb2.WatchTrainingJobRequest(job_id=job.job_id), timeout=3600
+        ):
+            job = update.job
+            line = f"  training {job.job_id}: {_JOB_STATES.get(job.state, job.state)}"
+            if job.rows_loaded:
+                line += f", {job.rows_loaded:,} rows"
+            if job.rounds_total:
+                line += f", round {job.rounds_done}/{job.rounds_total}"
+            if line != last and (job.rounds_done % 50 == 0 or job.rounds_done == job.rounds_total):
+                self.say(line)
+                last = line
+        ev = job.evaluation
+        metrics = {
+            name: {"mae": m.mae, "rmse": m.rmse, "wape": m.wape, "rows": m.rows}
+            for name, m in (("model", ev.model), ("baseline", ev.baseline), ("champion", ev.champion))
+            if m.rows
+        }
+        trained_through = None
+        if ev.holdout.start_day:
+            # The trainer embargoes the horizon before its holdout (rxcast.trainer.dataset.TimeSplit).
+            horizon = self.world_horizon
+            trained_through = dt.date.fromisoformat(ev.holdout.start_day) - dt.timedelta(days=horizon)
+        log = TrainingLog(
+            day=end,
+            job_id=job.job_id,
+            reason=reason,
+            window=(start.isoformat(), end.isoformat()),
+            state=_JOB_STATES.get(job.state, str(job.state)),
+            version=job.version,
+            promoted=job.promoted,
+            error=job.error,
+            wall_seconds=time.monotonic() - started,
+            metrics=metrics,
+            trained_through=trained_through,
+        )
+        self.ledger.trainings.append(log)
+        verdict = "promoted to champion" if job.promoted else f"not promoted: {job.error or 'gate refused'}"
+        self.say(f"  training {job.job_id} {log.state}: version {job.version}, {verdict} "
+                 f"({log.wall_seconds:.0f} s)")
+        if job.promoted:
+            log.online_pickup_seconds = self._await_online_version(job.version)
+        return log
+
+    def _await_online_version(self, version: int, timeout: float = 120.0) -> float:
+        """Wall seconds until the online predictor serves `version` (it polls the trainer)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            status = self.online.GetModelStatus(predictor_pb2.GetModelStatusRequest())
+            if status.model_version >= version:
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise DemoFailed(f"the online predictor did not pick up version {version} within {timeout:.0f} s")
+
+    def _ingest(self, day: dt.date) -> tuple[pd.DataFrame, int, int]:
+        records = normalize(self.world.records_for_day(day))
+        answer = self.feature.IngestRecords(feature_pb2.IngestRecordsRequest(records=to_protos(records)))
+        return records, answer.accepted_count, len(answer.errors)
+
+    def _predict_online(self, stores: np.ndarray, medications: np.ndarray, at_ms: int) -> ModeDay:
+        n = len(stores)
+        mode = ModeDay(np.zeros(n), np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.uint32))
+        stamp = _timestamp(at_ms)
+        for lo in range(0, n, self.plan.keys_per_call):
+            hi = min(lo + self.plan.keys_per_call, n)
+            keys = predictor_pb2.EntityKeys(store_ids=stores[lo:hi].tolist(), medication_ids=medications[lo:hi].tolist())
+            started = time.perf_counter()
+            answer = self.online.Predict(predictor_pb2.PredictRequest(keys=keys, as_of_time=stamp))
+            mode.latencies_ms.append((time.perf_counter() - started) * 1000)
+            mode.forecasts[lo:hi] = answer.forecasts
+            mode.flags[lo:hi] = answer.flags
+            mode.versions[lo:hi] = answer.model_version
+            ages = np.asarray(answer.feature_ages_seconds, dtype=float)
+            mode.feature_age_s[lo:hi] = np.where(ages < 0, np.nan, ages)
+        return mode
+
+    def _run_batch(self, day: dt.date, at_ms: int) -> None:
+        started = time.monotonic()
+        run = None
+        for update in self.batch.RunBatch(
+            predictor_pb2.RunBatchRequest(as_of_time=_timestamp(at_ms), reason=f"schedule: {day}"), timeout=1800
+        ):
+            run = update.run
+        if run is None:
+            raise DemoFailed("the batch predictor ended a run without reporting it")
+        state = _RUN_STATES.get(run.state, str(run.state))
+        self.ledger.batch_runs.append(
+            BatchRunLog(day, run.run_id, run.model_version, run.rows_total, state, run.error,
+                        time.monotonic() - started)
+        )
+        if state != "succeeded":
+            self.say(f"  batch run {run.run_id} {state}: {run.error}")
+            return
+        self._batch_run = run
+
+    def _lookup_batch(self, stores: np.ndarray, medications: np.ndarray) -> tuple[ModeDay, int]:
+        n = len(stores)
+        mode = ModeDay(np.full(n, np.nan), np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.uint32))
+        run_as_of = 0
+        for lo in range(0, n, self.plan.keys_per_call):
+            hi = min(lo + self.plan.keys_per_call, n)
+            keys = predictor_pb2.EntityKeys(store_ids=stores[lo:hi].tolist(), medication_ids=medications[lo:hi].tolist())
+            started = time.perf_counter()
+            answer = self.batch.GetBatchPredictions(predictor_pb2.GetBatchPredictionsRequest(keys=keys))
+            mode.latencies_ms.append((time.perf_counter() - started) * 1000)
+            found = np.asarray(answer.found, dtype=bool)
+            mode.forecasts[lo:hi] = np.where(found, answer.forecasts, np.nan)
+            mode.flags[lo:hi] = answer.flags
+            mode.versions[lo:hi] = np.where(found, answer.model_version, 0)
+            run_as_of = answer.as_of_time.ToMilliseconds()
+        return mode, run_as_of
+
+    def _actuals(self, log: DayLog) -> None:
+        answer = self.feature.GetActuals(feature_pb2.GetActualsRequest(rows=feature_pb2.EntityRows(
+            keys=feature_pb2.EntityKeys(store_ids=log.store_ids.tolist(), medication_ids=log.medication_ids.tolist()),
+            event_times_unix_ms=[log.as_of_ms] * len(log.store_ids),
+        )))
+        log.actual_found = np.asarray(answer.statuses) == feature_pb2.FEATURE_STATUS_PRESENT
+        log.actuals = np.where(log.actual_found, np.asarray(answer.values, dtype=float), np.nan)
+
+    def _new_alerts(self, today: dt.date) -> list[AlertLog]:
+        alerts = self.drift.ListAlerts(drift_pb2.ListAlertsRequest(limit=1000)).alerts
+        fresh = []
+        for alert in sorted(alerts, key=lambda a: a.alert_id):
+            if alert.alert_id <= self._last_alert_id:
+                continue
+            self._last_alert_id = alert.alert_id
+            data_day = (
+                dt.datetime.fromtimestamp(alert.data_time.ToMilliseconds() / 1000, dt.timezone.utc).date()
+                if alert.HasField("data_time") else None
+            )
+            fresh.append(AlertLog(alert.alert_id, _ALERT_KINDS.get(alert.kind, str(alert.kind)), alert.model_version,
+                                  list(alert.features), alert.reason, alert.detector, data_day, today))
+        self.ledger.alerts.extend(fresh)
+        return fresh
+
+    # ------------------------------------------------------------------ play
+
+    def play_day(self, index: int, day: dt.date) -> DayLog:
+        at_ms = as_of_ms(day)
+        records, accepted, rejected = self._measured("ingest", ("feature",), lambda: self._ingest(day))
+        stores = records["store_id"].to_numpy(dtype=object)
+        medications = records["medication_id"].to_numpy(dtype=object)
+
+        online = self._measured(
+            "online", ("predictor-online", "feature"), lambda: self._predict_online(stores, medications, at_ms)
+        )
+        if index % self.plan.batch_every_days == 0:
+            self._measured("batch-run", ("predictor-batch", "feature"), lambda: self._run_batch(day, at_ms))
+        batch, batch_as_of = self._measured(
+            "batch-lookup", ("predictor-batch",), lambda: self._lookup_batch(stores, medications)
+        )
+        batch.feature_age_s[:] = (at_ms - batch_as_of) / 1000 + REQUEST_HOUR * 3600 if batch_as_of else np.nan
+        log = DayLog(index, day, at_ms, stores, medications, online, batch, batch_as_of, accepted, rejected)
+        self.ledger.days.append(log)
+
+        horizon = self.world_horizon
+        if index >= horizon:
+            self._actuals(self.ledger.days[index - horizon])
+        return log
+
+    @property
+    def world_horizon(self) -> int:
+        from rxcast.sim import HORIZON_DAYS
+
+        return HORIZON_DAYS
+
+    def _handle_alerts(self, day: dt.date) -> None:
+        for alert in self._new_alerts(day):
+            self.say(f"  alert #{alert.alert_id} {alert.kind} on v{alert.model_version} "
+                     f"({', '.join(alert.features[:4]) or alert.detector}): {alert.reason[:120]}")
+            if self._retrain_due is None:
+                self._retrain_due = (alert.data_day or day) + dt.timedelta(days=self.plan.retrain_delay_days)
+                self._retrain_tries = 0
+                self.say(f"  retraining scheduled for {self._retrain_due} (labels for the changed period by then)")
+            self._retrain_alerts.append(alert)
+        if self._retrain_due is None or day < self._retrain_due:
+            return
+        alerts = self._retrain_alerts
+        reason = "drift alerts " + "; ".join(
+            f"#{a.alert_id} {a.kind} ({', '.join(a.features[:3]) or a.detector})" for a in alerts
+        )
+        self._retrain_tries += 1
+        log = self.train(day, self.plan.retrain_days, reason)
+        if log.promoted or self._retrain_tries >= self.plan.retrain_tries:
+            self._retrain_due, self._retrain_alerts = None, []
+        else:
+            # Refused by the gate: the changed period may still be too short in
+            # the training rows. Try again once a week more of labels is in.
+            self._retrain_due = day + dt.timedelta(days=self.plan.retrain_retry_days)
+            self.say(f"  retraining again on {self._retrain_due}")
+
+    def play(self) -> Ledger:
+        started = time.monotonic()
+        history = self.plan.scenario.history_days or len(self.world.days)
+        first = self.world.days[history - 1].date()
+        self.train(first, self.plan.initial_train_days, "initial model on the history")
+        self.say(f"playing {self.plan.days_to_play} days; events: "
+                 + ", ".join(f"{e.kind} on {e.business_day}" for e in self.world.events))
+        for index, stamp in enumerate(self.world.days[history:]):
+            day = stamp.date()
+            log = self.play_day(index, day)
+            self._handle_alerts(day)
+            self.say(self._progress_line(log))
+        self._collect_final()
+        self.ledger.wall_seconds = time.monotonic() - started
+        return self.ledger
+
+    def _progress_line(self, log: DayLog) -> str:
+        events = [e.kind for e in self.world.events if e.business_day == log.day.isoformat()]
+        online_v = int(np.max(log.online.versions)) if len(log.online.versions) else 0
+        batch_v = int(np.max(log.batch.versions)) if len(log.batch.versions) else 0
+        line = (f"day {log.index + 1:>3}/{self.plan.days_to_play} {log.day} | entities {len(log.store_ids):,} | "
+                f"online v{online_v} | batch v{batch_v} | alerts {len(self.ledger.alerts)}")
+        evaluated = self.ledger.days[log.index - self.world_horizon] if log.index >= self.world_horizon else None
+        if evaluated is not None and evaluated.actuals is not None:
+            ok = evaluated.actual_found
+            line += (f" | MAE {evaluated.day}: online {np.nanmean(np.abs(evaluated.online.forecasts[ok] - evaluated.actuals[ok])):.2f}"
+                     f" batch {np.nanmean(np.abs(evaluated.batch.forecasts[ok] - evaluated.actuals[ok])):.2f}")
+        if events:
+            line += f" | drift injected: {', '.join(events)}"
+        return line
+
+    def _collect_final(self) -> None:
+        versions = self.trainer.ListModelVersions(trainer_pb2.ListModelVersionsRequest(page_size=1000)).versions
+        for v in versions:
+            if v.training_window.end_day:
+                self.ledger.version_window_end[v.version] = dt.date.fromisoformat(v.training_window.end_day)
+        if self.ledger.days:
+            self._new_alerts(self.ledger.days[-1].day)
+        reports = self.drift.ListReports(drift_pb2.ListReportsRequest(limit=10_000)).reports
+        self.ledger.reports = [
+            _report_summary(r) for r in sorted(reports, key=lambda r: r.window_end_time.ToMilliseconds())
+        ]
+
+
+def _report_summary(report: drift_pb2.DriftReport) -> dict:
+    drifted = [f for f in report.features if f.verdict in (drift_pb2.VERDICT_DRIFT, drift_pb2.VERDICT_DATA_QUALITY)]
+    return {
+        "model_version": report.model_version,
+        "window_start_ms": report.window_start_time.ToMilliseconds(),
+        "window_end_ms": report.window_end_time.ToMilliseconds(),
+        "rows": report.current_rows,
+        "verdict": drift_pb2.Verdict.Name(report.verdict).removeprefix("VERDICT_").lower(),
+        "drifted_features": [f.feature for f in drifted],
+        "features": len(report.features),
+        "prediction_verdict": drift_pb2.Verdict.Name(report.prediction.verdict).removeprefix("VERDICT_").lower(),
+        "reasons": {f.feature: f.reason for f in drifted},
+    }

@@ -1,0 +1,314 @@
+"""The demo's report: markdown with PNG plots, from a run's ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rxcast.demo import measures as M  # noqa: E402
+from rxcast.demo.ledger import Ledger  # noqa: E402
+
+COLORS = {"online": "#1f77b4", "batch": "#ff7f0e"}
+ALERT_COLORS = {"data_drift": "#d62728", "prediction_drift": "#9467bd", "concept_drift": "#2ca02c",
+                "data_quality": "#8c564b"}
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _mark_events(ax, ledger: Ledger) -> None:
+    for day, kind in M.event_days(ledger):
+        ax.axvline(day, color="black", linestyle="--", linewidth=1)
+        ax.annotate(kind, (day, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+                    fontsize=8)
+
+
+def _dates(ax) -> None:
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator())
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.grid(alpha=0.3)
+
+
+def _plot_accuracy(ledger: Ledger, daily, path: Path) -> None:
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
+    for ax, metric, label in ((axes[0], "mae", "MAE (units over 7 days)"), (axes[1], "wape", "WAPE")):
+        for mode in M.MODES:
+            ax.plot(daily["day"], daily[f"{mode}_{metric}"], label=mode, color=COLORS[mode], linewidth=1.6)
+        ax.set_ylabel(label)
+        _mark_events(ax, ledger)
+        _dates(ax)
+    for run in ledger.batch_runs:
+        axes[0].axvline(run.day, color=COLORS["batch"], alpha=0.15, linewidth=3)
+    for t in ledger.trainings[1:]:
+        if t.promoted:
+            axes[0].axvline(t.day, color="green", alpha=0.6, linewidth=1)
+    axes[0].legend(loc="upper left")
+    axes[0].set_title("Daily forecast error against actuals (orange bands: batch runs; green: new champion)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_latency(ledger: Ledger, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    data = [np.concatenate([np.asarray(getattr(log, mode).latencies_ms) for log in ledger.days])
+            for mode in M.MODES]
+    bins = np.logspace(np.log10(max(min(d.min() for d in data), 0.05)), np.log10(max(d.max() for d in data)), 60)
+    for mode, values in zip(M.MODES, data):
+        ax.hist(values, bins=bins, alpha=0.6, label=f"{mode} ({'Predict' if mode == 'online' else 'lookup'})",
+                color=COLORS[mode])
+        for q, style in ((50, "-"), (99, ":")):
+            ax.axvline(np.percentile(values, q), color=COLORS[mode], linestyle=style)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency of one call (ms, log scale); solid p50, dotted p99")
+    ax.set_ylabel("calls")
+    ax.legend()
+    ax.set_title("What the inventory app waits for")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_freshness(ledger: Ledger, fresh, path: Path) -> None:
+    fig, axes = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
+    for mode in M.MODES:
+        axes[0].step(fresh["day"], fresh[f"{mode}_feature_age_h"] / 24, where="post", label=mode, color=COLORS[mode])
+        axes[1].step(fresh["day"], fresh[f"{mode}_model_age_d"], where="post", label=mode, color=COLORS[mode])
+    axes[0].set_ylabel("feature age (days)")
+    axes[1].set_ylabel("model age (days)")
+    axes[0].set_title("Age of the data behind each forecast (simulated time)")
+    for ax in axes:
+        _mark_events(ax, ledger)
+        _dates(ax)
+    axes[0].legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_drift(ledger: Ledger, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(11, 4))
+    if ledger.reports:
+        ends = [dt.datetime.fromtimestamp(r["window_end_ms"] / 1000, dt.timezone.utc).date() for r in ledger.reports]
+        counts = [len(r["drifted_features"]) for r in ledger.reports]
+        versions = [r["model_version"] for r in ledger.reports]
+        palette = plt.get_cmap("tab10")
+        for version in sorted(set(versions)):
+            pick = [i for i, v in enumerate(versions) if v == version]
+            ax.bar([ends[i] for i in pick], [counts[i] for i in pick], width=0.8, color=palette(version % 10),
+                   label=f"windows of v{version}")
+    top = max([len(r["drifted_features"]) for r in ledger.reports] + [1])
+    for alert in ledger.alerts:
+        day = alert.data_day or alert.seen_day
+        ax.scatter([day], [top + 1], marker="v", s=60, color=ALERT_COLORS.get(alert.kind, "grey"), zorder=3)
+    for kind, color in ALERT_COLORS.items():
+        if any(a.kind == kind for a in ledger.alerts):
+            ax.scatter([], [], marker="v", color=color, label=f"alert: {kind}")
+    ax.set_ylabel("features drifted in the window")
+    ax.set_title("Drift timeline: every scored window and every alert")
+    _mark_events(ax, ledger)
+    _dates(ax)
+    ax.set_ylim(0, top + 2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_versions(ledger: Ledger, fresh, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(11, 3.5))
+    for mode in M.MODES:
+        ax.step(fresh["day"], fresh[f"{mode}_version"], where="post", label=mode, color=COLORS[mode], linewidth=2)
+    for t in ledger.trainings:
+        ax.scatter([t.day], [t.version], marker="o" if t.promoted else "x", s=50,
+                   color="green" if t.promoted else "red", zorder=3)
+    ax.scatter([], [], marker="o", color="green", label="trained, promoted")
+    ax.scatter([], [], marker="x", color="red", label="trained, refused by the gate")
+    ax.set_ylabel("model version")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_title("Model version serving each mode")
+    _mark_events(ax, ledger)
+    _dates(ax)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(ledger: Ledger, out: Path) -> Path:
+    """Write report.md and its plots into `out`; returns the markdown's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    daily = M.daily_accuracy(ledger)
+    periods = M.accuracy_by_period(ledger)
+    lat = M.latency(ledger)
+    fresh_daily = M.freshness_daily(ledger)
+    fresh = M.freshness(ledger)
+    adapt = M.adaptation(ledger)
+    cpu = M.cost(ledger)
+
+    if not daily.empty:
+        _plot_accuracy(ledger, daily, out / "accuracy.png")
+    _plot_latency(ledger, out / "latency.png")
+    _plot_freshness(ledger, fresh_daily, out / "freshness.png")
+    _plot_drift(ledger, out / "drift.png")
+    _plot_versions(ledger, fresh_daily, out / "versions.png")
+
+    first, last = ledger.days[0].day, ledger.days[-1].day
+    overall_online, overall_batch, compared_days = M.pooled_mae(ledger, first, None)
+    wape = {mode: np.nan for mode in M.MODES}
+    if not daily.empty:
+        weights = daily["rows"].to_numpy()
+        for mode in M.MODES:
+            wape[mode] = float(np.average(daily[f"{mode}_wape"], weights=weights))
+    adapt_rows = {mode: [a.days_after(getattr(a, f"{mode}_day")) for a in adapt] for mode in M.MODES}
+
+    def mean_days(values):
+        known = [v for v in values if v is not None]
+        return float(np.mean(known)) if known else None
+
+    summary = [
+        ["MAE, all played days (units over 7 days)", overall_online, overall_batch],
+        ["WAPE, all played days (row-weighted)", wape["online"], wape["batch"]],
+        ["latency of one call of ~100 keys, p50 (ms)", lat["online"]["p50_ms"], lat["batch"]["p50_ms"]],
+        ["latency of one call of ~100 keys, p99 (ms)", lat["online"]["p99_ms"], lat["batch"]["p99_ms"]],
+        ["feature age, median (hours)", fresh["online"]["feature_age_h_p50"], fresh["batch"]["feature_age_h_p50"]],
+        ["feature age, p99 (hours)", fresh["online"]["feature_age_h_p99"], fresh["batch"]["feature_age_h_p99"]],
+        ["model age, median (days since its training data ends)", fresh["online"]["model_age_d_p50"],
+         fresh["batch"]["model_age_d_p50"]],
+        ["time to adapt: days from event to serving a model fitted on data after it (mean)",
+         mean_days(adapt_rows["online"]), mean_days(adapt_rows["batch"])],
+        ["CPU seconds per 1,000 forecasts served", cpu["online"]["per_1000"], cpu["batch"]["per_1000"]],
+        ["CPU seconds per played day", cpu["online"]["per_day"], cpu["batch"]["per_day"]],
+    ]
+
+    lines = [
+        f"# rxcast demo report: plan `{ledger.plan_name}`",
+        "",
+        f"{len(ledger.days)} simulated days played, {first} to {last}; "
+        f"{ledger.seed_records:,} history records seeded in {ledger.seed_seconds:.0f} s; "
+        f"the whole run took {ledger.wall_seconds / 60:.1f} minutes of wall time. "
+        f"Every forecast below went through the services over gRPC on loopback; actuals are the "
+        f"feature service's own (`GetActuals`: units dispensed over the 7 days after the forecast), "
+        f"and both modes are judged on the same rows ({compared_days} days whose horizon had elapsed).",
+        "",
+        "Online: the inventory app calls `Predict` the morning after each business day (fresh "
+        "features, the newest champion). Batch: the batch predictor scores every entity every "
+        f"{_batch_every(ledger)} days from point-in-time features with the champion of that moment; "
+        "the app reads the newest run by `GetBatchPredictions`.",
+        "",
+        "Drift events injected: " + ", ".join(f"**{kind}** on {day}" for day, kind in M.event_days(ledger)) + ".",
+        "",
+        "## Online against batch",
+        "",
+        _table(["measure", "online", "batch"], summary),
+        "",
+        "## Accuracy over time",
+        "",
+        "![accuracy](accuracy.png)",
+        "",
+        _table(["period", "days", "online MAE", "batch MAE", "online WAPE", "batch WAPE"],
+               [[r["period"], r["days"], r["online_mae"], r["batch_mae"], r["online_wape"], r["batch_wape"]]
+                for _, r in periods.iterrows()]) if not periods.empty else "(no day with known actuals)",
+        "",
+        "## Time to adapt",
+        "",
+        "Days after each event (simulated time): the first alert on data from after it, the first "
+        "champion fitted on rows from after it (the trainer's embargo and holdout come between a "
+        "job's window end and its last training row), when it was trained, and the first day each "
+        "mode served it.",
+        "",
+        _table(["event", "day", "first alert", "by", "new champion", "trained", "online serves it",
+                "batch serves it", "MAE online / batch in between"],
+               [[a.event, a.day, a.days_after(a.first_alert_day), a.first_alert,
+                 f"v{a.version}" if a.version else "none", a.days_after(a.trained_day),
+                 a.days_after(a.online_day), a.days_after(a.batch_day), _between(ledger, a)]
+                for a in adapt]),
+        "",
+        "## Latency",
+        "",
+        "![latency](latency.png)",
+        "",
+        _table(["mode", "calls", "keys per call", "p50 (ms)", "p99 (ms)"],
+               [[mode, lat[mode]["calls"], lat[mode]["keys_per_call"], lat[mode]["p50_ms"], lat[mode]["p99_ms"]]
+                for mode in M.MODES]),
+        "",
+        "## Freshness",
+        "",
+        "![freshness](freshness.png)",
+        "",
+        _table(["mode", "feature age p50 (h)", "feature age p99 (h)", "model age p50 (d)", "model age p99 (d)"],
+               [[mode, fresh[mode]["feature_age_h_p50"], fresh[mode]["feature_age_h_p99"],
+                 fresh[mode]["model_age_d_p50"], fresh[mode]["model_age_d_p99"]] for mode in M.MODES]),
+        "",
+        "## Compute cost",
+        "",
+        "CPU seconds (user + system) of the processes doing the work, read from the OS around each "
+        "phase: online counts the online predictor and the feature service while forecasts are "
+        "asked for; batch counts the batch predictor and the feature service during runs, and the "
+        "batch predictor during lookups.",
+        "",
+        _table(["mode", "CPU s", "per 1,000 forecasts served", "per day", "detail"],
+               [["online", cpu["online"]["cpu_s"], cpu["online"]["per_1000"], cpu["online"]["per_day"], ""],
+                ["batch", cpu["batch"]["cpu_s"], cpu["batch"]["per_1000"], cpu["batch"]["per_day"],
+                 f"runs {cpu['batch']['run_cpu_s']:.2f} s for {cpu['batch']['rows_scored']:,} rows "
+                 f"({cpu['batch']['run_per_1000_scored']:.3f} s per 1,000 scored); "
+                 f"lookups {cpu['batch']['lookup_cpu_s']:.2f} s"]]),
+        "",
+        "## Drift timeline",
+        "",
+        "![drift](drift.png)",
+        "",
+        _table(["alert", "data day", "kind", "model", "features", "reason"],
+               [[f"#{a.alert_id}", a.data_day or a.seen_day, a.kind, f"v{a.model_version}",
+                 ", ".join(a.features[:5]) + (" …" if len(a.features) > 5 else ""),
+                 a.reason[:160].replace("|", "/")] for a in ledger.alerts]) if ledger.alerts else "No alerts.",
+        "",
+        "## Model versions",
+        "",
+        "![versions](versions.png)",
+        "",
+        _table(["day", "version", "window", "fitted through", "outcome", "WAPE model", "WAPE champion", "WAPE naive", "reason"],
+               [[t.day, f"v{t.version}", f"{t.window[0]}..{t.window[1]}", t.trained_through,
+                 "promoted" if t.promoted else (t.error[:90] or t.state),
+                 t.metrics.get("model", {}).get("wape"), t.metrics.get("champion", {}).get("wape"),
+                 t.metrics.get("baseline", {}).get("wape"), t.reason[:120].replace("|", "/")]
+                for t in ledger.trainings]),
+        "",
+        "Batch runs: " + ", ".join(f"{r.day} v{r.model_version} ({r.state})" for r in ledger.batch_runs) + ".",
+        "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _batch_every(ledger: Ledger) -> str:
+    days = [r.day for r in ledger.batch_runs]
+    gaps = {(b - a).days for a, b in zip(days, days[1:])}
+    return str(min(gaps)) if gaps else "n"
+
+
+def _between(ledger: Ledger, a: M.Adaptation) -> str:
+    if a.online_day is None or a.batch_day is None or a.batch_day <= a.online_day:
+        return "–"
+    online, batch, days = M.pooled_mae(ledger, a.online_day, a.batch_day)
+    return f"{_fmt(online)} / {_fmt(batch)} ({days} d)" if days else "–"
