@@ -4,7 +4,6 @@ download that leaves the served version in place and is reported."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import grpc
@@ -15,6 +14,7 @@ from inference import grpc_predict_v2_pb2 as oip
 from rxcast.model import ModelBundle
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from tests.predictor.conftest import start_predictor
+from tests.predictor.load import PredictLoad
 from tests.predictor.models import CATEGORY_OF, MEDICATIONS, REGION_OF, STORES, train
 from tests.predictor.standins import wait_for
 
@@ -80,53 +80,19 @@ def test_swap_under_load_fails_nothing_and_never_mixes_versions(predictor, stand
     second = train(2, scale=3.0, seed=1)
     expected = {1: _expected(first_model), 2: _expected(second)}
     assert not np.allclose(expected[1], expected[2])
-    answers: list[tuple[float, int, np.ndarray]] = []
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def drive() -> None:
-        with grpc.insecure_channel(predictor.process.address) as channel:
-            from rxcast.predictor.v1 import predictor_pb2_grpc
-
-            stub = predictor_pb2_grpc.PredictorServiceStub(channel)
-            stream_requests = iter(
-                pb.PredictStreamRequest(request_id=str(i), request=pb.PredictRequest(keys=KEYS)) for i in range(10**6)
-            )
-            stream = stub.PredictStream(stream_requests, timeout=60)
-            calls = 0
-            while not stop.is_set() and calls < 20_000:
-                calls += 1
-                try:
-                    if calls % 2:
-                        answer = stub.Predict(pb.PredictRequest(keys=KEYS), timeout=5)
-                    else:
-                        answer = next(stream).response
-                    answers.append((time.monotonic(), answer.model_version, np.asarray(answer.forecasts)))
-                except grpc.RpcError as exc:
-                    failures.append(f"{exc.code().name}: {exc.details()}")
-            stream.cancel()
-
-    threads = [threading.Thread(target=drive) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
-        assert wait_for(lambda: len(answers) >= 50, 30)
+    with PredictLoad(predictor.process.address, KEYS) as load:
+        assert wait_for(lambda: len(load.answers) >= 50, 30)
         published = time.monotonic()
         standins.trainer.publish(second)
-        assert wait_for(lambda: any(version == 2 for _, version, _ in answers[-50:]), 20), "version 2 never served"
-        first_v2 = min(t for t, version, _ in list(answers) if version == 2)
-        served_after = len(answers)
-        assert wait_for(lambda: len(answers) >= served_after + 50, 30)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        assert wait_for(lambda: 2 in load.versions(), 20), "version 2 never served"
+        served_after = len(load.answers)
+        assert wait_for(lambda: len(load.answers) >= served_after + 50, 30)
 
-    assert failures == []
-    versions = {version for _, version, _ in answers}
-    assert versions == {1, 2}
-    for _, version, forecasts in answers:
+    assert load.failures == []
+    assert load.versions() == {1, 2}
+    for _, version, forecasts in load.answers:
         np.testing.assert_allclose(forecasts, expected[version], rtol=1e-9)
+    first_v2 = load.first_answer_of(2)
     # In use within a poll interval (plus download and load, generously bounded).
     assert first_v2 - published < POLL_SECONDS + 10.0
     status = _status(predictor)

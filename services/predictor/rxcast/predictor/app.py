@@ -129,6 +129,7 @@ class PredictorApp:
                 BatchSettings(
                     config.batch_partition_rows, config.max_feature_age_seconds, config.batch_interval_seconds
                 ),
+                refresh_model=self.poller.poll_once if self.poller else None,
             )
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:

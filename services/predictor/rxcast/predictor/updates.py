@@ -134,11 +134,17 @@ class ModelPoller:
         self._max_backoff = max_backoff
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The poll thread and a batch run's start may poll at once; one downloads, the other sees it loaded.
+        self._polling = threading.Lock()
         # A version that failed to verify or load is retried with backoff, not every poll.
         self._failed: dict[tuple[int, str], tuple[int, float]] = {}
 
     def poll_once(self) -> bool:
         """One poll; True when a new version was swapped in."""
+        with self._polling:
+            return self._poll()
+
+    def _poll(self) -> bool:
         try:
             latest = self._source.latest(self._alias)
         except RxcastError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,8 +116,12 @@ class BatchRunner:
         scorer: DaskScorer,
         log_queue: PredictionLogQueue | None = None,
         settings: BatchSettings = BatchSettings(),
+        refresh_model: Callable[[], object] | None = None,
     ):
         self._holder = holder
+        # Asks the trainer for the alias's version before a run takes its model, so a run
+        # started after the alias moved scores with the new version, not the last poll's.
+        self._refresh_model = refresh_model
         self._store = store
         self._population = population
         self._scorer = scorer
@@ -135,13 +139,15 @@ class BatchRunner:
 
     def start_run(self, as_of_ms: int | None = None, reason: str = "manual") -> RunHandle:
         """Start a run on a background thread; FAILED_PRECONDITION when one is running or no model is loaded."""
-        model = self._holder.current()
         if self._population is None:
             raise FailedPrecondition("no feature service is configured (--feature-address); batch runs need it")
+        self._raise_if_running()
+        if self._refresh_model is not None:
+            self._refresh_model()  # failures are reported by the updater; the held version is used
+        model = self._holder.current()
         now = time.time()
         with self._lock:
-            if self._active is not None and not self._active.record.finished_run:
-                raise FailedPrecondition(f"batch run {self._active.record.run_id} is still running; one runs at a time")
+            self._raise_if_running()
             record = RunRecord(
                 run_id=new_run_id(now),
                 state=RUNNING,
@@ -156,6 +162,11 @@ class BatchRunner:
         log.info("batch_run_started", run_id=record.run_id, as_of_ms=record.as_of_ms, model_version=model.version, reason=record.reason)
         threading.Thread(target=self._execute, args=(handle, model), name=f"batch-{record.run_id}", daemon=True).start()
         return handle
+
+    def _raise_if_running(self) -> None:
+        active = self._active
+        if active is not None and not active.record.finished_run:
+            raise FailedPrecondition(f"batch run {active.record.run_id} is still running; one runs at a time")
 
     def _execute(self, handle: RunHandle, model) -> None:
         record = handle.record
