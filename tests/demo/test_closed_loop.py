@@ -68,3 +68,18 @@ def test_the_report_is_written(ledger, tmp_path):
         assert section in text
     for plot in ("accuracy", "latency", "freshness", "drift", "versions"):
         assert (tmp_path / f"{plot}.png").stat().st_size > 10_000
+
+
+def test_the_command_rewrites_a_report_from_a_saved_ledger(ledger, tmp_path):
+    import pickle
+    import subprocess
+    import sys
+
+    saved = tmp_path / "ledger.pickle"
+    saved.write_bytes(pickle.dumps(ledger))
+    done = subprocess.run(
+        [sys.executable, "-m", "rxcast.demo", "--from-ledger", str(saved), "--out", str(tmp_path / "report")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "report:" in done.stderr and (tmp_path / "report" / "report.md").exists()

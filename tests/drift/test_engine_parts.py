@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rxcast.drift.alerts import DATA_DRIFT, AlertBook
+from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
+from rxcast.drift.engine import DriftEngine
 from rxcast.drift.matching import PredictionLog
+from rxcast.drift.profile import build_reference_profile
 from rxcast.drift.windows import Batch, WindowBuffer
 
 DAY = 1000  # slot length in these tests
@@ -74,3 +76,37 @@ def test_episodes_are_per_feature_and_end_after_clean_windows(tmp_path):
     assert [a.alert_id for a in again.list()] == [4, 3, 2, 1]
     assert set(again.open_episodes(1, DATA_DRIFT)) == {"a", "b"}
     assert again.observe(1, DATA_DRIFT, {"a": "x"}) is None
+
+
+def test_a_concept_episode_lasts_while_the_errors_stay_high():
+    # Forecasts of 100 units; residuals (actual - 100) / 10 have sd 1 on the holdout.
+    rng = np.random.default_rng(61)
+    profile = build_reference_profile({"x": rng.normal(size=2000)}, [], np.full(2000, 100.0), rng.normal(size=4000))
+    engine = DriftEngine()
+    engine.register_reference(1, profile.to_dict())
+    logged = 0
+
+    def errors(sd: float, n: int) -> list:
+        nonlocal logged
+        raised = []
+        for start in range(0, n, 2000):
+            keys = np.array([f"s{i}" for i in range(logged, logged + 2000)], dtype=object)
+            times = np.full(2000, 1_000, dtype=np.int64)
+            engine.log_predictions(1, keys, keys, times, {"x": rng.normal(size=2000)}, np.full(2000, 100.0))
+            raised += engine.log_actuals(keys, keys, times, 100.0 + 10.0 * rng.normal(0.0, sd, 2000)).alerts
+            logged += 2000
+        return raised
+
+    assert errors(1.0, 6000) == []
+    first = errors(1.5, 20_000)
+    # Errors growing further while they are still high: the same episode, no new alert;
+    # it stays open while they stay high, though the detectors, adapted to the new
+    # level, have been silent for longer than concept_clean_samples.
+    worse = errors(2.5, 20_000)
+    assert [a.kind for a in first] == [CONCEPT_DRIFT] and worse == []
+    assert engine.alerts.open_episodes(1, CONCEPT_DRIFT)
+    # Errors back to the holdout's: the episode ends, and a new rise is a new alert.
+    assert errors(1.0, 30_000) == []
+    assert not engine.alerts.open_episodes(1, CONCEPT_DRIFT)
+    again = errors(1.5, 20_000)
+    assert [a.kind for a in again] == [CONCEPT_DRIFT] and again[0].episode_id != first[0].episode_id

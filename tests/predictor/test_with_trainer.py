@@ -7,7 +7,6 @@ fall back to priors; a feature service gone away answers UNAVAILABLE."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import time
@@ -23,15 +22,11 @@ from tests.predictor.conftest import start_predictor
 from tests.predictor.load import PredictLoad
 from tests.predictor.standins import wait_for
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("rxcast.trainer.servicer") is None, reason="the trainer service is not on this branch"
-)
 os.environ.setdefault("FEAST_USAGE", "False")
 DAYS = 100
 EVENT_DAY = 85  # new medications and a new region's store appear after the training window
 POLL_SECONDS = 0.5
 FEATURE_TIMEOUT_SECONDS = 2.0
-HAS_DRIFT = importlib.util.find_spec("rxcast.drift.servicer") is not None
 
 
 @pytest.fixture(scope="module")
@@ -82,19 +77,17 @@ def services(tmp_path_factory, world):
         )  # fmt: skip
         trainer.start().wait_ready(60)
         started.append(trainer)
-        drift = None
-        if HAS_DRIFT:
-            drift = ServiceProcess(
-                "drift", root / "run", ["--data-dir", str(root / "drift"), "--trainer-address", trainer.address], name="drift"
-            )
-            drift.start().wait_ready(60)
-            started.append(drift)
+        drift = ServiceProcess(
+            "drift", root / "run", ["--data-dir", str(root / "drift"), "--trainer-address", trainer.address], name="drift"
+        )
+        drift.start().wait_ready(60)
+        started.append(drift)
         online = start_predictor(
             root / "run",
             "predictor",
             ["--mode", "online", "--feature-address", feature.address, "--trainer-address", trainer.address,
              "--poll-interval-seconds", str(POLL_SECONDS), "--feature-timeout-seconds", str(FEATURE_TIMEOUT_SECONDS),
-             "--max-workers", "16", *(["--drift-address", drift.address] if drift else [])],
+             "--max-workers", "16", "--drift-address", drift.address],
         )  # fmt: skip
         predictors.append(online)
         # Polls only hourly: a run must still pick up where the alias points when it starts.
@@ -209,7 +202,6 @@ def test_entities_added_by_drift_events_after_training_get_flagged_priors(servic
     np.testing.assert_allclose(answer.forecasts, expected, rtol=1e-9)
 
 
-@pytest.mark.skipif(not HAS_DRIFT, reason="the drift service is not on this branch")
 def test_forecasts_are_logged_to_the_drift_service(services, versions, world):
     import urllib.request
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 
@@ -56,8 +55,6 @@ def sim_world():
 @pytest.fixture(scope="session")
 def feature(tmp_path_factory, sim_world):
     """One feature service process for all the trainer's tests, seeded with `sim_world`."""
-    if importlib.util.find_spec("rxcast.feature.servicer") is None:
-        pytest.skip("the feature service is not implemented on this branch yet")
     root = tmp_path_factory.mktemp("feature")
     process = start_feature_service(root / "run", root / "data")
     try:

@@ -33,9 +33,21 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.from_ledger, "rb") as f:
             ledger = pickle.load(f)
     else:
-        from rxcast.demo.run import run_demo
+        import grpc
 
-        ledger = run_demo(PLANS[args.plan](), args.work_dir, say=lambda line: print(line, flush=True))
+        from rxcast.demo.player import DemoFailed
+        from rxcast.demo.run import run_demo
+        from rxcast.suite.launcher import ServiceFailed
+
+        try:
+            ledger = run_demo(PLANS[args.plan](), args.work_dir, say=lambda line: print(line, flush=True))
+        except (DemoFailed, ServiceFailed) as exc:
+            print(f"demo failed: {exc}\nservice logs: {args.work_dir / 'logs'}", file=sys.stderr)
+            return 1
+        except grpc.RpcError as exc:
+            print(f"demo failed: a service answered {exc.code().name}: {exc.details()}\n"
+                  f"service logs: {args.work_dir / 'logs'}", file=sys.stderr)
+            return 1
         args.work_dir.mkdir(parents=True, exist_ok=True)
         with open(args.work_dir / "ledger.pickle", "wb") as f:
             pickle.dump(ledger, f)

@@ -73,6 +73,8 @@ class TrainingLog:
     error: str
     wall_seconds: float
     metrics: dict[str, dict[str, float]]
+    #: The last day whose row (and label) the model was fitted on.
+    trained_through: dt.date | None = None
     online_pickup_seconds: float | None = None  # wall time from publish to the online predictor serving it
 
 

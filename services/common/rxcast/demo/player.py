@@ -171,6 +171,11 @@ class Player:
             for name, m in (("model", ev.model), ("baseline", ev.baseline), ("champion", ev.champion))
             if m.rows
         }
+        trained_through = None
+        if ev.holdout.start_day:
+            # The trainer embargoes the horizon before its holdout (rxcast.trainer.dataset.TimeSplit).
+            horizon = self.world_horizon
+            trained_through = dt.date.fromisoformat(ev.holdout.start_day) - dt.timedelta(days=horizon)
         log = TrainingLog(
             day=end,
             job_id=job.job_id,
@@ -182,6 +187,7 @@ class Player:
             error=job.error,
             wall_seconds=time.monotonic() - started,
             metrics=metrics,
+            trained_through=trained_through,
         )
         self.ledger.trainings.append(log)
         verdict = "promoted to champion" if job.promoted else f"not promoted: {job.error or 'gate refused'}"
@@ -191,15 +197,19 @@ class Player:
             log.online_pickup_seconds = self._await_online_version(job.version)
         return log
 
-    def _await_online_version(self, version: int, timeout: float = 120.0) -> float:
-        """Wall seconds until the online predictor serves `version` (it polls the trainer)."""
+    def _await_online_version(self, version: int) -> float:
+        return self._await_version(self.online, "online", version)
+
+    @staticmethod
+    def _await_version(stub, mode: str, version: int, timeout: float = 120.0) -> float:
+        """Wall seconds until a predictor serves `version` (it polls the trainer)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            status = self.online.GetModelStatus(predictor_pb2.GetModelStatusRequest())
+            status = stub.GetModelStatus(predictor_pb2.GetModelStatusRequest())
             if status.model_version >= version:
                 return time.monotonic() - started
             time.sleep(0.1)
-        raise DemoFailed(f"the online predictor did not pick up version {version} within {timeout:.0f} s")
+        raise DemoFailed(f"the {mode} predictor did not pick up version {version} within {timeout:.0f} s")
 
     def _ingest(self, day: dt.date) -> tuple[pd.DataFrame, int, int]:
         records = normalize(self.world.records_for_day(day))
@@ -343,7 +353,11 @@ class Player:
         started = time.monotonic()
         history = self.plan.scenario.history_days or len(self.world.days)
         first = self.world.days[history - 1].date()
-        self.train(first, self.plan.initial_train_days, "initial model on the history")
+        initial = self.train(first, self.plan.initial_train_days, "initial model on the history")
+        if not initial.promoted:
+            raise DemoFailed(f"the first model was not promoted: {initial.error or initial.state}")
+        # Later versions reach the batch predictor at its next run; the first must be there for the first.
+        self._await_version(self.batch, "batch", initial.version)
         self.say(f"playing {self.plan.days_to_play} days; events: "
                  + ", ".join(f"{e.kind} on {e.business_day}" for e in self.world.events))
         for index, stamp in enumerate(self.world.days[history:]):

@@ -24,6 +24,10 @@ TRAINER = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]
 FEATURE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
 
 
+#: Retraining jobs remembered to share one job among the alerts of one window.
+_REMEMBERED_JOBS = 256
+
+
 class Trainer:
     """Reference profiles from version manifests, and retraining on alerts."""
 
@@ -31,6 +35,10 @@ class Trainer:
         self._channel = connect(address, [TRAINER], default_timeout=timeout)
         self._stub = trainer_pb2_grpc.TrainerServiceStub(self._channel)
         self.retrain_days = retrain_days
+        # (model version, first day, last day) -> job id: the alerts one window
+        # raises (data drift, prediction drift, ...) start one job, not one each.
+        self._jobs: dict[tuple[int, str, str], str] = {}
+        self._lock = threading.Lock()
 
     def reference_profile(self, model_version: int) -> dict | None:
         """The version's "reference_profile" from its manifest; None when the
@@ -52,19 +60,30 @@ class Trainer:
 
     def retrain(self, alert: Alert, today: dt.date | None = None) -> str:
         """Start a training job over the last `retrain_days` days, promoting
-        the result if it passes the gate; returns the job id."""
+        the result if it passes the gate; returns the job id. An alert of the
+        same version and days as an earlier one shares that alert's job."""
         end = alert_day(alert) if today is None else today
         start = end - dt.timedelta(days=self.retrain_days - 1)
+        key = (alert.model_version, start.isoformat(), end.isoformat())
         request = trainer_pb2.StartTrainingRequest(
             window=trainer_pb2.DayWindow(start_day=start.isoformat(), end_day=end.isoformat()),
             reason=f"drift alert {alert.alert_id} ({alert.kind}, model version {alert.model_version}): "
                    f"{', '.join(alert.features)}: {alert.reason}"[:2000],
             promote=True,
         )
-        try:
-            response = self._stub.StartTraining(request)
-        except grpc.RpcError as exc:
-            raise as_domain_error(exc, "trainer StartTraining") from None
+        # Held over the call: concurrent alerts of one window must not both start a job.
+        with self._lock:
+            started = self._jobs.get(key)
+            if started:
+                log.info("retraining already started for these days", alert_id=alert.alert_id, job_id=started)
+                return started
+            try:
+                response = self._stub.StartTraining(request)
+            except grpc.RpcError as exc:
+                raise as_domain_error(exc, "trainer StartTraining") from None
+            self._jobs[key] = response.job.job_id
+            while len(self._jobs) > _REMEMBERED_JOBS:
+                del self._jobs[next(iter(self._jobs))]
         log.info("retraining started", alert_id=alert.alert_id, job_id=response.job.job_id,
                  window=f"{request.window.start_day}..{request.window.end_day}")
         return response.job.job_id

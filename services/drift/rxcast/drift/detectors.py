@@ -118,12 +118,18 @@ class Detection:
     level_after: float
 
     def describe(self) -> str:
+        # level_before is the detector's own estimate before the change (after an
+        # earlier rise it may already be high); level_after is the fresh samples' mean.
         return (f"{self.detector} at sample {self.sample}: mean error percentile under the reference "
-                f"rose from {self.level_before:.3f} to {self.level_after:.3f} (0.5 while errors behave as on holdout)")
+                f"{self.level_after:.3f} over the {JUDGED_SAMPLES} samples after the detection "
+                f"(0.5 while errors behave as on holdout; {self.level_before:.3f} before it)")
 
 
 class ErrorStreamMonitor:
     """ADWIN and Page–Hinkley on one model version's stream of losses."""
+
+    #: Sum of every u fed: the engine reads the stream's level from it.
+    level_total = 0.0
 
     def __init__(self, settings: DetectorSettings | None = None, reference_errors: np.ndarray | None = None,
                  seed: int = 0):
@@ -172,8 +178,14 @@ class ErrorStreamMonitor:
             losses = collected[self.settings.warmup:]
         return list(self._feed(self._transform(losses)))
 
+    @property
+    def floor(self) -> float:
+        """The level of u an alarm must reach: 0.5 plus the effect floor."""
+        return 0.5 + self.settings.min_rise
+
     def _feed(self, uniforms: np.ndarray) -> Iterator[Detection]:
-        floor = 0.5 + self.settings.min_rise
+        floor = self.floor
+        self.level_total += float(uniforms.sum())
         for u in uniforms.tolist():
             self.samples += 1
             for pending in self._confirming.values():

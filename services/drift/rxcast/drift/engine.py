@@ -355,14 +355,14 @@ class DriftEngine:
                     else reference.error.sketch
                 monitor = ErrorStreamMonitor(self.settings.detectors, errors, seed=model_version)
                 self._monitors[model_version] = monitor
-            before = monitor.samples
+            before, level_before = monitor.samples, monitor.level_total
             detections = monitor.update(losses)
             for quantity, value in monitor.state().items():
                 DETECTOR_STATE.labels(str(model_version), quantity).set(value)
-            fed = monitor.samples - before
+            fed, level = monitor.samples - before, monitor.level_total - level_before
         raised = []
         if detections:
-            self._concept_clean[model_version] = 0
+            self._concept_clean[model_version] = (0, 0.0)
             alert = self.alerts.observe(
                 model_version, alert_kinds.CONCEPT_DRIFT, {PREDICTION: "; ".join(d.describe() for d in detections)},
                 detector=detections[0].detector, data_ms=data_ms, now_ms=self._now_ms(),
@@ -370,15 +370,30 @@ class DriftEngine:
             if alert is not None:
                 raised.append(self._raised(alert))
         else:
-            # concept_clean_samples errors without a detection end the episode
-            # (clean_windows steps of them).
-            step = max(1, self.settings.concept_clean_samples // self.settings.clean_windows)
-            progress = self._concept_clean.get(model_version, 0) + fed
-            while progress >= step:
-                progress -= step
-                self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
-            self._concept_clean[model_version] = progress
+            self._concept_steps(model_version, fed, level, monitor.floor)
         return raised
+
+    def _concept_steps(self, model_version: int, fed: int, level: float, floor: float) -> None:
+        """Judge the errors since the last detection in steps of
+        concept_clean_samples / clean_windows. The detectors adapt to a new
+        error level after they fire, so silence alone does not end an episode:
+        a step counts as clean only when its mean u is back below the floor;
+        a step still above it keeps the open episode open."""
+        step = max(1, self.settings.concept_clean_samples // self.settings.clean_windows)
+        stored = self._concept_clean.get(model_version, (0, 0.0))
+        count, total = stored if isinstance(stored, tuple) else (stored, 0.0)
+        count, total = count + fed, total + level
+        steps = count // step
+        if steps:
+            mean = total / count
+            if mean < floor:
+                for _ in range(steps):
+                    self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
+            elif self.alerts.open_episodes(model_version, alert_kinds.CONCEPT_DRIFT):
+                self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT,
+                                    {PREDICTION: f"error level {mean:.3f} still above {floor:.3f}"})
+            count, total = count - steps * step, total - mean * steps * step
+        self._concept_clean[model_version] = (count, total)
 
     def detector_states(self) -> dict[int, dict[str, float]]:
         with self._lock:

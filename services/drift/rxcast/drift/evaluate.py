@@ -37,6 +37,7 @@ from rxcast.drift.profile import build_reference_profile
 from rxcast.feature.derive import derive_rows
 from rxcast.feature.history import RecordHistory
 from rxcast.feature.records import RecordBatch
+from rxcast.runtime.logs import configure_logging
 from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, default_scenario, simulate
 
 DAY_MS = 86_400_000
@@ -287,7 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--no-drift-days", type=int, default=365, help="monitored days of the no-drift world")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the synthetic streams")
+    parser.add_argument("--log-level", default="warning", help="level of the engine's logs (JSON on stderr)")
     args = parser.parse_args(argv)
+    # The tables go to stdout; the engine's window and alert logs to stderr.
+    configure_logging("drift-evaluate", args.log_level)
     # Windows close by time only; the prediction log holds the horizon's worth of days.
     settings = EngineSettings(window_rows=1_000_000, window_seconds=WINDOW_DAYS * 86_400.0, max_reports=2000,
                               max_logged_predictions=100_000)
