@@ -19,7 +19,6 @@ class ModeDay:
     feature_age_s: np.ndarray  # age of the features behind each forecast (NaN: none)
     flags: np.ndarray
     latencies_ms: list[float] = field(default_factory=list)  # one per call
-    actuals: np.ndarray | None = None  # filled once the horizon has elapsed
 
 
 @dataclass
@@ -88,8 +87,6 @@ class Ledger:
     trainings: list[TrainingLog] = field(default_factory=list)
     #: CPU seconds by (phase, process name).
     cpu: dict[tuple[str, str], float] = field(default_factory=dict)
-    #: Per model version: the last day of its training window.
-    version_window_end: dict[int, dt.date] = field(default_factory=dict)
     reports: list[dict] = field(default_factory=list)  # drift reports, oldest first
     seed_seconds: float = 0.0
     seed_records: int = 0

@@ -35,19 +35,21 @@ def _errors(forecasts: np.ndarray, actuals: np.ndarray) -> dict[str, float]:
     return {"mae": float(absolute.mean()), "wape": float(absolute.sum() / total) if total > 0 else np.nan}
 
 
+def day_errors(log: DayLog) -> dict | None:
+    """MAE and WAPE per mode for one day; None until its horizon has elapsed."""
+    ok = _compared(log)
+    if not ok.any():
+        return None
+    row = {"day": log.day, "rows": int(ok.sum())}
+    for mode in MODES:
+        for name, value in _errors(_mode(log, mode).forecasts[ok], log.actuals[ok]).items():
+            row[f"{mode}_{name}"] = value
+    return row
+
+
 def daily_accuracy(ledger: Ledger) -> pd.DataFrame:
     """One row per played day whose horizon has elapsed: MAE and WAPE per mode."""
-    rows = []
-    for log in ledger.days:
-        ok = _compared(log)
-        if not ok.any():
-            continue
-        row = {"day": log.day, "rows": int(ok.sum())}
-        for mode in MODES:
-            for name, value in _errors(_mode(log, mode).forecasts[ok], log.actuals[ok]).items():
-                row[f"{mode}_{name}"] = value
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row for log in ledger.days if (row := day_errors(log)) is not None])
 
 
 def event_days(ledger: Ledger) -> list[tuple[dt.date, str]]:
@@ -93,25 +95,27 @@ def latency(ledger: Ledger) -> dict[str, dict[str, float]]:
     return out
 
 
-def model_age_days(ledger: Ledger, log: DayLog, mode: str) -> np.ndarray:
+def window_ends(ledger: Ledger) -> dict[int, dt.date]:
+    """Per model version the run trained: the last day of its training window."""
+    return {t.version: dt.date.fromisoformat(t.window[1]) for t in ledger.trainings if t.version}
+
+
+def model_age_days(ends: dict[int, dt.date], log: DayLog, mode: str) -> np.ndarray:
     """Per forecast: days from the end of its model's training window to the forecast."""
-    versions = _mode(log, mode).versions
-    ends = np.array([
-        (log.day - ledger.version_window_end[v]).days if v in ledger.version_window_end else np.nan
-        for v in versions.tolist()
-    ], dtype=float)
-    return ends
+    age = {v: float((log.day - end).days) for v, end in ends.items()}
+    return np.array([age.get(v, np.nan) for v in _mode(log, mode).versions.tolist()], dtype=float)
 
 
 def freshness_daily(ledger: Ledger) -> pd.DataFrame:
     """Per day and mode: median feature age (hours) and model age (days)."""
+    ends = window_ends(ledger)
     rows = []
     for log in ledger.days:
         row = {"day": log.day}
         for mode in MODES:
             ages = _mode(log, mode).feature_age_s
             row[f"{mode}_feature_age_h"] = float(np.nanmedian(ages)) / 3600 if np.isfinite(ages).any() else np.nan
-            model = model_age_days(ledger, log, mode)
+            model = model_age_days(ends, log, mode)
             row[f"{mode}_model_age_d"] = float(np.nanmedian(model)) if np.isfinite(model).any() else np.nan
             row[f"{mode}_version"] = int(np.max(_mode(log, mode).versions)) if len(log.store_ids) else 0
         rows.append(row)
@@ -120,10 +124,11 @@ def freshness_daily(ledger: Ledger) -> pd.DataFrame:
 
 def freshness(ledger: Ledger) -> dict[str, dict[str, float]]:
     """Per mode over all forecasts: median and p99 of feature age (hours) and model age (days)."""
+    ends = window_ends(ledger)
     out = {}
     for mode in MODES:
         features = np.concatenate([_mode(log, mode).feature_age_s for log in ledger.days]) / 3600
-        models = np.concatenate([model_age_days(ledger, log, mode) for log in ledger.days])
+        models = np.concatenate([model_age_days(ends, log, mode) for log in ledger.days])
         out[mode] = {
             "feature_age_h_p50": float(np.nanmedian(features)),
             "feature_age_h_p99": float(np.nanpercentile(features, 99)),

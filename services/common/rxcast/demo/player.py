@@ -21,6 +21,7 @@ import pandas as pd
 import psutil
 from google.protobuf import timestamp_pb2
 
+from rxcast.demo import measures
 from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, Ledger, ModeDay, TrainingLog
 from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
@@ -28,7 +29,7 @@ from rxcast.feature.seed import normalize, seed, to_protos
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from rxcast.runtime.channels import connect
-from rxcast.sim import World
+from rxcast.sim import HORIZON_DAYS, World
 from rxcast.suite.topology import Suite
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -109,7 +110,6 @@ class Player:
         self._retrain_due: dt.date | None = None
         self._retrain_alerts: list[AlertLog] = []
         self._retrain_tries = 0
-        self._batch_run: predictor_pb2.BatchRun | None = None
 
     def _connect(self, name: str, service, timeout: float) -> grpc.Channel:
         channel = connect(self.suite[name].address, [service], default_timeout=timeout)
@@ -174,8 +174,7 @@ class Player:
         trained_through = None
         if ev.holdout.start_day:
             # The trainer embargoes the horizon before its holdout (rxcast.trainer.dataset.TimeSplit).
-            horizon = self.world_horizon
-            trained_through = dt.date.fromisoformat(ev.holdout.start_day) - dt.timedelta(days=horizon)
+            trained_through = dt.date.fromisoformat(ev.holdout.start_day) - dt.timedelta(days=HORIZON_DAYS)
         log = TrainingLog(
             day=end,
             job_id=job.job_id,
@@ -194,11 +193,8 @@ class Player:
         self.say(f"  training {job.job_id} {log.state}: version {job.version}, {verdict} "
                  f"({log.wall_seconds:.0f} s)")
         if job.promoted:
-            log.online_pickup_seconds = self._await_online_version(job.version)
+            log.online_pickup_seconds = self._await_version(self.online, "online", job.version)
         return log
-
-    def _await_online_version(self, version: int) -> float:
-        return self._await_version(self.online, "online", version)
 
     @staticmethod
     def _await_version(stub, mode: str, version: int, timeout: float = 120.0) -> float:
@@ -216,21 +212,30 @@ class Player:
         answer = self.feature.IngestRecords(feature_pb2.IngestRecordsRequest(records=to_protos(records)))
         return records, answer.accepted_count, len(answer.errors)
 
+    def _calls(self, stores: np.ndarray, medications: np.ndarray):
+        """The day's keys in calls of `keys_per_call`, as the app sends them."""
+        for lo in range(0, len(stores), self.plan.keys_per_call):
+            part = slice(lo, lo + self.plan.keys_per_call)
+            yield part, predictor_pb2.EntityKeys(
+                store_ids=stores[part].tolist(), medication_ids=medications[part].tolist()
+            )
+
+    @staticmethod
+    def _empty_mode(n: int) -> ModeDay:
+        return ModeDay(np.full(n, np.nan), np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.uint32))
+
     def _predict_online(self, stores: np.ndarray, medications: np.ndarray, at_ms: int) -> ModeDay:
-        n = len(stores)
-        mode = ModeDay(np.zeros(n), np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.uint32))
+        mode = self._empty_mode(len(stores))
         stamp = _timestamp(at_ms)
-        for lo in range(0, n, self.plan.keys_per_call):
-            hi = min(lo + self.plan.keys_per_call, n)
-            keys = predictor_pb2.EntityKeys(store_ids=stores[lo:hi].tolist(), medication_ids=medications[lo:hi].tolist())
+        for part, keys in self._calls(stores, medications):
             started = time.perf_counter()
             answer = self.online.Predict(predictor_pb2.PredictRequest(keys=keys, as_of_time=stamp))
             mode.latencies_ms.append((time.perf_counter() - started) * 1000)
-            mode.forecasts[lo:hi] = answer.forecasts
-            mode.flags[lo:hi] = answer.flags
-            mode.versions[lo:hi] = answer.model_version
+            mode.forecasts[part] = answer.forecasts
+            mode.flags[part] = answer.flags
+            mode.versions[part] = answer.model_version
             ages = np.asarray(answer.feature_ages_seconds, dtype=float)
-            mode.feature_age_s[lo:hi] = np.where(ages < 0, np.nan, ages)
+            mode.feature_age_s[part] = np.where(ages < 0, np.nan, ages)
         return mode
 
     def _run_batch(self, day: dt.date, at_ms: int) -> None:
@@ -249,23 +254,18 @@ class Player:
         )
         if state != "succeeded":
             self.say(f"  batch run {run.run_id} {state}: {run.error}")
-            return
-        self._batch_run = run
 
     def _lookup_batch(self, stores: np.ndarray, medications: np.ndarray) -> tuple[ModeDay, int]:
-        n = len(stores)
-        mode = ModeDay(np.full(n, np.nan), np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.uint32))
+        mode = self._empty_mode(len(stores))
         run_as_of = 0
-        for lo in range(0, n, self.plan.keys_per_call):
-            hi = min(lo + self.plan.keys_per_call, n)
-            keys = predictor_pb2.EntityKeys(store_ids=stores[lo:hi].tolist(), medication_ids=medications[lo:hi].tolist())
+        for part, keys in self._calls(stores, medications):
             started = time.perf_counter()
             answer = self.batch.GetBatchPredictions(predictor_pb2.GetBatchPredictionsRequest(keys=keys))
             mode.latencies_ms.append((time.perf_counter() - started) * 1000)
             found = np.asarray(answer.found, dtype=bool)
-            mode.forecasts[lo:hi] = np.where(found, answer.forecasts, np.nan)
-            mode.flags[lo:hi] = answer.flags
-            mode.versions[lo:hi] = np.where(found, answer.model_version, 0)
+            mode.forecasts[part] = np.where(found, answer.forecasts, np.nan)
+            mode.flags[part] = answer.flags
+            mode.versions[part] = np.where(found, answer.model_version, 0)
             run_as_of = answer.as_of_time.ToMilliseconds()
         return mode, run_as_of
 
@@ -313,16 +313,9 @@ class Player:
         log = DayLog(index, day, at_ms, stores, medications, online, batch, batch_as_of, accepted, rejected)
         self.ledger.days.append(log)
 
-        horizon = self.world_horizon
-        if index >= horizon:
-            self._actuals(self.ledger.days[index - horizon])
+        if index >= HORIZON_DAYS:
+            self._actuals(self.ledger.days[index - HORIZON_DAYS])
         return log
-
-    @property
-    def world_horizon(self) -> int:
-        from rxcast.sim import HORIZON_DAYS
-
-        return HORIZON_DAYS
 
     def _handle_alerts(self, day: dt.date) -> None:
         for alert in self._new_alerts(day):
@@ -350,7 +343,6 @@ class Player:
             self.say(f"  retraining again on {self._retrain_due}")
 
     def play(self) -> Ledger:
-        started = time.monotonic()
         history = self.plan.scenario.history_days or len(self.world.days)
         first = self.world.days[history - 1].date()
         initial = self.train(first, self.plan.initial_train_days, "initial model on the history")
@@ -366,7 +358,6 @@ class Player:
             self._handle_alerts(day)
             self.say(self._progress_line(log))
         self._collect_final()
-        self.ledger.wall_seconds = time.monotonic() - started
         return self.ledger
 
     def _progress_line(self, log: DayLog) -> str:
@@ -375,20 +366,15 @@ class Player:
         batch_v = int(np.max(log.batch.versions)) if len(log.batch.versions) else 0
         line = (f"day {log.index + 1:>3}/{self.plan.days_to_play} {log.day} | entities {len(log.store_ids):,} | "
                 f"online v{online_v} | batch v{batch_v} | alerts {len(self.ledger.alerts)}")
-        evaluated = self.ledger.days[log.index - self.world_horizon] if log.index >= self.world_horizon else None
-        if evaluated is not None and evaluated.actuals is not None:
-            ok = evaluated.actual_found
-            line += (f" | MAE {evaluated.day}: online {np.nanmean(np.abs(evaluated.online.forecasts[ok] - evaluated.actuals[ok])):.2f}"
-                     f" batch {np.nanmean(np.abs(evaluated.batch.forecasts[ok] - evaluated.actuals[ok])):.2f}")
+        evaluated = self.ledger.days[log.index - HORIZON_DAYS] if log.index >= HORIZON_DAYS else None
+        errors = measures.day_errors(evaluated) if evaluated is not None else None
+        if errors is not None:
+            line += f" | MAE {evaluated.day}: online {errors['online_mae']:.2f} batch {errors['batch_mae']:.2f}"
         if events:
             line += f" | drift injected: {', '.join(events)}"
         return line
 
     def _collect_final(self) -> None:
-        versions = self.trainer.ListModelVersions(trainer_pb2.ListModelVersionsRequest(page_size=1000)).versions
-        for v in versions:
-            if v.training_window.end_day:
-                self.ledger.version_window_end[v.version] = dt.date.fromisoformat(v.training_window.end_day)
         if self.ledger.days:
             self._new_alerts(self.ledger.days[-1].day)
         reports = self.drift.ListReports(drift_pb2.ListReportsRequest(limit=10_000)).reports
