@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from rxcast.drift import stats
-from rxcast.drift.profile import DEFAULT_SKETCH_SIZE, build_reference_profile
+from rxcast.model.profile import DEFAULT_SKETCH_SIZE, build_reference_profile
 from rxcast.drift.scoring import score
 
 

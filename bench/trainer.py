@@ -45,7 +45,7 @@ from rxcast.sim import default_scenario, simulate  # noqa: E402
 from rxcast.suite.launcher import ServiceProcess  # noqa: E402
 from rxcast.trainer.client import TrainerClient  # noqa: E402
 from rxcast.trainer.dataset import LoadRequest, split_by_time  # noqa: E402
-from rxcast.trainer.days import day_text, parse_day  # noqa: E402
+from rxcast.model.timebase import day_text, day_number  # noqa: E402
 from rxcast.trainer.evaluation import BASELINE_FEATURE  # noqa: E402
 from rxcast.trainer.feature_source import FeatureServiceSource  # noqa: E402
 from rxcast.trainer.fit import encoding_manifest, threads_for  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> int:
     args = parser.parse_args()
 
     scenario = default_scenario()
-    start_day = parse_day(scenario.start_day, "start")
+    start_day = day_number(scenario.start_day, "start")
     window = pb.DayWindow(start_day=day_text(start_day), end_day=day_text(start_day + args.days - 1))
     params = TrainingParams(num_boost_round=args.rounds)
     root = Path(tempfile.mkdtemp(prefix="rxcast-bench-trainer-"))
@@ -110,7 +110,7 @@ def main() -> int:
             # The same rows, loaded in this process, for in-process training.
             source = FeatureServiceSource(feature.address)
             began = time.perf_counter()
-            request = LoadRequest(parse_day(window.start_day, "s"), parse_day(window.end_day, "e"), (BASELINE_FEATURE,), 7)
+            request = LoadRequest(day_number(window.start_day, "s"), day_number(window.end_day, "e"), (BASELINE_FEATURE,), 7)
             data = source.load(request, lambda done, total: None)
             load_seconds = time.perf_counter() - began
             source.close()

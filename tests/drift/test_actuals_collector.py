@@ -11,7 +11,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from rxcast.drift.profile import build_reference_profile
+from rxcast.model.profile import build_reference_profile
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime.channels import connect

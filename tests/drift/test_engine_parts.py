@@ -7,7 +7,7 @@ import numpy as np
 from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.matching import PredictionLog
-from rxcast.drift.profile import build_reference_profile
+from rxcast.model.profile import build_reference_profile
 from rxcast.drift.windows import Batch, WindowBuffer
 
 DAY = 1000  # slot length in these tests

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rxcast.drift.profile import (
+from rxcast.model.profile import (
     PROFILE_FORMAT,
     CategoricalProfile,
     NumericProfile,

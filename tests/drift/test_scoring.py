@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from rxcast.drift.profile import build_reference_profile
+from rxcast.model.profile import build_reference_profile
 from rxcast.drift.scoring import (
     DATA_QUALITY,
     DRIFT,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rxcast.drift.detectors import forecast_residuals
-from rxcast.drift.profile import build_reference_profile
+from rxcast.model.profile import build_reference_profile
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.runtime.channels import connect
 from rxcast.suite.launcher import ServiceProcess

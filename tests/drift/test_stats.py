@@ -8,7 +8,7 @@ from scipy import stats as scipy_stats
 from scipy.spatial import distance
 
 from rxcast.drift import stats
-from rxcast.drift.profile import NumericProfile
+from rxcast.model.profile import NumericProfile
 
 TOLERANCE = 1e-9
 

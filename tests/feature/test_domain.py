@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rxcast.feature import timebase
+from rxcast.model import timebase
 from rxcast.feature.derive import affected_ranges, derive_rows
 from rxcast.feature.history import RecordHistory
 from rxcast.feature.offline import NOT_FOUND, OUTSIDE_TTL, PRESENT, point_in_time

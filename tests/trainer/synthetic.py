@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from rxcast.trainer.dataset import FeatureSchema, LoadProgress, LoadRequest, TrainingSet
-from rxcast.trainer.days import parse_day
+from rxcast.model.timebase import day_number
 
 FEATURES = (
     "dispensed_1d",
@@ -60,7 +60,7 @@ def make_world(stores: int = 6, medications: int = 10, days: int = 120, seed: in
     rate = level[:, :, None] * weekday[None, None, :] * np.where(promotion, 1.8, 1.0)
     price = np.round(rng.uniform(2, 40, size=(medications, 1)) * np.ones((1, days)), 2)
     return World(
-        first_day=parse_day(first_day, "first_day"),
+        first_day=day_number(first_day, "first_day"),
         stores=np.array([f"S{i:03d}" for i in range(stores)]),
         medications=np.array([f"M{j:04d}" for j in range(medications)]),
         category=np.array([CATEGORIES[j % len(CATEGORIES)] for j in range(medications)]),

@@ -15,7 +15,7 @@ from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime.channels import connect
 from rxcast.runtime.errors import FailedPrecondition
 from rxcast.trainer.dataset import LoadRequest
-from rxcast.trainer.days import as_of_ms, parse_day
+from rxcast.model.timebase import day_end_ms, day_number
 from rxcast.trainer.feature_source import FeatureServiceSource, column_values, leaked_values
 from tests.trainer.feature_world import FEATURE_SERVICE
 
@@ -27,7 +27,7 @@ HORIZON = 7
 def loaded(feature):
     source = FeatureServiceSource(feature.address)
     try:
-        request = LoadRequest(parse_day(START, "start"), parse_day(END, "end"), ("dispensed_sum_7d",), HORIZON)
+        request = LoadRequest(day_number(START, "start"), day_number(END, "end"), ("dispensed_sum_7d",), HORIZON)
         yield source.load(request, lambda done, total: None)
     finally:
         source.close()
@@ -66,7 +66,7 @@ def test_features_use_only_days_up_to_the_row_and_labels_only_days_after(loaded,
     # A label shifted by one day (including day D itself) would not match.
     shifted = sum(dispensed[s, m, d + k] for k in range(0, HORIZON))
     assert not np.allclose(loaded.labels, shifted)
-    assert set(loaded.row_days.tolist()) == set(range(parse_day(START, "s"), parse_day(END, "e") + 1))
+    assert set(loaded.row_days.tolist()) == set(range(day_number(START, "s"), day_number(END, "e") + 1))
 
 
 def test_every_value_served_for_training_is_stamped_by_its_rows_instant(feature):
@@ -86,7 +86,7 @@ def test_every_value_served_for_training_is_stamped_by_its_rows_instant(feature)
 
 
 def test_the_source_refuses_values_stamped_after_their_row():
-    row_instants = as_of_ms([100, 100, 101])
+    row_instants = day_end_ms([100, 100, 101])
     column = feature_pb2.FeatureColumn(
         name="dispensed_sum_7d",
         double_values=feature_pb2.DoubleList(values=[1.0, 2.0, 3.0]),
@@ -114,7 +114,7 @@ def test_a_leak_fails_the_load_naming_the_feature(feature, monkeypatch):
             yield chunk
 
     monkeypatch.setattr(source._stub, "GetHistoricalFeatures", shifted)
-    request = LoadRequest(parse_day(START, "start"), parse_day(END, "end"), (), HORIZON)
+    request = LoadRequest(day_number(START, "start"), day_number(END, "end"), (), HORIZON)
     with pytest.raises(FailedPrecondition, match=r"point-in-time leak.*dispensed_1d"):
         source.load(request, lambda done, total: None)
     source.close()

@@ -192,8 +192,9 @@ def test_an_unreadable_champion_blocks_the_gate_but_not_the_job(tmp_path, world)
     assert pipeline.registry.alias("champion").version == first.version
 
 
-def test_the_reference_profile_is_built_by_the_drift_services_code(tmp_path, world):
-    profile = pytest.importorskip("rxcast.drift.profile", reason="the drift service's profile code is not here yet")
+def test_the_reference_profile_is_built_by_the_shared_profile_code(tmp_path, world):
+    from rxcast.model import profile
+
     pipeline = build_pipeline(tmp_path, world)
     outcome, _ = run(pipeline, spec_for(world, FAST))
     manifest = pipeline.registry.get(outcome.version).manifest

@@ -21,6 +21,7 @@ import pandas as pd
 import psutil
 from google.protobuf import timestamp_pb2
 
+from rxcast.runtime import timestamps
 from rxcast.demo import measures
 from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, Ledger, ModeDay, TrainingLog
 from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
@@ -51,10 +52,6 @@ def as_of_ms(day: dt.date) -> int:
     return int(midnight.timestamp() * 1000) + REQUEST_HOUR * 3_600_000
 
 
-def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMilliseconds(ms)
-    return stamp
 
 
 def _service(module, name: str):
@@ -226,7 +223,7 @@ class Player:
 
     def _predict_online(self, stores: np.ndarray, medications: np.ndarray, at_ms: int) -> ModeDay:
         mode = self._empty_mode(len(stores))
-        stamp = _timestamp(at_ms)
+        stamp = timestamps.from_ms(at_ms)
         for part, keys in self._calls(stores, medications):
             started = time.perf_counter()
             answer = self.online.Predict(predictor_pb2.PredictRequest(keys=keys, as_of_time=stamp))
@@ -242,7 +239,7 @@ class Player:
         started = time.monotonic()
         run = None
         for update in self.batch.RunBatch(
-            predictor_pb2.RunBatchRequest(as_of_time=_timestamp(at_ms), reason=f"schedule: {day}"), timeout=1800
+            predictor_pb2.RunBatchRequest(as_of_time=timestamps.from_ms(at_ms), reason=f"schedule: {day}"), timeout=1800
         ):
             run = update.run
         if run is None:

@@ -21,7 +21,7 @@ class ModelManifest:
     model as missing. `priors` holds the fallback forecasts for entities the
     model cannot judge (keys "global", "by_category", "by_store",
     "by_region"). `reference_profile` is the drift service's profile of the
-    training features and predictions (rxcast.drift.profile).
+    training features and predictions (rxcast.model.profile).
     """
 
     version: int

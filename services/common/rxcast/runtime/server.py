@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rxcast.runtime.durable import write_json
 from rxcast.runtime import metrics
 from rxcast.runtime.config import C, ServerConfig, load_config
 from rxcast.runtime.errors import RxcastError
@@ -97,10 +98,7 @@ def build_server(config: ServerConfig, service: str) -> grpc.Server:
 
 
 def _write_ready_file(path: str, payload: dict) -> None:
-    target = Path(path)
-    scratch = target.with_name(target.name + ".tmp")
-    scratch.write_text(json.dumps(payload))
-    os.replace(scratch, target)
+    write_json(path, payload)
 
 
 class Running:

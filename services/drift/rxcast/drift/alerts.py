@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rxcast.drift.persist import JsonLines, read_json, write_json
+from rxcast.runtime.durable import JsonLines, read_json, write_json
 
 DATA_DRIFT = "data_drift"
 PREDICTION_DRIFT = "prediction_drift"

@@ -28,8 +28,8 @@ from rxcast.drift import alerts as alert_kinds
 from rxcast.drift.alerts import Alert, AlertBook
 from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecast_residuals
 from rxcast.drift.matching import PredictionLog
-from rxcast.drift.persist import read_json, write_json
-from rxcast.drift.profile import PREDICTION, ReferenceProfile
+from rxcast.runtime.durable import read_json, write_json
+from rxcast.model.profile import PREDICTION, ReferenceProfile
 from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, Thresholds, score
 from rxcast.drift.windows import Batch, Window, WindowBuffer

@@ -33,7 +33,7 @@ from rxcast.drift import synthetic
 from rxcast.drift.alerts import Alert
 from rxcast.drift.detectors import DETECTORS, DetectorSettings, ErrorStreamMonitor, forecast_residuals
 from rxcast.drift.engine import DriftEngine, EngineSettings
-from rxcast.drift.profile import build_reference_profile
+from rxcast.model.profile import build_reference_profile
 from rxcast.feature.derive import derive_rows
 from rxcast.feature.history import RecordHistory
 from rxcast.feature.records import RecordBatch

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rxcast.drift.persist import JsonLines
+from rxcast.runtime.durable import JsonLines
 from rxcast.drift.scoring import FeatureResult, Scores
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from rxcast.drift import stats
-from rxcast.drift.profile import PREDICTION, CategoricalProfile, NumericProfile, ReferenceProfile, categorical_values
+from rxcast.model.profile import PREDICTION, CategoricalProfile, NumericProfile, ReferenceProfile, categorical_values
 from rxcast.runtime.errors import InvalidArgument
 
 NUMERIC = "numeric"

@@ -7,11 +7,12 @@ import json
 import numpy as np
 from google.protobuf import timestamp_pb2
 
+from rxcast.runtime import timestamps
 from rxcast.drift import alerts as alert_kinds
 from rxcast.drift import scoring
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
-from rxcast.drift.profile import ReferenceProfile
+from rxcast.model.profile import ReferenceProfile
 from rxcast.drift.reports import DriftReport
 from rxcast.drift.scoring import FeatureResult
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
@@ -50,10 +51,6 @@ def feature_columns(features) -> dict[str, np.ndarray]:
     return columns
 
 
-def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMilliseconds(int(ms))
-    return stamp
 
 
 def summary_proto(version: int, reference: ReferenceProfile) -> drift_pb2.ReferenceSummary:
@@ -90,11 +87,11 @@ def report_proto(report: DriftReport) -> drift_pb2.DriftReport:
         current_rows=report.current_rows,
         features=[feature_proto(f) for f in report.features],
         verdict=_VERDICTS[report.verdict],
-        created_time=_timestamp(report.created_ms),
+        created_time=timestamps.from_ms(report.created_ms),
     )
     if report.window_id:
-        proto.window_start_time.CopyFrom(_timestamp(report.window_start_ms))
-        proto.window_end_time.CopyFrom(_timestamp(report.window_end_ms))
+        proto.window_start_time.CopyFrom(timestamps.from_ms(report.window_start_ms))
+        proto.window_end_time.CopyFrom(timestamps.from_ms(report.window_end_ms))
     if report.prediction is not None:
         proto.prediction.CopyFrom(feature_proto(report.prediction))
     return proto
@@ -108,13 +105,13 @@ def alert_proto(alert: Alert) -> drift_pb2.Alert:
         features=alert.features,
         reason=alert.reason,
         episode_id=alert.episode_id,
-        raised_time=_timestamp(alert.raised_ms),
+        raised_time=timestamps.from_ms(alert.raised_ms),
         report_id=alert.report_id,
         detector=alert.detector,
         retrain_job_id=alert.retrain_job_id,
     )
     if alert.data_ms:
-        proto.data_time.CopyFrom(_timestamp(alert.data_ms))
+        proto.data_time.CopyFrom(timestamps.from_ms(alert.data_ms))
     return proto
 
 

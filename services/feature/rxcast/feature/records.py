@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from rxcast.feature import timebase
+from rxcast.model import timebase
 from rxcast.runtime.errors import InvalidArgument
 
 #: Optional numeric fields of a record, each >= 0 (unit_price > 0).

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from rxcast.runtime import timestamps
 from rxcast.feature.online import Column
 from rxcast.feature.records import NUMBERS
 from rxcast.feature.store import InventoryFeatureStore
@@ -23,14 +24,6 @@ _VALUE_TYPES = {
     "STRING": pb.VALUE_TYPE_STRING,
     "BOOL": pb.VALUE_TYPE_BOOL,
 }
-
-
-def _timestamp(when: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if when is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
 
 
 def record_columns(records) -> tuple[dict, dict]:
@@ -88,7 +81,7 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
         keys = request.keys
         columns = self.store.online(keys.store_ids, keys.medication_ids, request.features, request.feature_service)
         return pb.GetOnlineFeaturesResponse(
-            columns=[feature_column(c) for c in columns], read_time=_timestamp(datetime.now(timezone.utc))
+            columns=[feature_column(c) for c in columns], read_time=timestamps.from_datetime(datetime.now(timezone.utc))
         )
 
     def GetHistoricalFeatures(self, request: pb.GetHistoricalFeaturesRequest, context):
@@ -145,17 +138,17 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
             ],
             entities=[pb.EntitySpec(name=n, join_key=k, description=d) for n, k, d in schema.entities],
             default_feature_service=schema.default_feature_service,
-            registry_updated_time=_timestamp(schema.updated),
+            registry_updated_time=None if schema.updated is None else timestamps.from_datetime(schema.updated),
         )
 
     def Materialize(self, request: pb.MaterializeRequest, context) -> pb.MaterializeResponse:
-        start = request.start_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("start_time") else None
-        end = request.end_time.ToDatetime(tzinfo=timezone.utc) if request.HasField("end_time") else None
+        start = timestamps.optional_datetime(request, "start_time")
+        end = timestamps.optional_datetime(request, "end_time")
         done = self.store.materialize(start, end, list(request.feature_views))
         return pb.MaterializeResponse(
             feature_views=done.views,
-            start_time=_timestamp(done.start),
-            end_time=_timestamp(done.end),
+            start_time=None if done.start is None else timestamps.from_datetime(done.start),
+            end_time=None if done.end is None else timestamps.from_datetime(done.end),
             rows_written=done.rows_written,
         )
 

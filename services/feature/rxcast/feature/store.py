@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
-from rxcast.feature import feast_repo, timebase
+from rxcast.feature import feast_repo
+from rxcast.model import timebase
 from rxcast.feature.catalog import Catalog, ReadPlan, Schema
 from rxcast.feature.config import FeatureConfig
 from rxcast.feature.definitions import (

@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from inference import grpc_predict_v2_pb2 as oip
 from inference import grpc_predict_v2_pb2_grpc as oip_grpc
+from rxcast.runtime import timestamps
 from rxcast.predictor.batch.runner import BatchRunner
 from rxcast.predictor.batch.runs import FAILED, RUNNING, SUCCEEDED, RunRecord
 from rxcast.predictor.batch.store import BatchStore
@@ -24,22 +25,12 @@ from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 _STATES = {RUNNING: pb.BATCH_RUN_STATE_RUNNING, SUCCEEDED: pb.BATCH_RUN_STATE_SUCCEEDED, FAILED: pb.BATCH_RUN_STATE_FAILED}
 
 
-def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    if seconds is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
+def _timestamp(seconds: float | None) -> timestamps.Timestamp | None:
+    return None if seconds is None else timestamps.from_seconds(seconds)
 
 
 def _as_of_ms(request: pb.PredictRequest) -> int | None:
-    return request.as_of_time.ToMilliseconds() if request.HasField("as_of_time") else None
-
-
-def _ms_timestamp(ms: int) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMilliseconds(ms)
-    return stamp
+    return timestamps.optional_ms(request, "as_of_time")
 
 
 def predict_response(result: Forecasts) -> pb.PredictResponse:
@@ -56,7 +47,7 @@ def batch_run(record: RunRecord) -> pb.BatchRun:
     return pb.BatchRun(
         run_id=record.run_id,
         state=_STATES[record.state],
-        as_of_time=_ms_timestamp(record.as_of_ms),
+        as_of_time=timestamps.from_ms(record.as_of_ms),
         model_version=record.model_version,
         rows_total=record.rows_total,
         rows_done=record.rows_done,
@@ -118,14 +109,14 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
             flags=flags.tolist(),
             run_id=record.run_id,
             model_version=record.model_version,
-            as_of_time=_ms_timestamp(record.as_of_ms),
+            as_of_time=timestamps.from_ms(record.as_of_ms),
             age_seconds=time.time() - record.as_of_ms / 1000.0,
             horizon_days=record.horizon_days,
         )
 
     def RunBatch(self, request, context):
         self._require("batch", "RunBatch")
-        as_of_ms = request.as_of_time.ToMilliseconds() if request.HasField("as_of_time") else None
+        as_of_ms = timestamps.optional_ms(request, "as_of_time")
         if as_of_ms is not None and as_of_ms > time.time() * 1000 + 60_000:
             raise InvalidArgument("as_of_time: must not be in the future")
         handle = self._runner.start_run(as_of_ms, request.reason or "manual")

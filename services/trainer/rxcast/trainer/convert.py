@@ -7,8 +7,9 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument
-from rxcast.trainer.days import day_text, parse_day
+from rxcast.model.timebase import day_text, day_number
 from rxcast.trainer.evaluation import Evaluation, Metrics
 from rxcast.trainer.jobs import JobSnapshot
 from rxcast.trainer.params import TrainingParams
@@ -32,15 +33,9 @@ STAGES = {
 }
 
 
-def timestamp(value: float | str) -> timestamp_pb2.Timestamp:
+def timestamp(value: float | str) -> timestamps.Timestamp:
     """Epoch seconds or an ISO 8601 instant as a Timestamp."""
-    stamp = timestamp_pb2.Timestamp()
-    if isinstance(value, str):
-        if not value:
-            return stamp
-        value = dt.datetime.fromisoformat(value).timestamp()
-    stamp.FromNanoseconds(int(round(value * 1e9)))
-    return stamp
+    return timestamps.from_text(value) if isinstance(value, str) else timestamps.from_seconds(value)
 
 
 def requested_params(params: trainer_pb2.TrainingParams) -> dict[str, Any]:
@@ -55,8 +50,8 @@ def job_spec(request: trainer_pb2.StartTrainingRequest, defaults: TrainingParams
     """The job a StartTraining request asks for, and its explicit parameters."""
     if not request.HasField("window"):
         raise InvalidArgument("window: required (start_day and end_day as YYYY-MM-DD)")
-    start = parse_day(request.window.start_day, "window.start_day")
-    end = parse_day(request.window.end_day, "window.end_day")
+    start = day_number(request.window.start_day, "window.start_day")
+    end = day_number(request.window.end_day, "window.end_day")
     given = requested_params(request.params)
     params = defaults.with_overrides(given)
     spec = JobSpec(

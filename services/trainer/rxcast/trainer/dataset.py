@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
-from rxcast.trainer.days import day_text
+from rxcast.model.timebase import day_text
 
 #: Called with (rows loaded so far, rows expected in all) while a source loads.
 LoadProgress = Callable[[int, int], None]

@@ -21,7 +21,7 @@ from rxcast.runtime.channels import as_domain_error, connect
 from rxcast.runtime.errors import FailedPrecondition
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer.dataset import FeatureSchema, LoadProgress, LoadRequest, TrainingSet
-from rxcast.trainer.days import day_text, row_day
+from rxcast.model.timebase import day_text, as_of_day
 
 log = get_logger("rxcast.trainer.feature_source")
 
@@ -127,7 +127,7 @@ class FeatureServiceSource:
             schema=schema,
             columns=columns,
             labels=labels,
-            row_days=row_day(instants),
+            row_days=as_of_day(instants),
             store_ids=keys[0],
             medication_ids=keys[1],
             horizon_days=horizon,

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from rxcast.runtime.durable import write_json
 from rxcast.runtime.errors import NotFound, ResourceExhausted, RxcastError
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
@@ -91,10 +92,8 @@ class JobStore:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def save(self, job: JobSnapshot) -> None:
-        target = self.directory / f"{job.job_id}.json"
-        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(job.to_dict(), sort_keys=True))
-        os.replace(temp, target)
+        # Metrics of a failed evaluation may be NaN, as json.dumps writes them.
+        write_json(self.directory / f"{job.job_id}.json", job.to_dict(), sort_keys=True, allow_nan=True)
 
     def get(self, job_id: str) -> JobSnapshot | None:
         """One job's record, if there is one."""

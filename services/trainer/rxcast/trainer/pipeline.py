@@ -22,7 +22,7 @@ from rxcast.runtime.errors import InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TimeSplit, TrainingSet, TrainingSetSource, split_by_time
-from rxcast.trainer.days import day_text
+from rxcast.model.timebase import day_text
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, error_statistics, evaluate
 from rxcast.trainer.fit import FittedModel, fit_model, threads_for
 from rxcast.trainer.params import TrainingParams

@@ -15,7 +15,7 @@ from rxcast.runtime.errors import Aborted, FailedPrecondition
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TrainingSetSource
-from rxcast.trainer.days import parse_day
+from rxcast.model.timebase import day_number
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, champion_predictions, naive_baseline, score
 from rxcast.trainer.gate import GateDecision, GatePolicy
 from rxcast.trainer.registry import AliasChange, ModelRegistry, VersionInfo, alias_name
@@ -103,7 +103,7 @@ class AliasManager:
         """Score both versions on the candidate's holdout days, loaded again."""
         window = candidate.manifest.holdout_window
         try:
-            start, end = parse_day(window["start_day"], "holdout"), parse_day(window["end_day"], "holdout")
+            start, end = day_number(window["start_day"], "holdout"), day_number(window["end_day"], "holdout")
         except KeyError:
             return GateDecision(False, f"v{candidate.version} records no holdout window")
         challenger = self.registry.load_bundle(candidate.version)

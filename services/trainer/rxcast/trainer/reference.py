@@ -1,4 +1,4 @@
-"""The drift service's reference profile of a model's training data.
+"""The reference profile of a model's training data.
 
 The profile describes the features the model was trained on and the model's
 predictions on them (quantile bins, category counts, null rates, moments), so
@@ -14,9 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rxcast.runtime.logs import get_logger
-
-log = get_logger("rxcast.trainer.reference")
+from rxcast.model.profile import build_reference_profile
 
 #: Rows the profile is computed on, at most.
 PROFILE_SAMPLE_ROWS = 50_000
@@ -39,13 +37,7 @@ def reference_profile(
     training features and the model's predictions on the same rows, and the
     holdout errors (actual - forecast) that scale the error-stream detectors.
 
-    Built by the drift service's own profile code, so that the drift service
-    reads exactly what it wrote; empty while that code is not installed.
+    Built by `rxcast.model.profile`, the code the drift service reads it with.
     """
-    try:
-        from rxcast.drift.profile import build_reference_profile
-    except ImportError:
-        log.warning("reference_profile_unavailable", reason="rxcast.drift.profile is not installed")
-        return {}
     present = frozenset(name for name in categorical if name in features)
     return build_reference_profile(features, present, predictions, errors=holdout_errors).to_dict()

@@ -40,6 +40,14 @@ from typing import Any
 
 from rxcast.model import ModelBundle, ModelManifest
 from rxcast.model.bundle import sha256_bytes
+from rxcast.runtime.durable import (
+    create_exclusive,
+    fsync_directory,
+    pid_alive,
+    remove_scratch,
+    write_json,
+    write_synced,
+)
 from rxcast.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer.faults import crash_point
@@ -64,31 +72,6 @@ def _key(number: int) -> str:
 
 def _number(name: str) -> int | None:
     return int(name) if len(name) == _DIGITS and name.isdigit() else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def alias_name(name: str) -> str:
@@ -162,14 +145,14 @@ class ModelRegistry:
         stage = self._staging / f"{os.getpid()}-{uuid.uuid4().hex}"
         stage.mkdir()
         try:
-            _write_synced(stage / MODEL_FILE, model_text)
+            write_synced(stage / MODEL_FILE, model_text)
             crash_point("publish:model_staged")
             manifest = manifest.with_updates(sha256=sha256_bytes(model_text), model_file=MODEL_FILE)
             while True:
                 number = self.latest_version() + 1
                 manifest = manifest.with_updates(version=number, created_time=_now())
-                _write_synced(stage / MANIFEST_FILE, manifest.to_json().encode("utf-8"))
-                _fsync_dir(stage)
+                write_synced(stage / MANIFEST_FILE, manifest.to_json().encode("utf-8"))
+                fsync_directory(stage)
                 crash_point("publish:manifest_staged")
                 try:
                     os.rename(stage, self._versions / _key(number))
@@ -178,7 +161,7 @@ class ModelRegistry:
                         continue  # another publisher took the number: take the next
                     raise
                 break
-            _fsync_dir(self._versions)
+            fsync_directory(self._versions)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
@@ -359,19 +342,11 @@ class ModelRegistry:
             current = self._read_pointer(name)
         return current
 
-    def _temp_path(self, directory: Path) -> Path:
-        return directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
-
     def _record(self, change: AliasChange) -> None:
         directory = self._history / change.alias
         directory.mkdir(exist_ok=True)
-        temp = self._temp_path(directory)
-        _write_synced(temp, json.dumps(change.to_dict(), sort_keys=True).encode())
-        try:
-            os.link(temp, directory / f"{_key(change.sequence)}.json")  # fails if the sequence is taken
-        finally:
-            temp.unlink()
-        _fsync_dir(directory)
+        # FileExistsError if the sequence is taken: the commit point of a move.
+        create_exclusive(directory / f"{_key(change.sequence)}.json", json.dumps(change.to_dict(), sort_keys=True).encode())
 
     def _write_pointer(self, change: AliasChange) -> None:
         pointer = {
@@ -380,22 +355,14 @@ class ModelRegistry:
             "sequence": change.sequence,
             "updated_time": change.time,
         }
-        temp = self._temp_path(self._aliases)
-        _write_synced(temp, json.dumps(pointer, sort_keys=True).encode())
-        os.replace(temp, self._pointer_path(change.alias))
-        _fsync_dir(self._aliases)
+        write_json(self._pointer_path(change.alias), pointer, sort_keys=True)
 
     def _sweep_abandoned(self) -> None:
         """Remove staging directories and temp files of processes that died."""
-        def owner_dead(name: str) -> bool:
-            pid = name.removeprefix(".tmp-").split("-", 1)[0]
-            return pid.isdigit() and not _pid_alive(int(pid))
-
         for entry in self._staging.iterdir():
-            if owner_dead(entry.name):
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and not pid_alive(int(pid)):
                 log.info("staging_swept", path=str(entry))
                 shutil.rmtree(entry, ignore_errors=True)
         for directory in (self._aliases, *[p for p in self._history.iterdir() if p.is_dir()]):
-            for temp in directory.glob(".tmp-*"):
-                if owner_dead(temp.name):
-                    temp.unlink(missing_ok=True)
+            remove_scratch(directory)

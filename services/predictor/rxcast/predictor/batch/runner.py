@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from rxcast.feature.timebase import as_of_day, day_text
+from rxcast.model.timebase import as_of_day, day_text
 from rxcast.predictor.batch.runs import FAILED, RUNNING, SUCCEEDED, RunRecord, new_run_id
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rxcast.feature.durable import fsync_directory, write_text
+from rxcast.runtime.durable import atomic_write, fsync_directory, write_text
 from rxcast.predictor.batch.runs import FAILED, SUCCEEDED, RunRecord
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
@@ -151,8 +151,8 @@ class BatchStore:
                     "flags": pa.array(np.asarray(flags, dtype=np.uint32)),
                 }
             )
-            pq.write_table(table, staging / PREDICTIONS)
-            write_text(record.to_json(), staging / RECORD)
+            atomic_write(staging / PREDICTIONS, lambda sink: pq.write_table(table, sink))
+            write_text(staging / RECORD, record.to_json())
             fsync_directory(staging)
             os.rename(staging, self._runs / record.run_id)
             fsync_directory(self._runs)
@@ -161,7 +161,7 @@ class BatchStore:
             raise
         stored = StoredRun.index(record, store_ids, medication_ids, forecasts, flags)
         with self._lock:
-            write_text(record.run_id, self.directory / LATEST)
+            write_text(self.directory / LATEST, record.run_id)
             self._latest = stored
             self._cached_load.cache_clear()
         self._prune()
@@ -170,7 +170,7 @@ class BatchStore:
     def record_failure(self, record: RunRecord) -> None:
         if record.state != FAILED:
             raise ValueError("record_failure takes failed runs")
-        write_text(record.to_json(), self._failed / f"{record.run_id}.json")
+        write_text(self._failed / f"{record.run_id}.json", record.to_json())
         self._prune()
 
     def _prune(self) -> None:

@@ -1,9 +1,10 @@
-"""Business days and instants.
+"""Business days and the instants rows stand at: the suite's one time base.
 
 A business day D is held as its epoch day number (days since 1970-01-01).
-A record for day D is stamped at the END of D, i.e. (D+1) 00:00 UTC: a row
-"as of" instant t sees exactly the records of the days that ended by t, so
-the business day a row at t stands on is floor(t / 1 day) - 1.
+The feature service stamps a record of day D at the END of D, i.e. (D+1)
+00:00 UTC: a row "as of" instant t sees exactly the records of the days that
+ended by t, so the business day a row at t stands on is floor(t / 1 day) - 1,
+and its label covers days D+1 .. D+horizon.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ EPOCH = dt.date(1970, 1, 1)
 
 
 def day_end_ms(days):
-    """The instant (ms since the epoch) at which business day(s) `days` end."""
+    """The instant (ms since the epoch) at which business day(s) `days` end:
+    the instant a row of those days stands at."""
     return (np.asarray(days, dtype=np.int64) + 1) * DAY_MS
 
 
@@ -57,12 +59,19 @@ def day_text(day: int) -> str:
 
 def day_number(text: str, field: str) -> int:
     """One "YYYY-MM-DD" string → epoch day; InvalidArgument naming `field` otherwise."""
+    if not isinstance(text, str) or len(text) != 10:
+        raise InvalidArgument(f"{field}: must be a date as YYYY-MM-DD, got {str(text)[:40]!r}")
     days, valid = parse_days([text])
     if not valid[0]:
         raise InvalidArgument(f"{field}: must be a date as YYYY-MM-DD, got {text!r}")
     return int(days[0])
 
 
+def day_date(day: int) -> dt.date:
+    """Epoch day → datetime.date."""
+    return EPOCH + dt.timedelta(days=int(day))
+
+
 def today() -> int:
     """Today's epoch day (UTC)."""
-    return (dt.datetime.now(dt.timezone.utc).date() - EPOCH).days
+    return (dt.datetime.now(dt.UTC).date() - EPOCH).days
