@@ -27,10 +27,9 @@ import pandas as pd
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-from rxcast.feature.seed import normalize, seed  # noqa: E402
+from rxcast.clients import FeatureClient  # noqa: E402
+from rxcast.clients.records import normalize  # noqa: E402
 from rxcast.feature.v1 import feature_pb2 as pb  # noqa: E402
-from rxcast.feature.v1 import feature_pb2_grpc  # noqa: E402
-from rxcast.runtime.channels import connect  # noqa: E402
 from rxcast.suite.launcher import ServiceProcess  # noqa: E402
 
 START = pd.Timestamp("2025-01-01")
@@ -91,12 +90,13 @@ def main() -> int:
     process.start().wait_ready(120)
     rows = []
     try:
-        channel = connect(process.address, [pb.DESCRIPTOR.services_by_name["FeatureService"]], default_timeout=600)
-        stub = feature_pb2_grpc.FeatureServiceStub(channel)
+        client = FeatureClient(process.address, timeout=600)
+        stub = client.stub
 
         world = normalize(generate(args.stores, args.medications, args.days))
         started = time.perf_counter()
-        accepted, _, errors = seed(stub, world, args.batch_records, progress=True)
+        outcome = client.ingest_frame(world, batch_records=args.batch_records, progress=True)
+        accepted, errors = outcome.accepted, outcome.errors
         ingest_seconds = time.perf_counter() - started
         assert accepted == len(world) and not errors, errors[:3]
 
@@ -132,7 +132,7 @@ def main() -> int:
             got = sum(len(c.rows.event_times_unix_ms) for c in stub.GetHistoricalFeatures(request, timeout=600))
             timings.append(time.perf_counter() - started)
             assert got == n
-        channel.close()
+        client.close()
     finally:
         process.stop()
 

@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 from rxcast.model import FeatureEncoder, ModelBundle  # noqa: E402
 from rxcast.sim import default_scenario, simulate  # noqa: E402
 from rxcast.suite.launcher import ServiceProcess  # noqa: E402
-from rxcast.trainer.client import TrainerClient  # noqa: E402
+from rxcast.clients import TrainerClient  # noqa: E402
 from rxcast.trainer.dataset import LoadRequest, split_by_time  # noqa: E402
 from rxcast.model.timebase import day_text, day_number  # noqa: E402
 from rxcast.trainer.evaluation import BASELINE_FEATURE  # noqa: E402

@@ -12,15 +12,12 @@ import numpy as np
 import pytest
 
 from rxcast.model.profile import build_reference_profile
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import DriftClient, FeatureClient
+from rxcast.drift.v1 import drift_pb2
 from rxcast.suite.launcher import ServiceProcess
 from tests.feature.records import day_end_ms, to_protos, world
 
 os.environ.setdefault("FEAST_USAGE", "False")
-DRIFT = drift_pb2.DESCRIPTOR.services_by_name["DriftService"]
-FEATURE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
 
 
 def _matched(process: ServiceProcess) -> float:
@@ -50,16 +47,13 @@ def test_actuals_of_elapsed_horizons_are_collected_and_matched(processes):
     feature, drift = processes
     records = world(stores=2, medications=2, days=20, seed=3)
     records["units_dispensed"] = [0.0 if v != v else v for v in records["units_dispensed"]]  # no gaps
-    channel = connect(feature.address, [FEATURE], default_timeout=60.0)
-    ingest = feature_pb2_grpc.FeatureServiceStub(channel).IngestRecords(
-        feature_pb2.IngestRecordsRequest(records=to_protos(records)))
-    assert not ingest.errors
-    channel.close()
+    with FeatureClient(feature.address, timeout=60.0) as features:
+        assert not features.ingest(to_protos(records)).errors
 
     rng = np.random.default_rng(61)
     profile = build_reference_profile({"x": rng.normal(size=500)}, [], rng.normal(size=500))
-    channel = connect(drift.address, [DRIFT], default_timeout=30.0)
-    stub = drift_pb2_grpc.DriftServiceStub(channel)
+    client = DriftClient(drift.address, timeout=30.0)
+    stub = client.stub
     stub.RegisterReference(drift_pb2.RegisterReferenceRequest(model_version=1,
                                                               profile_json=json.dumps(profile.to_dict())))
     stores, medications = ["s000", "s000", "s001", "s001"], ["m000", "m001", "m000", "m001"]
@@ -74,4 +68,4 @@ def test_actuals_of_elapsed_horizons_are_collected_and_matched(processes):
     while _matched(drift) < 4 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _matched(drift) == 4
-    channel.close()
+    client.close()

@@ -14,11 +14,10 @@ import pytest
 
 from rxcast.drift.detectors import forecast_residuals
 from rxcast.model.profile import build_reference_profile
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import DriftClient
+from rxcast.drift.v1 import drift_pb2
 from rxcast.suite.launcher import ServiceProcess
 
-DRIFT = drift_pb2.DESCRIPTOR.services_by_name["DriftService"]
 WINDOW = 400  # rows that close a window by count
 DAY_ROWS = 300  # rows logged per day: fewer, so days close windows by time
 REGIONS = np.array(["north", "south", "east"], dtype=object)
@@ -58,9 +57,9 @@ def service(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stub(service):
-    channel = connect(service[0].address, [DRIFT], default_timeout=30.0)
-    yield drift_pb2_grpc.DriftServiceStub(channel)
-    channel.close()
+    client = DriftClient(service[0].address, timeout=30.0)
+    yield client.stub
+    client.close()
 
 
 def _request(version: int, features: dict[str, np.ndarray], predictions: np.ndarray, start_ms: int,
@@ -349,8 +348,8 @@ def test_state_survives_a_restart(service, stub, profile_json, tmp_path):
 
     restarted = _start(tmp_path, root / "data")
     try:
-        channel = connect(restarted.address, [DRIFT], default_timeout=30.0)
-        again = drift_pb2_grpc.DriftServiceStub(channel)
+        client = DriftClient(restarted.address, timeout=30.0)
+        again = client.stub
         assert again.GetReference(drift_pb2.GetReferenceRequest(model_version=1)).reference.rows == 5000
         assert again.ListAlerts(drift_pb2.ListAlertsRequest()).alerts == alerts_before
         assert [r.report_id for r in again.ListReports(drift_pb2.ListReportsRequest(limit=100)).reports] == \
@@ -365,6 +364,6 @@ def test_state_survives_a_restart(service, stub, profile_json, tmp_path):
         replay = again.WatchAlerts(drift_pb2.WatchAlertsRequest(after_alert_id=0), timeout=30)
         assert next(replay).alert == min(alerts_before, key=lambda a: a.alert_id)
         replay.cancel()
-        channel.close()
+        client.close()
     finally:
         restarted.stop()

@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 
 from rxcast.model.profile import build_reference_profile
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import DriftClient
+from rxcast.drift.clients import ActualsCollector, Trainer
+from rxcast.drift.engine import DriftEngine, EngineSettings
+from rxcast.drift.v1 import drift_pb2
+from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.suite.launcher import ServiceProcess
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
-DRIFT = drift_pb2.DESCRIPTOR.services_by_name["DriftService"]
 
 
-class Trainer(trainer_pb2_grpc.TrainerServiceServicer):
+class StandinTrainer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, manifests: dict[int, str]):
         self.manifests = manifests
         self.jobs: list[trainer_pb2.StartTrainingRequest] = []
@@ -48,7 +50,7 @@ class Trainer(trainer_pb2_grpc.TrainerServiceServicer):
 def trainer():
     rng = np.random.default_rng(51)
     profile = build_reference_profile({"x": rng.normal(size=3000)}, [], rng.normal(size=3000))
-    servicer = Trainer({3: json.dumps({"format": "rxcast.model/1", "reference_profile": profile.to_dict()}),
+    servicer = StandinTrainer({3: json.dumps({"format": "rxcast.model/1", "reference_profile": profile.to_dict()}),
                         4: json.dumps({"format": "rxcast.model/1"})})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, server)
@@ -65,9 +67,9 @@ def stub(trainer, tmp_path_factory):
         "--data-dir", str(root / "data"), "--window-rows", "500", "--trainer-address", trainer[1],
         "--retrain-on-alert", "true", "--retrain-days", "30",
     ]).start().wait_ready()
-    channel = connect(process.address, [DRIFT], default_timeout=30.0)
-    yield drift_pb2_grpc.DriftServiceStub(channel)
-    channel.close()
+    client = DriftClient(process.address, timeout=30.0)
+    yield client.stub
+    client.close()
     process.stop()
 
 
@@ -105,3 +107,49 @@ def test_a_new_alert_starts_a_training_job_with_its_reason(stub, trainer):
     job = servicer.jobs[0]
     assert job.promote and job.reason.startswith("drift alert ")
     assert (job.window.start_day, job.window.end_day) == ("2024-09-06", "2024-10-05")
+
+
+class Actuals(feature_pb2_grpc.FeatureServiceServicer):
+    """Answers every row with demand 1.0 and records each call's horizon."""
+
+    def __init__(self):
+        self.horizons: list[tuple[int, int]] = []
+
+    def GetActuals(self, request, context):
+        rows = len(request.rows.event_times_unix_ms)
+        self.horizons.append((request.horizon_days, rows))
+        present = feature_pb2.FEATURE_STATUS_PRESENT
+        return feature_pb2.GetActualsResponse(
+            values=[1.0] * rows, statuses=[present] * rows, horizon_days=request.horizon_days or 7
+        )
+
+
+def test_actuals_are_asked_with_each_served_versions_own_horizon(trainer):
+    servicer, address = trainer
+    servicer.manifests[6] = json.dumps({"format": "rxcast.model/1", "horizon_days": 3})
+    link = Trainer(address, retrain_days=30)
+    assert (link.horizon_days(6), link.horizon_days(4), link.horizon_days(99)) == (3, 0, 0)
+
+    features = Actuals()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    feature_pb2_grpc.add_FeatureServiceServicer_to_server(features, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    rng = np.random.default_rng(54)
+    engine = DriftEngine(EngineSettings(window_rows=10_000))
+    profile = build_reference_profile({"x": rng.normal(size=500)}, [], rng.normal(size=500)).to_dict()
+    for version, rows in ((6, 4), (3, 5)):
+        engine.register_reference(version, profile)
+        engine.log_predictions(
+            version, np.array([f"s{i}" for i in range(rows)]), np.array([f"m{version}"] * rows),
+            np.full(rows, 20_000 * 86_400_000, dtype=np.int64), {"x": np.zeros(rows)}, np.zeros(rows),
+        )  # fmt: skip
+    collector = ActualsCollector(engine, f"127.0.0.1:{port}", interval=60, horizon_days=link.horizon_days)
+    try:
+        assert collector.collect_once() == 9
+    finally:
+        collector.stop()
+        server.stop(0)
+        link.close()
+    # Version 6 forecasts 3 days ahead; version 3's manifest names no horizon: the service's own.
+    assert sorted(features.horizons) == [(0, 5), (3, 4)]

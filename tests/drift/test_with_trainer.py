@@ -11,16 +11,14 @@ import os
 import numpy as np
 import pytest
 
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import DriftClient, TrainerClient
+from rxcast.drift.v1 import drift_pb2
 from rxcast.suite.launcher import ServiceProcess
-from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from rxcast.trainer.v1 import trainer_pb2
 
 os.environ.setdefault("FEAST_USAGE", "False")
 DAYS = 80
 RETRAIN_DAYS = 30
-DRIFT = drift_pb2.DESCRIPTOR.services_by_name["DriftService"]
-TRAINER = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +31,16 @@ def world():
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory, world):
-    from rxcast.feature.seed import normalize, seed
-    from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+    from rxcast.clients import FeatureClient
+    from rxcast.clients.records import normalize
 
     root = tmp_path_factory.mktemp("drift-with-trainer")
     started = []
     try:
         feature = ServiceProcess("feature", root / "run", ["--data-dir", str(root / "feature")], name="feature")
         started.append(feature.start().wait_ready(180))
-        with connect(feature.address, [feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]], 600) as channel:
-            _, _, errors = seed(feature_pb2_grpc.FeatureServiceStub(channel), normalize(world.records), progress=False)
-        assert not errors
+        with FeatureClient(feature.address, timeout=600) as client:
+            assert not client.ingest_frame(normalize(world.records)).errors
         trainer = ServiceProcess("trainer", root / "run", [
             "--feature-address", feature.address, "--registry-dir", str(root / "registry"),
             "--job-dir", str(root / "jobs"), "--min-train-rows", "200", "--min-holdout-rows", "40",
@@ -57,9 +54,9 @@ def services(tmp_path_factory, world):
             "--access-log", "false",
         ], name="drift")  # fmt: skip
         started.append(drift.start().wait_ready(60))
-        with connect(trainer.address, [TRAINER], 300) as trainer_channel, \
-                connect(drift.address, [DRIFT], 60) as drift_channel:
-            yield trainer_pb2_grpc.TrainerServiceStub(trainer_channel), drift_pb2_grpc.DriftServiceStub(drift_channel)
+        with TrainerClient(trainer.address, timeout=300) as trainer_client, \
+                DriftClient(drift.address, timeout=60) as drift_client:
+            yield trainer_client.stub, drift_client.stub
     finally:
         for process in reversed(started):
             process.stop()

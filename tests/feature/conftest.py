@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import FeatureClient
+from rxcast.feature.v1 import feature_pb2
 from rxcast.suite.launcher import ServiceProcess
 
 os.environ.setdefault("FEAST_USAGE", "False")
@@ -20,8 +20,9 @@ def start_feature(run_dir, data_dir, *args: str, name: str = "feature") -> Servi
 
 
 def stub_for(process: ServiceProcess, timeout: float = 30.0):
-    channel = connect(process.address, [FEATURE_SERVICE], default_timeout=timeout)
-    return channel, feature_pb2_grpc.FeatureServiceStub(channel)
+    """The shared client's channel and stub, for tests that send raw messages."""
+    client = FeatureClient(process.address, timeout=timeout)
+    return client.channel, client.stub
 
 
 @pytest.fixture(scope="module")

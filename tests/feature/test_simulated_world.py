@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rxcast.feature.seed import normalize, seed
+from rxcast.clients import FeatureClient
+from rxcast.clients.records import normalize
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.sim import default_scenario, simulate
-from tests.feature.conftest import start_feature, stub_for
+from tests.feature.conftest import start_feature
 
 DAYS = 45  # 30 stores x 100 medications x 45 days: ~135k records
 
@@ -24,13 +25,13 @@ def world():
 def loaded(tmp_path_factory, world):
     root = tmp_path_factory.mktemp("simulated")
     process = start_feature(root / "run", root / "data")
-    channel, stub = stub_for(process, timeout=300)
+    client = FeatureClient(process.address, timeout=300)
     records = world.records[world.records["business_day"] <= world.days[DAYS - 1]]
     frame = normalize(records)
-    accepted, replaced, errors = seed(stub, frame, batch_records=50_000, progress=False)
-    assert (accepted, replaced, list(errors)) == (len(frame), 0, [])
-    yield stub, frame
-    channel.close()
+    outcome = client.ingest_frame(frame, batch_records=50_000)
+    assert (outcome.accepted, outcome.replaced, outcome.errors) == (len(frame), 0, [])
+    yield client.stub, frame
+    client.close()
     process.stop()
 
 

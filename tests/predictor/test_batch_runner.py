@@ -9,7 +9,7 @@ from rxcast.model import ModelBundle
 from rxcast.predictor.batch.runner import BatchRunner, BatchSettings, FeatureServicePopulation
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore
-from rxcast.predictor.features import FeatureClient
+from rxcast.predictor.features import FeatureSource
 from rxcast.predictor.frame import EntityBatch, FeatureFrame, split_frame
 from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.serving import ServingModel
@@ -32,7 +32,7 @@ def _population(rows: int) -> FeatureFrame:
 
 def test_scheduled_runs_start_once_a_model_is_loaded(tmp_path, standins, serving):
     holder = ModelHolder()
-    client = FeatureClient(standins.addresses["feature"])
+    client = FeatureSource(standins.addresses["feature"])
     runner = BatchRunner(
         holder,
         BatchStore(tmp_path, keep_runs=3),

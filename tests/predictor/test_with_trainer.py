@@ -51,9 +51,8 @@ def _known(world, column: str, added: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory, world):
-    from rxcast.feature.seed import normalize, seed
-    from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-    from rxcast.runtime.channels import connect
+    from rxcast.clients import FeatureClient
+    from rxcast.clients.records import normalize
 
     root = tmp_path_factory.mktemp("with-trainer")
     feature = ServiceProcess("feature", root / "run", ["--data-dir", str(root / "feature")], name="feature")
@@ -61,9 +60,8 @@ def services(tmp_path_factory, world):
     started = [feature]
     predictors = []
     try:
-        with connect(feature.address, [feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]], 600) as channel:
-            _, _, errors = seed(feature_pb2_grpc.FeatureServiceStub(channel), normalize(world.records), progress=False)
-        assert not errors
+        with FeatureClient(feature.address, timeout=600) as client:
+            assert not client.ingest_frame(normalize(world.records)).errors
         trainer = ServiceProcess(
             "trainer",
             root / "run",

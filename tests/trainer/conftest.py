@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rxcast.suite.launcher import ServiceProcess
-from rxcast.trainer.client import TrainerClient
+from rxcast.clients import TrainerClient
 
 from rxcast.trainer.gate import GatePolicy
 from rxcast.trainer.params import TrainingParams

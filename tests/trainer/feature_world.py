@@ -8,24 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from rxcast.feature.seed import normalize
-from rxcast.feature.seed import seed as seed_records
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import FeatureClient
+from rxcast.clients.records import normalize
 from rxcast.sim import Scenario, World, simulate
 from rxcast.suite.launcher import ServiceProcess
 
-FEATURE_SERVICE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
-
-
 def ingest(address: str, records: pd.DataFrame, batch: int = 100_000) -> int:
     """Send simulator records to the feature service; returns how many it accepted."""
-    with connect(address, [FEATURE_SERVICE], default_timeout=600.0) as channel:
-        stub = feature_pb2_grpc.FeatureServiceStub(channel)
-        accepted, _, errors = seed_records(stub, normalize(records), batch, progress=False)
-    if errors:
-        raise RuntimeError(f"feature service rejected {len(errors)} records, e.g. {list(errors)[:3]}")
-    return accepted
+    with FeatureClient(address, timeout=600.0) as client:
+        outcome = client.ingest_frame(normalize(records), batch_records=batch)
+    if outcome.errors:
+        raise RuntimeError(f"feature service rejected {len(outcome.errors)} records, e.g. {outcome.errors[:3]}")
+    return outcome.accepted
 
 
 def start_feature_service(run_dir: Path, data_dir: Path, *args: str) -> ServiceProcess:

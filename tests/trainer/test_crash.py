@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from rxcast.model import ModelBundle
-from rxcast.trainer.client import TrainerClient
+from rxcast.clients import TrainerClient
 from rxcast.trainer.faults import CRASH_ENV
 from rxcast.trainer.v1 import trainer_pb2 as pb
 from tests.trainer.conftest import start_trainer

@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import FeatureClient
+from rxcast.clients.columns import decode_columns
+from rxcast.feature.v1 import feature_pb2
+from rxcast.model.timebase import day_end_ms, day_number
 from rxcast.runtime.errors import FailedPrecondition
 from rxcast.trainer.dataset import LoadRequest
-from rxcast.model.timebase import day_end_ms, day_number
-from rxcast.trainer.feature_source import FeatureServiceSource, column_values, leaked_values
-from tests.trainer.feature_world import FEATURE_SERVICE
+from rxcast.trainer.feature_source import FeatureServiceSource
 
 START, END = "2025-01-15", "2025-03-31"  # the world runs on to 2025-04-20
 HORIZON = 7
@@ -70,17 +70,15 @@ def test_features_use_only_days_up_to_the_row_and_labels_only_days_after(loaded,
 
 
 def test_every_value_served_for_training_is_stamped_by_its_rows_instant(feature):
-    with connect(feature.address, [FEATURE_SERVICE], default_timeout=30) as channel:
-        stub = feature_pb2_grpc.FeatureServiceStub(channel)
-        grid = feature_pb2.DailyGrid(start_day=START, end_day=END)
-        chunks = list(stub.GetHistoricalFeatures(feature_pb2.GetHistoricalFeaturesRequest(daily_grid=grid)))
+    with FeatureClient(feature.address) as client:
+        features = [f.name for f in client.list_features().features]
+        chunks = list(client.historical(features, grid=(START, END), strict=True))
     freshest = 0
     for chunk in chunks:
-        instants = np.asarray(chunk.rows.event_times_unix_ms)
-        for column in chunk.columns:
-            assert leaked_values(column, instants) == 0, column.name
-            stamped = np.asarray(column.event_times_unix_ms)
-            freshest += int(np.count_nonzero(stamped == instants))
+        assert chunk.columns.stamped_after(chunk.event_ms) == {}
+        for name in features:
+            stamped = chunk.columns.event_ms[name][chunk.columns.present[name]]
+            freshest += int(np.count_nonzero(stamped == chunk.event_ms[chunk.columns.present[name]]))
     # Values of the row's own day are there (stamped at its end): the check is not vacuous.
     assert freshest > 0
 
@@ -93,18 +91,20 @@ def test_the_source_refuses_values_stamped_after_their_row():
         statuses=[feature_pb2.FEATURE_STATUS_PRESENT] * 2 + [feature_pb2.FEATURE_STATUS_NOT_FOUND],
         event_times_unix_ms=[int(row_instants[0]), int(row_instants[1]) + 1, 0],
     )
-    assert leaked_values(column, row_instants) == 1
-    values = column_values(column)
+    decoded = decode_columns([column], 3, [column.name], strict=True)
+    assert decoded.stamped_after(row_instants) == {"dispensed_sum_7d": 1}
+    values = decoded.values[column.name]
     assert values[0] == 1.0 and values[1] == 2.0 and np.isnan(values[2])
     # A value that is not PRESENT never counts, whatever its stamp.
     column.statuses[1] = feature_pb2.FEATURE_STATUS_OUTSIDE_TTL
-    assert leaked_values(column, row_instants) == 0 and np.isnan(column_values(column)[1])
+    decoded = decode_columns([column], 3, [column.name], strict=True)
+    assert decoded.stamped_after(row_instants) == {} and np.isnan(decoded.values[column.name][1])
 
 
 def test_a_leak_fails_the_load_naming_the_feature(feature, monkeypatch):
     """The guard is wired into the load: a served value from the future refuses the whole set."""
     source = FeatureServiceSource(feature.address)
-    real = source._stub.GetHistoricalFeatures
+    real = source._client.stub.GetHistoricalFeatures
 
     def shifted(request, **kwargs):
         for chunk in real(request, **kwargs):
@@ -113,7 +113,7 @@ def test_a_leak_fails_the_load_naming_the_feature(feature, monkeypatch):
             column.statuses[0] = feature_pb2.FEATURE_STATUS_PRESENT
             yield chunk
 
-    monkeypatch.setattr(source._stub, "GetHistoricalFeatures", shifted)
+    monkeypatch.setattr(source._client.stub, "GetHistoricalFeatures", shifted)
     request = LoadRequest(day_number(START, "start"), day_number(END, "end"), (), HORIZON)
     with pytest.raises(FailedPrecondition, match=r"point-in-time leak.*dispensed_1d"):
         source.load(request, lambda done, total: None)

@@ -12,13 +12,10 @@ import grpc
 import numpy as np
 import pytest
 
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+from rxcast.clients import FeatureClient
 from rxcast.model import ModelBundle
-from rxcast.runtime.channels import connect
-from rxcast.trainer.feature_source import column_values
 from rxcast.trainer.registry import ModelRegistry
 from rxcast.trainer.v1 import trainer_pb2 as pb
-from tests.trainer.feature_world import FEATURE_SERVICE
 
 WINDOW = pb.DayWindow(start_day="2025-01-01", end_day="2025-04-20")
 QUICK = pb.TrainingParams(num_boost_round=30, learning_rate=0.1, num_leaves=15)
@@ -89,16 +86,13 @@ def test_train_gate_rollback_and_download(client, tmp_path, feature):
     described = stub.GetModelVersion(pb.GetModelVersionRequest(version=first, include_manifest=True)).version
     assert described.sha256 == header.sha256 and '"reference_profile"' in described.manifest_json
 
-    manifest = client.download(tmp_path / "model", alias=ALIAS)
+    manifest = client.download_to(tmp_path / "model", alias=ALIAS)
     bundle = ModelBundle.load(tmp_path / "model")
     assert bundle.version == manifest.version == first
     # The downloaded model forecasts from the feature service's own online features.
-    with connect(feature.address, [FEATURE_SERVICE], default_timeout=10) as channel:
-        keys = feature_pb2.EntityKeys(store_ids=["S0001", "S0002"], medication_ids=["M0001", "M0002"])
-        online = feature_pb2_grpc.FeatureServiceStub(channel).GetOnlineFeatures(
-            feature_pb2.GetOnlineFeaturesRequest(keys=keys, features=list(bundle.manifest.feature_names))
-        )
-    forecasts = bundle.predict({c.name: column_values(c) for c in online.columns})
+    with FeatureClient(feature.address, timeout=10) as features:
+        online = features.online(["S0001", "S0002"], ["M0001", "M0002"], bundle.manifest.feature_names)
+    forecasts = bundle.predict(online.values)
     assert forecasts.shape == (2,) and np.all(np.isfinite(forecasts)) and np.all(forecasts >= 0)
 
 

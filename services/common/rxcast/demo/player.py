@@ -15,24 +15,21 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 
-import grpc
 import numpy as np
 import pandas as pd
 import psutil
-from google.protobuf import timestamp_pb2
 
-from rxcast.runtime import timestamps
+from rxcast.clients import DriftClient, FeatureClient, PredictorClient, TrainerClient
+from rxcast.clients.records import normalize, to_protos
 from rxcast.demo import measures
 from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, Ledger, ModeDay, TrainingLog
 from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
-from rxcast.feature.seed import normalize, seed, to_protos
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.predictor.v1 import predictor_pb2, predictor_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.drift.v1 import drift_pb2
+from rxcast.predictor.v1 import predictor_pb2
+from rxcast.runtime import timestamps
 from rxcast.sim import HORIZON_DAYS, World
 from rxcast.suite.topology import Suite
-from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from rxcast.trainer.v1 import trainer_pb2
 
 DAY_MS = 86_400_000
 _ALERT_KINDS = {v.number: v.name.removeprefix("ALERT_KIND_").lower() for v in drift_pb2.AlertKind.DESCRIPTOR.values}
@@ -52,10 +49,6 @@ def as_of_ms(day: dt.date) -> int:
     return int(midnight.timestamp() * 1000) + REQUEST_HOUR * 3_600_000
 
 
-
-
-def _service(module, name: str):
-    return module.DESCRIPTOR.services_by_name[name]
 
 
 class CpuMeter:
@@ -88,34 +81,21 @@ class Player:
         self.suite = suite
         self.say = say
         self.ledger = Ledger(plan.name, [e.to_dict() for e in world.events])
-        self._channels = []
-        self.feature = feature_pb2_grpc.FeatureServiceStub(
-            self._connect("feature", _service(feature_pb2, "FeatureService"), 600)
-        )
-        self.trainer = trainer_pb2_grpc.TrainerServiceStub(
-            self._connect("trainer", _service(trainer_pb2, "TrainerService"), 60)
-        )
-        self.drift = drift_pb2_grpc.DriftServiceStub(self._connect("drift", _service(drift_pb2, "DriftService"), 60))
-        self.online = predictor_pb2_grpc.PredictorServiceStub(
-            self._connect("predictor-online", _service(predictor_pb2, "PredictorService"), 30)
-        )
-        self.batch = predictor_pb2_grpc.PredictorServiceStub(
-            self._connect("predictor-batch", _service(predictor_pb2, "PredictorService"), 600)
-        )
+        self.feature = FeatureClient(suite["feature"].address, timeout=600)
+        self.trainer = TrainerClient(suite["trainer"].address, timeout=60)
+        self.drift = DriftClient(suite["drift"].address, timeout=60)
+        self.online = PredictorClient(suite["predictor-online"].address, timeout=30)
+        self.batch = PredictorClient(suite["predictor-batch"].address, timeout=600)
+        self._clients = (self.feature, self.trainer, self.drift, self.online, self.batch)
         self.cpu = CpuMeter(suite)
         self._last_alert_id = 0
         self._retrain_due: dt.date | None = None
         self._retrain_alerts: list[AlertLog] = []
         self._retrain_tries = 0
 
-    def _connect(self, name: str, service, timeout: float) -> grpc.Channel:
-        channel = connect(self.suite[name].address, [service], default_timeout=timeout)
-        self._channels.append(channel)
-        return channel
-
     def close(self) -> None:
-        for channel in self._channels:
-            channel.close()
+        for client in self._clients:
+            client.close()
 
     # ---------------------------------------------------------------- phases
 
@@ -132,7 +112,8 @@ class Player:
         self.say(f"seeding the feature store: {len(records):,} records, "
                  f"{history[0]:%Y-%m-%d}..{history[-1]:%Y-%m-%d}")
         started = time.monotonic()
-        accepted, _, errors = seed(self.feature, normalize(records), progress=True)
+        outcome = self.feature.ingest_frame(normalize(records), progress=True)
+        accepted, errors = outcome.accepted, outcome.errors
         if errors:
             raise DemoFailed(f"the feature service rejected {len(errors)} history records, e.g. {errors[0]}")
         self.ledger.seed_seconds = time.monotonic() - started
@@ -148,12 +129,9 @@ class Player:
             promote=True,
         )
         started = time.monotonic()
-        job = self.trainer.StartTraining(request).job
+        job = self.trainer.start_training(request)
         last = ""
-        for update in self.trainer.WatchTrainingJob(
-            trainer_pb2.WatchTrainingJobRequest(job_id=job.job_id), timeout=3600
-        ):
-            job = update.job
+        for job in self.trainer.watch(job.job_id, timeout=3600):
             line = f"  training {job.job_id}: {_JOB_STATES.get(job.state, job.state)}"
             if job.rows_loaded:
                 line += f", {job.rows_loaded:,} rows"
@@ -194,11 +172,11 @@ class Player:
         return log
 
     @staticmethod
-    def _await_version(stub, mode: str, version: int, timeout: float = 120.0) -> float:
+    def _await_version(predictor: PredictorClient, mode: str, version: int, timeout: float = 120.0) -> float:
         """Wall seconds until a predictor serves `version` (it polls the trainer)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            status = stub.GetModelStatus(predictor_pb2.GetModelStatusRequest())
+            status = predictor.model_status()
             if status.model_version >= version:
                 return time.monotonic() - started
             time.sleep(0.1)
@@ -206,16 +184,13 @@ class Player:
 
     def _ingest(self, day: dt.date) -> tuple[pd.DataFrame, int, int]:
         records = normalize(self.world.records_for_day(day))
-        answer = self.feature.IngestRecords(feature_pb2.IngestRecordsRequest(records=to_protos(records)))
-        return records, answer.accepted_count, len(answer.errors)
+        outcome = self.feature.ingest(to_protos(records))
+        return records, outcome.accepted, len(outcome.errors)
 
-    def _calls(self, stores: np.ndarray, medications: np.ndarray):
+    def _calls(self, rows: int):
         """The day's keys in calls of `keys_per_call`, as the app sends them."""
-        for lo in range(0, len(stores), self.plan.keys_per_call):
-            part = slice(lo, lo + self.plan.keys_per_call)
-            yield part, predictor_pb2.EntityKeys(
-                store_ids=stores[part].tolist(), medication_ids=medications[part].tolist()
-            )
+        for lo in range(0, rows, self.plan.keys_per_call):
+            yield slice(lo, lo + self.plan.keys_per_call)
 
     @staticmethod
     def _empty_mode(n: int) -> ModeDay:
@@ -223,10 +198,9 @@ class Player:
 
     def _predict_online(self, stores: np.ndarray, medications: np.ndarray, at_ms: int) -> ModeDay:
         mode = self._empty_mode(len(stores))
-        stamp = timestamps.from_ms(at_ms)
-        for part, keys in self._calls(stores, medications):
+        for part in self._calls(len(stores)):
             started = time.perf_counter()
-            answer = self.online.Predict(predictor_pb2.PredictRequest(keys=keys, as_of_time=stamp))
+            answer = self.online.predict(stores[part], medications[part], at_ms)
             mode.latencies_ms.append((time.perf_counter() - started) * 1000)
             mode.forecasts[part] = answer.forecasts
             mode.flags[part] = answer.flags
@@ -238,10 +212,8 @@ class Player:
     def _run_batch(self, day: dt.date, at_ms: int) -> None:
         started = time.monotonic()
         run = None
-        for update in self.batch.RunBatch(
-            predictor_pb2.RunBatchRequest(as_of_time=timestamps.from_ms(at_ms), reason=f"schedule: {day}"), timeout=1800
-        ):
-            run = update.run
+        for run in self.batch.run_batch(at_ms, reason=f"schedule: {day}", timeout=1800):
+            pass
         if run is None:
             raise DemoFailed("the batch predictor ended a run without reporting it")
         state = _RUN_STATES.get(run.state, str(run.state))
@@ -255,34 +227,32 @@ class Player:
     def _lookup_batch(self, stores: np.ndarray, medications: np.ndarray) -> tuple[ModeDay, int]:
         mode = self._empty_mode(len(stores))
         run_as_of = 0
-        for part, keys in self._calls(stores, medications):
+        for part in self._calls(len(stores)):
             started = time.perf_counter()
-            answer = self.batch.GetBatchPredictions(predictor_pb2.GetBatchPredictionsRequest(keys=keys))
+            answer = self.batch.batch_predictions(stores[part], medications[part])
             mode.latencies_ms.append((time.perf_counter() - started) * 1000)
             found = np.asarray(answer.found, dtype=bool)
             mode.forecasts[part] = np.where(found, answer.forecasts, np.nan)
             mode.flags[part] = answer.flags
             mode.versions[part] = np.where(found, answer.model_version, 0)
-            run_as_of = answer.as_of_time.ToMilliseconds()
+            run_as_of = timestamps.to_ms(answer.as_of_time, "as_of_time")
         return mode, run_as_of
 
     def _actuals(self, log: DayLog) -> None:
-        answer = self.feature.GetActuals(feature_pb2.GetActualsRequest(rows=feature_pb2.EntityRows(
-            keys=feature_pb2.EntityKeys(store_ids=log.store_ids.tolist(), medication_ids=log.medication_ids.tolist()),
-            event_times_unix_ms=[log.as_of_ms] * len(log.store_ids),
-        )))
-        log.actual_found = np.asarray(answer.statuses) == feature_pb2.FEATURE_STATUS_PRESENT
-        log.actuals = np.where(log.actual_found, np.asarray(answer.values, dtype=float), np.nan)
+        times = np.full(len(log.store_ids), log.as_of_ms, dtype=np.int64)
+        actuals = self.feature.actuals(log.store_ids, log.medication_ids, times)
+        log.actual_found = ~np.isnan(actuals.values)
+        log.actuals = actuals.values
 
     def _new_alerts(self, today: dt.date) -> list[AlertLog]:
-        alerts = self.drift.ListAlerts(drift_pb2.ListAlertsRequest(limit=1000)).alerts
+        alerts = self.drift.list_alerts(limit=1000)
         fresh = []
         for alert in sorted(alerts, key=lambda a: a.alert_id):
             if alert.alert_id <= self._last_alert_id:
                 continue
             self._last_alert_id = alert.alert_id
             data_day = (
-                dt.datetime.fromtimestamp(alert.data_time.ToMilliseconds() / 1000, dt.timezone.utc).date()
+                dt.datetime.fromtimestamp(timestamps.to_ms(alert.data_time, 'data_time') / 1000, dt.timezone.utc).date()
                 if alert.HasField("data_time") else None
             )
             fresh.append(AlertLog(alert.alert_id, _ALERT_KINDS.get(alert.kind, str(alert.kind)), alert.model_version,
@@ -374,9 +344,9 @@ class Player:
     def _collect_final(self) -> None:
         if self.ledger.days:
             self._new_alerts(self.ledger.days[-1].day)
-        reports = self.drift.ListReports(drift_pb2.ListReportsRequest(limit=10_000)).reports
+        reports = self.drift.list_reports(limit=10_000)
         self.ledger.reports = [
-            _report_summary(r) for r in sorted(reports, key=lambda r: r.window_end_time.ToMilliseconds())
+            _report_summary(r) for r in sorted(reports, key=lambda r: timestamps.to_ms(r.window_end_time, 'window_end_time'))
         ]
 
 
@@ -384,8 +354,8 @@ def _report_summary(report: drift_pb2.DriftReport) -> dict:
     drifted = [f for f in report.features if f.verdict in (drift_pb2.VERDICT_DRIFT, drift_pb2.VERDICT_DATA_QUALITY)]
     return {
         "model_version": report.model_version,
-        "window_start_ms": report.window_start_time.ToMilliseconds(),
-        "window_end_ms": report.window_end_time.ToMilliseconds(),
+        "window_start_ms": timestamps.to_ms(report.window_start_time, "window_start_time"),
+        "window_end_ms": timestamps.to_ms(report.window_end_time, "window_end_time"),
         "rows": report.current_rows,
         "verdict": drift_pb2.Verdict.Name(report.verdict).removeprefix("VERDICT_").lower(),
         "drifted_features": [f.feature for f in drifted],

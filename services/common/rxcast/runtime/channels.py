@@ -131,16 +131,25 @@ _TRANSIENT = {
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
     grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
 }
+# A dependency that rejects the request a service built for it points at a
+# mismatch between deployed versions (a feature the store does not define, a
+# version it does not hold), not at the caller's caller, and retrying will not help.
+_REJECTED = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+}
 
 
 def as_domain_error(exc: grpc.RpcError, what: str) -> errors.RxcastError:
     """Describe a failed call to a dependency as a domain error of the caller.
 
-    Transient failures keep their code (the caller's caller may retry); any
-    other failure of a dependency is UNAVAILABLE from the caller's side, not an
-    error in the caller's own request.
+    Transient failures keep their code (the caller's caller may retry); a
+    rejected request is FAILED_PRECONDITION; any other failure of a dependency
+    is UNAVAILABLE from the caller's side, not an error in the caller's own request.
     """
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = exc.details() if hasattr(exc, "details") else str(exc)
-    kind = _TRANSIENT.get(code, errors.Unavailable)
+    kind = errors.FailedPrecondition if code in _REJECTED else _TRANSIENT.get(code, errors.Unavailable)
     return kind(f"{what}: {code.name}: {detail}")

@@ -9,14 +9,12 @@ drain), new calls are refused, and in-flight calls get `grace_seconds` to end.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from pathlib import Path
 from typing import Protocol
 
 import grpc

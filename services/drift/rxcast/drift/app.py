@@ -100,6 +100,7 @@ class DriftApp:
             ActualsCollector(
                 self.engine, config.feature_address, config.collect_seconds,
                 retry_seconds=config.actuals_retry_seconds,
+                horizon_days=self.trainer.horizon_days if self.trainer else None,
             )
             if config.feature_address else None
         )

@@ -4,24 +4,19 @@ retraining from the trainer, actuals from the feature service."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
+from collections.abc import Callable
 
-import grpc
 import numpy as np
 
+from rxcast.clients import FeatureClient, TrainerClient
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.channels import as_domain_error, connect
-from rxcast.runtime.errors import Unavailable
+from rxcast.runtime.errors import FailedPrecondition, Unavailable
 from rxcast.runtime.logs import get_logger
-from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from rxcast.trainer.v1 import trainer_pb2
 
 log = get_logger("rxcast.drift.clients")
-
-TRAINER = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]
-FEATURE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
 
 
 #: Retraining jobs remembered to share one job among the alerts of one window.
@@ -29,34 +24,47 @@ _REMEMBERED_JOBS = 256
 
 
 class Trainer:
-    """Reference profiles from version manifests, and retraining on alerts."""
+    """Reference profiles and horizons from version manifests, and retraining on alerts."""
 
     def __init__(self, address: str, retrain_days: int, timeout: float = 10.0):
-        self._channel = connect(address, [TRAINER], default_timeout=timeout)
-        self._stub = trainer_pb2_grpc.TrainerServiceStub(self._channel)
+        self._client = TrainerClient(address, timeout=timeout)
         self.retrain_days = retrain_days
         # (model version, first day, last day) -> job id: the alerts one window
         # raises (data drift, prediction drift, ...) start one job, not one each.
         self._jobs: dict[tuple[int, str, str], str] = {}
         self._lock = threading.Lock()
+        # A published version's manifest never changes: its horizon is read once.
+        self._horizons: dict[int, int] = {}
 
     def reference_profile(self, model_version: int) -> dict | None:
         """The version's "reference_profile" from its manifest; None when the
         trainer does not know the version or its manifest has no profile."""
         try:
-            response = self._stub.GetModelVersion(
-                trainer_pb2.GetModelVersionRequest(version=model_version, include_manifest=True))
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise as_domain_error(exc, f"trainer GetModelVersion({model_version})") from None
-        try:
-            manifest = json.loads(response.version.manifest_json or "{}")
-        except json.JSONDecodeError:
-            log.warning("manifest is not JSON", model_version=model_version)
+            manifest = self._client.manifest(model_version)
+        except FailedPrecondition as exc:
+            log.warning("manifest unreadable", model_version=model_version, reason=exc.message)
             return None
-        profile = manifest.get("reference_profile")
-        return profile or None
+        if manifest is None:
+            return None
+        self._remember_horizon(model_version, manifest)
+        return manifest.get("reference_profile") or None
+
+    def horizon_days(self, model_version: int) -> int:
+        """The forecast horizon the version was trained for; 0 when unknown
+        (the feature service then uses its own)."""
+        if model_version not in self._horizons:
+            try:
+                manifest = self._client.manifest(model_version)
+            except (FailedPrecondition, Unavailable) as exc:
+                log.warning("horizon unknown", model_version=model_version, reason=exc.message)
+                return 0
+            self._remember_horizon(model_version, manifest or {})
+        return self._horizons.get(model_version, 0)
+
+    def _remember_horizon(self, model_version: int, manifest: dict) -> None:
+        horizon = manifest.get("horizon_days")
+        if isinstance(horizon, int) and horizon > 0:
+            self._horizons[model_version] = horizon
 
     def retrain(self, alert: Alert, today: dt.date | None = None) -> str:
         """Start a training job over the last `retrain_days` days, promoting
@@ -68,7 +76,7 @@ class Trainer:
         request = trainer_pb2.StartTrainingRequest(
             window=trainer_pb2.DayWindow(start_day=start.isoformat(), end_day=end.isoformat()),
             reason=f"drift alert {alert.alert_id} ({alert.kind}, model version {alert.model_version}): "
-                   f"{', '.join(alert.features)}: {alert.reason}"[:2000],
+            f"{', '.join(alert.features)}: {alert.reason}"[:2000],
             promote=True,
         )
         # Held over the call: concurrent alerts of one window must not both start a job.
@@ -77,19 +85,20 @@ class Trainer:
             if started:
                 log.info("retraining already started for these days", alert_id=alert.alert_id, job_id=started)
                 return started
-            try:
-                response = self._stub.StartTraining(request)
-            except grpc.RpcError as exc:
-                raise as_domain_error(exc, "trainer StartTraining") from None
-            self._jobs[key] = response.job.job_id
+            job = self._client.start_training(request)
+            self._jobs[key] = job.job_id
             while len(self._jobs) > _REMEMBERED_JOBS:
                 del self._jobs[next(iter(self._jobs))]
-        log.info("retraining started", alert_id=alert.alert_id, job_id=response.job.job_id,
-                 window=f"{request.window.start_day}..{request.window.end_day}")
-        return response.job.job_id
+        log.info(
+            "retraining started",
+            alert_id=alert.alert_id,
+            job_id=job.job_id,
+            window=f"{request.window.start_day}..{request.window.end_day}",
+        )
+        return job.job_id
 
     def close(self) -> None:
-        self._channel.close()
+        self._client.close()
 
 
 def alert_day(alert: Alert) -> dt.date:
@@ -100,16 +109,25 @@ def alert_day(alert: Alert) -> dt.date:
 
 class ActualsCollector:
     """Asks the feature service for the actuals of logged predictions whose
-    horizon has elapsed and feeds them to the engine, every `interval` seconds."""
+    horizon has elapsed and feeds them to the engine, every `interval` seconds.
+    Each version's rows are asked with the horizon that version forecasts."""
 
-    def __init__(self, engine: DriftEngine, address: str, interval: float, batch_rows: int = 5000,
-                 retry_seconds: float = 3600.0, timeout: float = 30.0):
+    def __init__(
+        self,
+        engine: DriftEngine,
+        address: str,
+        interval: float,
+        batch_rows: int = 5000,
+        retry_seconds: float = 3600.0,
+        timeout: float = 30.0,
+        horizon_days: Callable[[int], int] | None = None,
+    ):
         self.engine = engine
         self.interval = interval
         self.batch_rows = batch_rows
         self.retry_ms = int(retry_seconds * 1000)
-        self._channel = connect(address, [FEATURE], default_timeout=timeout)
-        self._stub = feature_pb2_grpc.FeatureServiceStub(self._channel)
+        self._horizon_days = horizon_days or (lambda version: 0)
+        self._client = FeatureClient(address, timeout=timeout)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drift-actuals", daemon=True)
 
@@ -118,8 +136,9 @@ class ActualsCollector:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.interval + 5)
-        self._channel.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 5)
+        self._client.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -136,20 +155,19 @@ class ActualsCollector:
         pending = self.engine.predictions.unmatched(self.batch_rows, now_ms - self.retry_ms, now_ms)
         if pending.empty:
             return 0
-        stores = pending["store_id"].to_numpy()
-        medications = pending["medication_id"].to_numpy()
-        times = pending["event_ms"].to_numpy(dtype=np.int64)
-        try:
-            response = self._stub.GetActuals(feature_pb2.GetActualsRequest(rows=feature_pb2.EntityRows(
-                keys=feature_pb2.EntityKeys(store_ids=stores.tolist(), medication_ids=medications.tolist()),
-                event_times_unix_ms=times.tolist())))
-        except grpc.RpcError as exc:
-            raise as_domain_error(exc, "feature GetActuals") from None
-        present = np.asarray(response.statuses) == feature_pb2.FEATURE_STATUS_PRESENT
-        if not present.any():
-            return 0
-        outcome = self.engine.log_actuals(stores[present], medications[present], times[present],
-                                          np.asarray(response.values, dtype=float)[present])
-        log.info("actuals collected", asked=int(len(pending)), matched=outcome.matched,
-                 alerts=len(outcome.alerts))
-        return outcome.matched
+        matched = alerts = 0
+        for version, rows in pending.groupby("model_version", sort=True):
+            stores = rows["store_id"].to_numpy()
+            medications = rows["medication_id"].to_numpy()
+            times = rows["event_ms"].to_numpy(dtype=np.int64)
+            actuals = self._client.actuals(stores, medications, times, self._horizon_days(int(version)))
+            present = ~np.isnan(actuals.values)
+            if not present.any():
+                continue
+            outcome = self.engine.log_actuals(
+                stores[present], medications[present], times[present], actuals.values[present]
+            )
+            matched += outcome.matched
+            alerts += len(outcome.alerts)
+        log.info("actuals collected", asked=int(len(pending)), matched=matched, alerts=alerts)
+        return matched

@@ -95,7 +95,9 @@ class PredictionLog:
             candidates = np.flatnonzero(~columns["matched"] & (columns["asked_ms"] <= asked_before_ms))
             chosen = candidates[np.argsort(columns["seq"][candidates], kind="stable")[:limit]]
             columns["asked_ms"][chosen] = now_ms
-            return pd.DataFrame({f: columns[f][chosen] for f in ("store_id", "medication_id", "event_ms")})
+            return pd.DataFrame(
+                {f: columns[f][chosen] for f in ("store_id", "medication_id", "event_ms", "model_version")}
+            )
 
 
 def _empty() -> dict[str, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from google.protobuf import timestamp_pb2
 
 from rxcast.runtime import timestamps
 from rxcast.drift import alerts as alert_kinds

@@ -12,73 +12,14 @@ first few printed; the exit status is 1 if any were rejected.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from rxcast.feature.records import FLAGS, NUMBERS
-from rxcast.feature.v1 import feature_pb2 as pb
-from rxcast.feature.v1 import feature_pb2_grpc
-from rxcast.runtime.channels import connect
-
-TEXT_FIELDS = ("store_id", "medication_id", "business_day", "medication_category", "store_region")
-
-
-def normalize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Records with InventoryRecord's field names → the columns and types the protos need, in day order."""
-    missing = [c for c in ("store_id", "medication_id", "business_day") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"records lack required columns {missing}")
-    out = pd.DataFrame(index=frame.index)
-    for name in TEXT_FIELDS:
-        if name == "business_day" and not pd.api.types.is_string_dtype(frame[name]):
-            out[name] = pd.to_datetime(frame[name]).dt.strftime("%Y-%m-%d")
-        elif name in frame.columns:
-            text = frame[name].astype(object)
-            out[name] = text.where(text.notna(), "").astype(str)
-        else:
-            out[name] = ""
-    for name in NUMBERS:
-        out[name] = pd.to_numeric(frame[name], errors="coerce").astype(float) if name in frame.columns else math.nan
-    for name in FLAGS:
-        out[name] = frame[name].fillna(False).astype(bool) if name in frame.columns else False
-    return out.sort_values("business_day", kind="stable").reset_index(drop=True)
-
-
-def to_protos(frame: pd.DataFrame) -> list[pb.InventoryRecord]:
-    """Normalized records → InventoryRecord messages; NaN numbers stay unset (missing)."""
-    records = []
-    columns = list(frame.columns)
-    for row in frame.itertuples(index=False, name=None):
-        fields = {k: v for k, v in zip(columns, row) if not (isinstance(v, float) and v != v)}
-        records.append(pb.InventoryRecord(**fields))
-    return records
-
-
-def batches(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
-    for start in range(0, len(frame), size):
-        yield frame.iloc[start : start + size]
-
-
-def seed(stub, frame: pd.DataFrame, batch_records: int = 50_000, timeout: float = 600.0, progress: bool = True):
-    """Send `frame` (normalized) in batches; returns (accepted, replaced, errors)."""
-    from tqdm import tqdm
-
-    accepted = replaced = 0
-    errors: list[pb.RecordError] = []
-    with tqdm(total=len(frame), unit="rec", unit_scale=True, disable=not progress, file=sys.stderr) as bar:
-        for offset, part in zip(range(0, len(frame), batch_records), batches(frame, batch_records)):
-            answer = stub.IngestRecords(pb.IngestRecordsRequest(records=to_protos(part)), timeout=timeout)
-            accepted += answer.accepted_count
-            replaced += answer.replaced_count
-            for error in answer.errors:
-                errors.append(pb.RecordError(index=error.index + offset, field=error.field, message=error.message))
-            bar.update(len(part))
-    return accepted, replaced, errors
+from rxcast.clients import FeatureClient
+from rxcast.clients.records import normalize
 
 
 def scenario_records(name: str, days: int | None = None) -> pd.DataFrame:
@@ -117,11 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         raw = scenario_records(args.scenario, args.days)
     frame = normalize(raw)
-    descriptor = pb.DESCRIPTOR.services_by_name["FeatureService"]
     started = time.monotonic()
-    with connect(args.target, [descriptor], default_timeout=args.timeout) as channel:
-        stub = feature_pb2_grpc.FeatureServiceStub(channel)
-        accepted, replaced, errors = seed(stub, frame, args.batch_records, args.timeout)
+    with FeatureClient(args.target, timeout=args.timeout) as client:
+        outcome = client.ingest_frame(frame, batch_records=args.batch_records, timeout=args.timeout, progress=True)
+    accepted, replaced, errors = outcome.accepted, outcome.replaced, outcome.errors
     seconds = time.monotonic() - started
     print(
         f"seeded {accepted} records ({replaced} replaced, {len(errors)} rejected) in {seconds:.1f}s "

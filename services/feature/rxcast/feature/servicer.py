@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 
 import numpy as np
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 
+from rxcast.clients.columns import encode_column
 from rxcast.runtime import timestamps
 from rxcast.feature.online import Column
 from rxcast.feature.records import NUMBERS
@@ -50,19 +51,7 @@ def record_columns(records) -> tuple[dict, dict]:
 
 
 def feature_column(column: Column) -> pb.FeatureColumn:
-    values = column.values.tolist()
-    kwargs = {}
-    if column.value_type == "DOUBLE":
-        kwargs["double_values"] = pb.DoubleList(values=values)
-    elif column.value_type == "INT64":
-        kwargs["int64_values"] = pb.Int64List(values=values)
-    elif column.value_type == "STRING":
-        kwargs["string_values"] = pb.StringList(values=values)
-    else:
-        kwargs["bool_values"] = pb.BoolList(values=values)
-    return pb.FeatureColumn(
-        name=column.name, statuses=column.statuses.tolist(), event_times_unix_ms=column.event_ms.tolist(), **kwargs
-    )
+    return encode_column(column.name, column.value_type, column.values, column.statuses, column.event_ms)
 
 
 class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):

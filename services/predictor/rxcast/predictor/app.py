@@ -12,7 +12,7 @@ from rxcast.predictor.batch.runner import BatchRunner, BatchSettings, FeatureSer
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore
 from rxcast.predictor.driftlog import DriftSink, PredictionLogQueue
-from rxcast.predictor.features import FeatureClient
+from rxcast.predictor.features import FeatureSource
 from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.inference import InferenceModel
 from rxcast.predictor.online import OnlinePredictor, OnlineSettings
@@ -88,7 +88,7 @@ class PredictorApp:
         self.holder = ModelHolder(alias=config.alias)
         self.entity_features = EntityFeatures(config.category_feature, config.region_feature)
         self.features = (
-            FeatureClient(config.feature_address, config.feature_timeout_seconds) if config.feature_address else None
+            FeatureSource(config.feature_address, config.feature_timeout_seconds) if config.feature_address else None
         )
         self.log_queue = (
             PredictionLogQueue(DriftSink(config.drift_address), config.drift_queue_rows, config.drift_batch_rows)

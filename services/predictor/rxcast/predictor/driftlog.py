@@ -18,9 +18,10 @@ import grpc
 import numpy as np
 from prometheus_client import Counter, Gauge
 
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
+from rxcast.clients import DriftClient
+from rxcast.drift.v1 import drift_pb2
 from rxcast.predictor.serving import ServingModel
-from rxcast.runtime.channels import connect
+from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.predictor.driftlog")
@@ -103,15 +104,13 @@ class DriftSink:
     """Sends request batches on one LogPredictions client stream per flush."""
 
     def __init__(self, address: str, timeout: float = 10.0):
-        self._channel = connect(address, [], timeout)
-        self._stub = drift_pb2_grpc.DriftServiceStub(self._channel)
-        self._timeout = timeout
+        self._client = DriftClient(address, timeout=timeout)
 
     def send(self, requests: Sequence[drift_pb2.LogPredictionsRequest]) -> None:
-        self._stub.LogPredictions(iter(requests), timeout=self._timeout)
+        self._client.log_predictions(requests)
 
     def close(self) -> None:
-        self._channel.close()
+        self._client.close()
 
 
 class PredictionLogQueue:
@@ -173,10 +172,10 @@ class PredictionLogQueue:
             rows = sum(len(e) for e in taken)
             try:
                 self._sink.send(to_requests(taken))
-            except (grpc.RpcError, ValueError) as exc:
+            except (RxcastError, grpc.RpcError, ValueError) as exc:
                 LOG_ROWS.labels("dropped_send_failed").inc(rows)
                 if not self._failing:
-                    code = exc.code().name if isinstance(exc, grpc.RpcError) else type(exc).__name__
+                    code = exc.code().name if isinstance(exc, grpc.RpcError) else getattr(exc, "code", type(exc).__name__)
                     log.warning("drift_log_send_failed", rows=rows, code=code)
                 self._failing = True
                 return sent

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import time
 
-from google.protobuf import timestamp_pb2
 
 from inference import grpc_predict_v2_pb2 as oip
 from inference import grpc_predict_v2_pb2_grpc as oip_grpc

@@ -7,36 +7,17 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import grpc
-
+from rxcast.clients import ChecksumMismatch, DownloadedModel, LatestVersion, TrainerClient
 from rxcast.model import ModelBundle, ModelManifest
 from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.serving import EntityFeatures, ServingModel
-from rxcast.runtime.channels import as_domain_error, connect
 from rxcast.runtime.errors import FailedPrecondition, RxcastError
 from rxcast.runtime.logs import get_logger
-from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 log = get_logger("rxcast.predictor.updates")
-
-
-@dataclass(frozen=True)
-class LatestVersion:
-    version: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class DownloadedModel:
-    version: int
-    sha256: str
-    size_bytes: int
-    manifest_json: str
-    data: bytes
 
 
 class ModelSource(Protocol):
@@ -51,43 +32,20 @@ class TrainerModelSource:
     """The trainer's GetLatestVersion and DownloadModel, with deadlines."""
 
     def __init__(self, address: str, poll_timeout: float = 2.0, download_timeout: float = 120.0):
-        self._channel = connect(address, [trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]], poll_timeout)
-        self._stub = trainer_pb2_grpc.TrainerServiceStub(self._channel)
-        self._poll_timeout = poll_timeout
-        self._download_timeout = download_timeout
+        self._client = TrainerClient(address, timeout=poll_timeout, download_timeout=download_timeout)
 
     def latest(self, alias: str) -> LatestVersion:
-        try:
-            answer = self._stub.GetLatestVersion(
-                trainer_pb2.GetLatestVersionRequest(alias=alias), timeout=self._poll_timeout
-            )
-        except grpc.RpcError as exc:
-            raise as_domain_error(exc, "trainer GetLatestVersion") from None
-        return LatestVersion(answer.version, answer.sha256)
+        return self._client.latest(alias)
 
     def download(self, version: int) -> DownloadedModel:
-        header = None
-        chunks: list[bytes] = []
-        try:
-            for part in self._stub.DownloadModel(
-                trainer_pb2.DownloadModelRequest(version=version), timeout=self._download_timeout
-            ):
-                if part.HasField("header"):
-                    header = part.header
-                else:
-                    chunks.append(part.chunk)
-        except grpc.RpcError as exc:
-            raise as_domain_error(exc, f"trainer DownloadModel({version})") from None
-        if header is None:
-            raise FailedPrecondition(f"trainer DownloadModel({version}): no header in the stream")
-        return DownloadedModel(header.version, header.sha256, header.size_bytes, header.manifest_json, b"".join(chunks))
+        return self._client.download(version)
 
     def close(self) -> None:
-        self._channel.close()
+        self._client.close()
 
 
 def load_verified(downloaded: DownloadedModel, expected: LatestVersion, entity_features: EntityFeatures) -> ServingModel:
-    """Check a download against its header and the poll's answer, then load it."""
+    """Check a download (its bytes already match its header) against the poll's answer, then load it."""
     data = downloaded.data
     if downloaded.version != expected.version:
         raise FailedPrecondition(f"model {expected.version}: the trainer sent version {downloaded.version}")
@@ -171,7 +129,8 @@ class ModelPoller:
             model.warm_up()
         except RxcastError as exc:
             self._note_failure(key, failures)
-            self._holder.record_failure(stage, exc.message)
+            # The client checks a download's bytes as they arrive: a mismatch is a failed verification.
+            self._holder.record_failure("verify" if isinstance(exc, ChecksumMismatch) else stage, exc.message)
             return False
         except Exception as exc:  # a model that breaks the loader must not stop the poller
             self._note_failure(key, failures)

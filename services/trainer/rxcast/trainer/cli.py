@@ -19,7 +19,7 @@ import grpc
 from tqdm import tqdm
 
 from rxcast.runtime.errors import RxcastError
-from rxcast.trainer.client import DEFAULT_ADDRESS, TrainerClient
+from rxcast.clients.trainer import DEFAULT_ADDRESS, TrainerClient
 from rxcast.trainer.v1 import trainer_pb2
 
 #: Fields of TrainingParams settable with --param NAME=VALUE, and their types;
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        with TrainerClient(args.address, args.timeout) as client:
+        with TrainerClient(args.address, timeout=args.timeout) as client:
             return _run(client, args)
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
@@ -214,7 +214,7 @@ def _run(client: TrainerClient, args: argparse.Namespace) -> int:
             _print_change(change)
         return 0
     if args.command == "download":
-        manifest = client.download(args.out, args.version, args.alias)
+        manifest = client.download_to(args.out, args.version, args.alias)
         print(f"v{manifest.version} ({manifest.sha256}) written to {args.out}")
         return 0
     raise AssertionError(args.command)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 
 from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument

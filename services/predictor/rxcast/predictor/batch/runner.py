@@ -24,7 +24,7 @@ from rxcast.predictor.batch.runs import FAILED, RUNNING, SUCCEEDED, RunRecord, n
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore
 from rxcast.predictor.driftlog import LogEntry, PredictionLogQueue
-from rxcast.predictor.features import HistoricalChunk
+from rxcast.predictor.features import PopulationChunk
 from rxcast.predictor.frame import concat_frames, split_frame
 from rxcast.predictor.holder import ModelHolder
 from rxcast.runtime.errors import FailedPrecondition, RxcastError
@@ -48,7 +48,7 @@ BATCH_SECONDS = Histogram(
 class Population(Protocol):
     """Every entity's point-in-time features as of an instant, in chunks."""
 
-    def population(self, as_of_ms: int, features) -> Iterator[HistoricalChunk]: ...
+    def population(self, as_of_ms: int, features) -> Iterator[PopulationChunk]: ...
 
 
 class FeatureServicePopulation:
@@ -57,7 +57,7 @@ class FeatureServicePopulation:
     def __init__(self, client):
         self._client = client
 
-    def population(self, as_of_ms: int, features) -> Iterator[HistoricalChunk]:
+    def population(self, as_of_ms: int, features) -> Iterator[PopulationChunk]:
         day = int(as_of_day(as_of_ms))  # the business day whose end is the latest at or before as_of
         return self._client.historical_daily(day_text(day), features)
 

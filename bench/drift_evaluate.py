@@ -1,6 +1,6 @@
 """Evaluate drift detection and print the results as markdown tables.
 
-    python -m rxcast.drift.evaluate [--part sim|synthetic|all] [--seeds 5]
+    .venv/bin/python bench/drift_evaluate.py [--part sim|synthetic|all] [--seeds 5]
 
 (a) On the simulator (rxcast.sim): for each drift kind, a world with that
 drift injected on day 400 (35 days into the monitored period). Features are
@@ -17,6 +17,9 @@ the injection, and the alerts over a long run with no drift at all.
 classifier trained on the first concept, its 0/1 errors monitored by each
 detector. Reported per detector: the median detection delay after the drift
 starts, misses, and false alarms per 10,000 samples of drift-free stream.
+
+It composes the feature service's derivation with the drift engine offline,
+in one process, so it lives beside the benchmarks rather than in either service.
 """
 
 from __future__ import annotations
@@ -283,7 +286,7 @@ def evaluate_synthetic(seeds: int, settings: DetectorSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m rxcast.drift.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/drift_evaluate.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("sim", "synthetic", "all"), default="all")
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--no-drift-days", type=int, default=365, help="monitored days of the no-drift world")

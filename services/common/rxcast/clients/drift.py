@@ -1,0 +1,47 @@
+"""The drift service's client: prediction logs, reports and alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from rxcast.clients.base import ServiceClient
+from rxcast.drift.v1 import drift_pb2 as pb
+from rxcast.drift.v1 import drift_pb2_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50055"
+
+
+class DriftClient(ServiceClient):
+    SERVICE = pb.DESCRIPTOR.services_by_name["DriftService"]
+    STUB = drift_pb2_grpc.DriftServiceStub
+    NAME = "drift service"
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 10.0, max_message_mb: int = 64):
+        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb)
+
+    def log_predictions(self, requests: Iterable[pb.LogPredictionsRequest]) -> pb.LogPredictionsResponse:
+        """Send prediction rows on one LogPredictions client stream."""
+        try:
+            return self.stub.LogPredictions(iter(requests))
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "LogPredictions") from None
+
+    def list_alerts(self, model_version: int = 0, limit: int = 0) -> list[pb.Alert]:
+        try:
+            return list(self.stub.ListAlerts(pb.ListAlertsRequest(model_version=model_version, limit=limit)).alerts)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListAlerts") from None
+
+    def list_reports(self, model_version: int = 0, limit: int = 0) -> list[pb.DriftReport]:
+        try:
+            return list(self.stub.ListReports(pb.ListReportsRequest(model_version=model_version, limit=limit)).reports)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListReports") from None
+
+    def watch_alerts(self, after_alert_id: int = -1, timeout: float = 24 * 3600.0) -> Iterator[pb.Alert]:
+        """Alerts after `after_alert_id` (-1: from now on), as they are raised."""
+        request = pb.WatchAlertsRequest(after_alert_id=after_alert_id)
+        for answer in self.stub.WatchAlerts(request, timeout=timeout):
+            yield answer.alert
