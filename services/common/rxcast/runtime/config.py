@@ -10,21 +10,26 @@ Settings objects are frozen.
 RXCAST_<SERVICE>_<FIELD>, then the flags --<field-with-dashes>: a flag beats
 the environment, which beats the default. --help lists every setting with its
 variable, default and range. Every invalid value is reported in one
-InvalidArgument, each named by where it came from:
+InvalidSettings (an InvalidArgument), each named by where it came from:
 `RXCAST_FEATURE_ONLINE_STORE: must be one of sqlite, redis, got 'mysql'`.
+Constructing a class directly (`FeatureConfig(data_dir=...)`) reads the same
+variables from os.environ, below the keyword arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import os
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
 from rxcast.runtime.errors import InvalidArgument
 
 C = TypeVar("C", bound="ServerSettings")
@@ -45,6 +50,21 @@ class SettingError(ValueError):
         super().__init__(problem)
         self.setting = setting
         self.problem = problem
+
+
+class InvalidSettings(InvalidArgument):
+    """Settings that do not validate. `problems` holds (where the value came from, what is wrong)."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]):
+        super().__init__("; ".join(f"{where}: {what}" for where, what in problems))
+        self.problems = list(problems)
+
+
+# Set by load_config while it constructs settings from flags: the environment
+# to read instead of os.environ (and, by being set, that keyword arguments are flags).
+_LOADING: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "rxcast_settings_environ", default=None
+)
 
 
 class ServerSettings(BaseSettings):
@@ -70,17 +90,28 @@ class ServerSettings(BaseSettings):
     ready_file: str = Field("", description="once serving, write {port, metrics_port, pid} as JSON to this path")
 
     def __init__(self, **values: Any) -> None:
-        """Direct construction: keyword arguments beat the environment (pydantic-settings)."""
+        """Keyword arguments beat RXCAST_<SERVICE>_<FIELD> variables, which beat the defaults."""
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            environ = {name.upper() for name in os.environ}
-            sources = {}
-            for name in type(self).model_fields:
-                variable = env_variable(type(self), name)
-                if name not in values and variable.upper() in environ:
-                    sources[name] = variable
-            raise InvalidArgument(describe(type(self), exc, sources)) from None
+            cls = type(self)
+            environ = _environ()
+            loading = _LOADING.get() is not None
+            sources = {name: env_variable(cls, name) for name in cls.model_fields if env_variable(cls, name) in environ}
+            sources.update({name: flag(name) if loading else name for name in values})
+            raise InvalidSettings(problems(cls, exc, sources)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No .env or secret files: a setting comes from a flag, a variable or its default.
+        return init_settings, _Environment(settings_cls, _environ())
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -90,11 +121,45 @@ class ServerSettings(BaseSettings):
             raise TypeError(f"{cls.__name__}: settings without a description: {', '.join(undocumented)}")
 
 
+class _Environment(PydanticBaseSettingsSource):
+    """The RXCAST_<SERVICE>_<FIELD> variables of one environment, exactly so spelled, as text."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = env_variable(self.settings_cls, field_name)
+        return self.environ.get(variable), variable, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[name] = value
+        return found
+
+
+def _environ() -> Mapping[str, str]:
+    environ = _LOADING.get()
+    return os.environ if environ is None else environ
+
+
+@contextmanager
+def _loading(environ: Mapping[str, str]) -> Iterator[None]:
+    token = _LOADING.set(environ)
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)
+
+
 def env_prefix(service: str) -> str:
     return f"RXCAST_{service.upper()}_"
 
 
-def env_variable(cls: type[ServerSettings], name: str) -> str:
+def env_variable(cls: type[BaseSettings], name: str) -> str:
     return f"{cls.model_config.get('env_prefix', '')}{name.upper()}"
 
 
@@ -110,47 +175,40 @@ def load_config(
 ) -> C:
     """Build `cls` from its defaults, then `environ` (default: os.environ), then flags (default: sys.argv).
 
-    Invalid values raise one InvalidArgument naming each; when a flag is among
-    them, the parser exits with usage instead (status 2), as for any bad flag.
+    Invalid values raise one InvalidSettings naming each; when a flag is among
+    them, the parser exits with usage and that message instead (status 2), as
+    for any bad flag.
     """
     prefix = env_prefix(service)
     if cls.model_config.get("env_prefix") != prefix:
         raise TypeError(f"{cls.__name__} must set env_prefix={prefix!r} to be loaded as the {service} service")
     environ = os.environ if environ is None else environ
-    values: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    for name in cls.model_fields:
-        variable = env_variable(cls, name)
-        if variable in environ:
-            values[name], sources[name] = environ[variable], variable
     parser = _parser(cls, service, environ)
-    for name, text in vars(parser.parse_args(argv)).items():
-        values[name], sources[name] = text, flag(name)
+    flags = vars(parser.parse_args(argv))
     try:
-        # model_validate, unlike the constructor, reads no environment of its own: `environ` is the only one.
-        return cls.model_validate(values)
-    except ValidationError as exc:
-        message = describe(cls, exc, sources)
-        if any(error["loc"] and sources.get(str(error["loc"][0]), "").startswith("--") for error in exc.errors()):
-            parser.error(message)
-        raise InvalidArgument(message) from None
+        with _loading(environ):
+            return cls(**flags)
+    except InvalidSettings as exc:
+        if any(where.startswith("--") for where, _ in exc.problems):
+            parser.error(exc.message)
+        raise
 
 
-def describe(cls: type[ServerSettings], exc: ValidationError, sources: Mapping[str, str]) -> str:
-    """One line naming every invalid setting by where its value came from (flag, variable or name)."""
-    problems = []
+def problems(cls: type[BaseSettings], exc: ValidationError, sources: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(where, what) of every error: where is the flag, the variable or else the name of the setting."""
+    found = []
     for error in exc.errors():
-        context = error.get("ctx") or {}
-        cause = context.get("error")
+        cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, SettingError):
-            problems.append(f"{sources.get(cause.setting, cause.setting)}: {cause.problem}")
+            found.append((sources.get(cause.setting, cause.setting), cause.problem))
             continue
         name = str(error["loc"][0]) if error["loc"] else ""
-        label = sources.get(name, name) or cls.__name__
-        problem = _problem(cls.model_fields.get(name), error)
-        got = f", got {error['input']!r}" if error["loc"] and error["type"] != "extra_forbidden" else ""
-        problems.append(f"{label}: {problem}{got}")
-    return "; ".join(problems)
+        where = sources.get(name, name) or cls.__name__
+        what = _problem(cls.model_fields.get(name), error)
+        if error["loc"] and error["type"] != "extra_forbidden":
+            what += f", got {error['input']!r}"
+        found.append((where, what))
+    return found
 
 
 def _problem(field: FieldInfo | None, error: Mapping[str, Any]) -> str:
@@ -202,14 +260,14 @@ def _parser(cls: type[ServerSettings], service: str, environ: Mapping[str, str])
     parser = argparse.ArgumentParser(
         prog=f"python -m rxcast.{service}",
         description=cls.__doc__,
-        epilog=f"Each setting is also read from its {env_prefix(service)}* variable; a flag beats the "
+        epilog=f"Every setting is also read from its {env_prefix(service)}* variable; a flag beats the "
         "variable, which beats the default.",
     )
     for name, field in cls.model_fields.items():
         variable = env_variable(cls, name)
-        bounds = _bounds(field)
+        bounds = f" ({_bounds(field)})" if _bounds(field) else ""
         current = f"={environ[variable]!r}" if variable in environ else ""
-        text = f"{field.description}{f' ({bounds})' if bounds else ''} [env {variable}{current}; default {field.default!r}]"
+        text = f"{field.description}{bounds} [env {variable}{current}; default {field.default!r}]"
         parser.add_argument(
             flag(name), dest=name, default=argparse.SUPPRESS, metavar=_metavar(field), help=text.replace("%", "%%")
         )

@@ -6,10 +6,11 @@ import dataclasses
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
+
 from rxcast.drift.detectors import DetectorSettings
 from rxcast.drift.engine import EngineSettings
 from rxcast.drift.scoring import Correction, Thresholds
-from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings, SettingError
+from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings, SettingError, env_variable, flag
 
 _THRESHOLDS = Thresholds()
 _DETECTORS = DetectorSettings()
@@ -79,7 +80,8 @@ class DriftConfig(ServerSettings):
     @model_validator(mode="after")
     def _retrain_needs_a_trainer(self) -> DriftConfig:
         if self.retrain_on_alert and not self.trainer_address:
-            raise SettingError("retrain_on_alert", "needs trainer_address (--trainer-address) to start training jobs")
+            trainer = f"{flag('trainer_address')} or {env_variable(type(self), 'trainer_address')}"
+            raise SettingError("retrain_on_alert", f"needs a trainer to start training jobs: set {trainer}")
         return self
 
     def engine_settings(self) -> EngineSettings:

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+
 from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings, SettingError
 
 OnlineStore = Literal["sqlite", "redis"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings
 from rxcast.trainer.evaluation import MetricName
 from rxcast.trainer.params import Objective
