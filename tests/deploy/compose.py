@@ -17,15 +17,15 @@ from typing import Any
 
 import yaml
 
-from rxcast.drift.app import DriftConfig
+from rxcast.drift.config import DriftConfig
 from rxcast.feature.config import FeatureConfig
-from rxcast.predictor.app import PredictorConfig
-from rxcast.runtime.config import ServerConfig, load_config
-from rxcast.trainer.app import TrainerConfig
+from rxcast.predictor.config import PredictorConfig
+from rxcast.runtime.config import ServerSettings, load_config
+from rxcast.trainer.config import TrainerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
-CONFIG_CLASSES: dict[str, type[ServerConfig]] = {
+CONFIG_CLASSES: dict[str, type[ServerSettings]] = {
     "feature": FeatureConfig,
     "trainer": TrainerConfig,
     "predictor": PredictorConfig,
@@ -72,7 +72,7 @@ class Container:
         assert isinstance(env, dict), f"{self.name}: environment must be a mapping"
         return {str(k): str(v) for k, v in env.items()}
 
-    def config(self, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    def config(self, environ: Mapping[str, str] | None = None) -> ServerSettings:
         """The settings this container runs with, through the service's own loader."""
         cls = CONFIG_CLASSES[self.service]
         return load_config(cls, self.service, self.args, self.environment if environ is None else environ)

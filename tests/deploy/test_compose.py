@@ -8,7 +8,6 @@ loopback ports, Redis → a real redis-server) and runs each health check.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import re
@@ -49,7 +48,7 @@ REDIS_PORT = 6379
 
 
 def _field_names(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+    return set(cls.model_fields)
 
 
 def test_the_suite_and_redis_are_there():
@@ -130,15 +129,15 @@ def test_dependencies_point_at_compose_services_and_wait_for_their_health():
     for container in CONTAINERS.values():
         config = container.config()
         targets = set()
-        for field in dataclasses.fields(config):
-            value = getattr(config, field.name)
-            if not (field.name.endswith("_address") or field.name.endswith("_url")) or not value:
+        for name in type(config).model_fields:
+            value = getattr(config, name)
+            if not (name.endswith("_address") or name.endswith("_url")) or not value:
                 continue
             match = ADDRESS.search(value)
-            assert match, f"{container.name}: {field.name}={value!r} is no host:port"
+            assert match, f"{container.name}: {name}={value!r} is no host:port"
             host, port = match.group(1), int(match.group(2))
-            assert host in DOC["services"], f"{container.name}: {field.name} points at {host}, not a compose service"
-            assert port == _grpc_port(host), f"{container.name}: {field.name} uses port {port}, {host} serves on {_grpc_port(host)}"
+            assert host in DOC["services"], f"{container.name}: {name} points at {host}, not a compose service"
+            assert port == _grpc_port(host), f"{container.name}: {name} uses port {port}, {host} serves on {_grpc_port(host)}"
             targets.add(host)
         assert set(container.depends_on) == targets, f"{container.name}: depends_on differs from the addresses it uses"
         for dependency, condition in container.depends_on.items():
@@ -183,11 +182,11 @@ def test_volumes_are_declared_used_and_hold_every_data_directory():
         for volume, target in mounts.items():
             assert target in created, f"{container.name}: {target} is not created in the Dockerfile"
         config = container.config()
-        for field in dataclasses.fields(config):
-            if field.name.endswith("_dir") and field.name != "model_dir" and _applies(container, field.name):
-                path = getattr(config, field.name)
+        for name in type(config).model_fields:
+            if name.endswith("_dir") and name != "model_dir" and _applies(container, name):
+                path = getattr(config, name)
                 assert any(path == t or path.startswith(t + "/") for t in mounts.values()), (
-                    f"{container.name}: {field.name}={path!r} is on no volume; it would be lost with the container"
+                    f"{container.name}: {name}={path!r} is on no volume; it would be lost with the container"
                 )
 
 

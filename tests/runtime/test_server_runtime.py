@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rxcast.runtime import context as call_context
 from rxcast.runtime.channels import connect, idempotent_methods
-from rxcast.runtime.config import ServerConfig
+from rxcast.runtime.config import ServerSettings
 from rxcast.runtime.errors import InvalidArgument, NotFound, Unavailable
 from rxcast.runtime.logs import configure_logging
 from rxcast.runtime.server import start
@@ -88,7 +88,7 @@ class ProbeApp:
 
 
 def _start(servicer: ProbeTrainer, **overrides):
-    config = ServerConfig(**{"grace_seconds": 5.0, **overrides})
+    config = ServerSettings(**{"grace_seconds": 5.0, **overrides})
     return start(ProbeApp(servicer), config)
 
 

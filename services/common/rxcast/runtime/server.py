@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from rxcast.runtime.durable import write_json
 from rxcast.runtime import metrics
-from rxcast.runtime.config import C, ServerConfig, load_config
+from rxcast.runtime.config import C, ServerSettings, load_config
 from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.interceptors import ServerInterceptor
 from rxcast.runtime.logs import configure_logging, get_logger
@@ -80,7 +80,7 @@ class App(Protocol):
         """Stop background work and release resources; called after the server stopped."""
 
 
-def build_server(config: ServerConfig, service: str) -> grpc.Server:
+def build_server(config: ServerSettings, service: str) -> grpc.Server:
     max_bytes = config.max_message_mb * 1024 * 1024
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{service}-rpc"),
@@ -102,7 +102,7 @@ def _write_ready_file(path: str, payload: dict) -> None:
 class Running:
     """A started server: its ports, and how to stop it."""
 
-    def __init__(self, app: App, config: ServerConfig, server: grpc.Server, health: Health, port: int, metrics_http):
+    def __init__(self, app: App, config: ServerSettings, server: grpc.Server, health: Health, port: int, metrics_http):
         self.app = app
         self.config = config
         self.server = server
@@ -123,7 +123,7 @@ class Running:
         log.info("stopped")
 
 
-def start(app: App, config: ServerConfig) -> Running:
+def start(app: App, config: ServerSettings) -> Running:
     """Start `app` on a gRPC server; returns once it is serving."""
     server = build_server(config, app.name)
     health_state = Health()
@@ -162,7 +162,7 @@ def main(app_factory: Callable[[C], App], config_cls: type[C], service: str, arg
     run(app, config)
 
 
-def run(app: App, config: ServerConfig) -> None:
+def run(app: App, config: ServerSettings) -> None:
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully."""
     configure_logging(app.name, config.log_level)
     stop_requested = threading.Event()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 from river import drift as river_drift
@@ -255,8 +254,3 @@ class PageHinkley:
     @property
     def mean_before_change(self) -> float:
         return self._total_at_minimum / self._count_at_minimum if self._count_at_minimum else self.mean
-
-
-def settings_from_dict(data: dict[str, Any]) -> DetectorSettings:
-    known = {f.name for f in dataclasses.fields(DetectorSettings)}
-    return DetectorSettings(**{k: v for k, v in data.items() if k in known})

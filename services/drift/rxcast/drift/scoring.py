@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -44,7 +44,8 @@ INSUFFICIENT_DATA = "insufficient_data"
 #: Verdicts from least to most severe; a report's verdict is its worst.
 SEVERITY = (NO_DRIFT, INSUFFICIENT_DATA, DATA_QUALITY, DRIFT)
 
-CORRECTIONS = ("bh", "bonferroni", "none")
+Correction = Literal["bh", "bonferroni", "none"]
+CORRECTIONS: tuple[str, ...] = get_args(Correction)
 
 
 @dataclasses.dataclass(frozen=True)

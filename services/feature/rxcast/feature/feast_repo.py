@@ -13,20 +13,21 @@ os.environ.setdefault("FEAST_USAGE", "False")
 from feast import FeatureStore, RepoConfig  # noqa: E402
 from feast.repo_config import RegistryConfig  # noqa: E402
 
+from rxcast.feature.config import OnlineStore, redis_url_problem  # noqa: E402
 from rxcast.feature.definitions import PROJECT, build_repo  # noqa: E402
-from rxcast.runtime.errors import InvalidArgument  # noqa: E402
 
 
 def redis_connection_string(url: str) -> str:
-    """redis://[:password@]host:port[/db] → Feast's "host:port,db=N[,password=P]"."""
+    """redis://[:password@]host:port[/db] → Feast's "host:port,db=N[,password=P]".
+
+    FeatureConfig has checked the URL (redis_url_problem) before it gets here."""
+    problem = redis_url_problem(url)
+    if problem:
+        raise ValueError(f"redis_url: {problem}, got {url!r}")
     parsed = urlparse(url)
-    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
-        raise InvalidArgument(f"redis_url: expected redis://host:port[/db], got {url!r}")
     parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
     db = parsed.path.strip("/")
     if db:
-        if not db.isdigit():
-            raise InvalidArgument(f"redis_url: the database must be a number, got {db!r}")
         parts.append(f"db={db}")
     if parsed.password:
         parts.append(f"password={parsed.password}")
@@ -35,7 +36,7 @@ def redis_connection_string(url: str) -> str:
     return ",".join(parts)
 
 
-def repo_config(data_dir: Path, online_store: str = "sqlite", redis_url: str = "") -> RepoConfig:
+def repo_config(data_dir: Path, online_store: OnlineStore = "sqlite", redis_url: str = "") -> RepoConfig:
     data_dir = Path(data_dir).resolve()
     if online_store == "sqlite":
         online = {"type": "sqlite", "path": str(data_dir / "online.db")}
@@ -45,7 +46,7 @@ def repo_config(data_dir: Path, online_store: str = "sqlite", redis_url: str = "
         # changed it; Feast's timestamp check would drop such a rewrite.
         online = {"type": "redis", "connection_string": redis_connection_string(redis_url), "skip_dedup": True}
     else:
-        raise InvalidArgument(f"online_store: expected 'sqlite' or 'redis', got {online_store!r}")
+        raise ValueError(f"unknown online store {online_store!r}")  # FeatureConfig allows only the two
     return RepoConfig(
         project=PROJECT,
         provider="local",
@@ -56,7 +57,7 @@ def repo_config(data_dir: Path, online_store: str = "sqlite", redis_url: str = "
     )
 
 
-def open_store(data_dir: Path, online_store: str = "sqlite", redis_url: str = "", apply: bool = True) -> FeatureStore:
+def open_store(data_dir: Path, online_store: OnlineStore = "sqlite", redis_url: str = "", apply: bool = True) -> FeatureStore:
     """A FeatureStore over `data_dir`, with rxcast's definitions applied."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

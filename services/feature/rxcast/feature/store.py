@@ -139,8 +139,6 @@ class InventoryFeatureStore:
     def __init__(self, config: FeatureConfig, feast_store):
         self.config = config
         self.data_dir = Path(config.data_dir).resolve()
-        if config.ttl_clock not in ("data", "wall"):
-            raise InvalidArgument(f"ttl_clock: expected 'data' or 'wall', got {config.ttl_clock!r}")
         if not 1 <= config.horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidArgument(f"horizon_days: must be within 1..{MAX_HORIZON_DAYS}, got {config.horizon_days}")
         self.earliest_day = timebase.day_number(config.earliest_business_day, "earliest_business_day")

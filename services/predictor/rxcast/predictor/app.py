@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import grpc
@@ -11,6 +10,7 @@ from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from rxcast.predictor.batch.runner import BatchRunner, BatchSettings, FeatureServicePopulation
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore
+from rxcast.predictor.config import PredictorConfig
 from rxcast.predictor.driftlog import DriftSink, PredictionLogQueue
 from rxcast.predictor.features import FeatureSource
 from rxcast.predictor.holder import ModelHolder
@@ -20,8 +20,7 @@ from rxcast.predictor.serving import EntityFeatures
 from rxcast.predictor.servicer import InferenceServicer, PredictorServicer
 from rxcast.predictor.updates import ModelPoller, TrainerModelSource, load_directory
 from rxcast.predictor.v1 import predictor_pb2, predictor_pb2_grpc
-from rxcast.runtime.config import ServerConfig, setting
-from rxcast.runtime.errors import InvalidArgument, RxcastError
+from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.logs import get_logger
 from rxcast.runtime.server import NOT_SERVING, SERVING, Health
 
@@ -29,55 +28,6 @@ log = get_logger("rxcast.predictor")
 
 SERVICE_NAME = predictor_pb2.DESCRIPTOR.services_by_name["PredictorService"].full_name
 INFERENCE_SERVICE_NAME = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-MODES = ("online", "batch")
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictorConfig(ServerConfig):
-    """rxcast predictor service: online/streaming forecasts or batch scoring."""
-
-    mode: str = setting("online", "online (per-request forecasts) or batch (scheduled scoring, served by lookup)")
-    port: int = setting(50053, "gRPC port; 0 picks a free one (see --ready-file)")
-    metrics_port: int = setting(9153, "Prometheus metrics HTTP port; 0 picks a free one, -1 disables")
-    access_log: bool = setting(
-        False,
-        "log one line per RPC; off by default here: at a predictor's request rate the line costs more than "
-        "the forecast, and rxcast_rpc_* metrics count every call by method and status",
-    )
-    feature_address: str = setting("", "feature service address host:port; empty: no features (priors only if allowed)")
-    trainer_address: str = setting("", "trainer address host:port to poll for model versions; empty: no polling")
-    drift_address: str = setting("", "drift service address host:port for prediction logs; empty: no logging")
-    alias: str = setting("champion", "the trainer alias whose version is served")
-    poll_interval_seconds: float = setting(5.0, "how often to ask the trainer for the alias's version")
-    download_timeout_seconds: float = setting(120.0, "deadline for downloading one model version")
-    model_dir: str = setting("", "a model version directory (manifest.json + model file) to serve at start-up")
-    feature_timeout_seconds: float = setting(1.0, "deadline for one online feature lookup")
-    fallback_when_features_unavailable: bool = setting(
-        False, "answer with flagged priors instead of UNAVAILABLE when the feature service cannot be reached"
-    )
-    max_feature_age_seconds: float = setting(172800.0, "features older than this get STALE_FEATURES; 0 disables")
-    max_keys: int = setting(10000, "most entities in one Predict or GetBatchPredictions request")
-    category_feature: str = setting("medication_category", "feature holding the medication's category (for priors)")
-    region_feature: str = setting("store_region", "feature holding the store's region (for priors)")
-    model_name: str = setting("rxcast-demand", "the model's name on the Open Inference Protocol")
-    drift_queue_rows: int = setting(100000, "prediction log rows held for the drift service before dropping")
-    drift_batch_rows: int = setting(5000, "prediction log rows sent per batch")
-    data_dir: str = setting("data/predictor-batch", "batch mode: where runs are stored")
-    batch_interval_seconds: float = setting(86400.0, "batch mode: seconds between scheduled runs; 0 disables")
-    batch_keep_runs: int = setting(5, "batch mode: runs kept (older ones are deleted)")
-    batch_partition_rows: int = setting(50000, "batch mode: entities per scoring partition")
-    dask_scheduler: str = setting("", "batch mode: Dask scheduler address (tcp://host:port); empty: local threads")
-    dask_workers: int = setting(2, "batch mode: local scoring threads when no scheduler is given")
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise InvalidArgument(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in ("poll_interval_seconds", "feature_timeout_seconds", "download_timeout_seconds"):
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("max_keys", "drift_queue_rows", "drift_batch_rows", "batch_keep_runs", "batch_partition_rows"):
-            if getattr(self, name) < 1:
-                raise InvalidArgument(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class PredictorApp:

@@ -8,7 +8,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rxcast.runtime.server import main  # noqa: E402
-from rxcast.trainer.app import TrainerApp, TrainerConfig  # noqa: E402
+from rxcast.trainer.app import TrainerApp  # noqa: E402
+from rxcast.trainer.config import TrainerConfig  # noqa: E402
 
 if __name__ == "__main__":
     main(TrainerApp, TrainerConfig, "trainer")

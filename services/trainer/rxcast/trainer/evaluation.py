@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -20,7 +20,8 @@ from rxcast.trainer.dataset import TrainingSet
 #: Trailing 7-day units dispensed: the naive seasonal baseline's input.
 BASELINE_FEATURE = "dispensed_sum_7d"
 BASELINE_DAYS = 7
-METRIC_NAMES = ("mae", "rmse", "wape")
+MetricName = Literal["mae", "rmse", "wape"]
+METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import lightgbm as lgb
 import numpy as np
@@ -19,7 +19,8 @@ from rxcast.runtime.errors import InvalidArgument
 
 #: Objectives that suit non-negative counts (or at least do not assume
 #: positivity); gamma and the like reject the many zero-demand rows.
-OBJECTIVES = ("tweedie", "poisson", "regression", "regression_l1", "huber")
+Objective = Literal["tweedie", "poisson", "regression", "regression_l1", "huber"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 
 #: Parameters the trainer sets itself, or that would make LightGBM read or
 #: write files or leave the machine; `extra` may not name them (or aliases).
