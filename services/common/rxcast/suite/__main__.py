@@ -1,6 +1,6 @@
 """Start the rxcast suite on loopback and show its health.
 
-python -m rxcast.suite [--keep-running] [--run-dir DIR] [--data-dir DIR]
+python -m rxcast.suite [--keep-running] [--run-dir DIR] [--data-dir DIR] [--only NAME,...]
 
 SIGTERM and SIGINT (Ctrl-C) stop the suite the same way, while it starts or
 while it serves: every service gets SIGTERM and its grace to finish in-flight
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from rxcast.suite.launcher import StartCancelled, live_processes
-from rxcast.suite.topology import Suite, start_suite
+from rxcast.suite.topology import NODES, Suite, select, start_suite
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -77,7 +77,16 @@ def main() -> int:
     parser.add_argument("--keep-running", action="store_true", help="serve until SIGTERM or Ctrl-C instead of exiting")
     parser.add_argument("--run-dir", type=Path, default=None, help="where logs and ready files go")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where the services keep their state")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated processes to start, with what they depend on (default: all of {[n.name for n in NODES]})",
+    )
     args = parser.parse_args()
+    try:
+        nodes = select([name for name in args.only.split(",") if name]) if args.only else NODES
+    except ValueError as exc:
+        parser.error(str(exc))
 
     stop = StopSignals()
     stop.install()
@@ -89,7 +98,7 @@ def main() -> int:
     suite: Suite | None = None
     codes: dict[str, int | None] = {}
     try:
-        suite = start_suite(run_dir, args.data_dir, cancel=stop.requested)
+        suite = start_suite(run_dir, args.data_dir, nodes, cancel=stop.requested)
         _print_health(suite, started)
         if args.keep_running:
             print(f"serving (pid {os.getpid()}); Ctrl-C or SIGTERM stops", flush=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from rxcast.runtime.healthcheck import check
 
-
 #: How long a stopping service may take before it is killed: the runtime's
 #: default grace for in-flight calls (10 s, `--grace-seconds`) plus time for
 #: the app to stop its background work.

@@ -74,6 +74,22 @@ NODES: tuple[Node, ...] = (
 )
 
 
+def select(names: Sequence[str], nodes: Sequence[Node] = NODES) -> tuple[Node, ...]:
+    """The nodes named and every node they depend on, in `nodes`' order."""
+    by_name = {n.name: n for n in nodes}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"unknown process(es) {unknown}; the suite has {list(by_name)}")
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(by_name[name].depends_on)
+    return tuple(n for n in nodes if n.name in wanted)
+
+
 class Suite:
     """The running processes of a suite, by name."""
 
