@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from rxcast.suite.launcher import StartCancelled, live_processes
+from rxcast.suite.launcher import ServiceFailed, live_processes
 from rxcast.suite.topology import NODES, Suite, select, start_suite
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -104,8 +104,11 @@ def main() -> int:
             print(f"serving (pid {os.getpid()}); Ctrl-C or SIGTERM stops", flush=True)
             while not stop.requested.is_set():
                 time.sleep(0.2)
-    except StartCancelled:
-        pass  # start_suite stopped what it had started
+    except ServiceFailed:
+        # start_suite stopped what it had started. Cancelled, or a service that
+        # got the same Ctrl-C from the terminal exited before it was ready.
+        if stop.signum is None:
+            raise
     finally:
         if suite is not None:
             if stop.signum is not None:
