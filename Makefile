@@ -28,7 +28,9 @@ breaking: bootstrap
 	$(BUF) breaking --against protos/buf-baseline.binpb
 
 ## baseline: record the current protos as the contract later changes must keep.
-## Run only when releasing a contract; a breaking change needs a new package version.
+## Run in the same commit as every additive change to protos/ (tests/contract/test_baseline.py
+## fails until the baseline holds every element); a breaking change needs a new package
+## version, never a re-recorded baseline.
 baseline: bootstrap
 	$(BUF) build --exclude-source-info -o protos/buf-baseline.binpb
 

@@ -13,15 +13,44 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rxcast.runtime.healthcheck import check
 
+#: How long a stopping service may take before it is killed: the runtime's
+#: default grace for in-flight calls (10 s, `--grace-seconds`) plus time for
+#: the app to stop its background work.
+STOP_TIMEOUT = 15.0
+
 
 class ServiceFailed(RuntimeError):
     """A service process exited or did not become ready."""
+
+
+class StartCancelled(ServiceFailed):
+    """Starting was cancelled (the caller was asked to stop) before the service was ready."""
+
+
+#: Every ServiceProcess started in this process, until its child is reaped.
+_started: list[ServiceProcess] = []
+_started_lock = threading.Lock()
+
+
+def live_processes() -> list[ServiceProcess]:
+    """The service processes started here whose child process has not been reaped.
+
+    Safe to call from a signal handler: it takes no lock that the main thread
+    may hold, and only reads each child's known exit status.
+    """
+    return [p for p in list(_started) if p.process is not None and p.process.returncode is None]
+
+
+def _forget_reaped() -> None:
+    with _started_lock:
+        _started[:] = [p for p in _started if p.process is not None and p.process.returncode is None]
 
 
 class ServiceProcess:
@@ -66,12 +95,21 @@ class ServiceProcess:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
             )
+        _forget_reaped()
+        with _started_lock:
+            _started.append(self)
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
-        """Block until the service has written its ready file."""
+    def wait_ready(self, timeout: float = 60.0, cancel: threading.Event | None = None) -> ServiceProcess:
+        """Block until the service has written its ready file.
+
+        Raises StartCancelled as soon as `cancel` is set, ServiceFailed if the
+        process exits or `timeout` passes first.
+        """
         deadline = time.monotonic() + timeout
         while not self.ready_path.exists():
+            if cancel is not None and cancel.is_set():
+                raise StartCancelled(f"{self.name}: start cancelled")
             if self.process is None or self.process.poll() is not None:
                 raise ServiceFailed(f"{self.name} exited before it was ready; log tail:\n{self.log_tail()}")
             if time.monotonic() > deadline:
@@ -97,38 +135,59 @@ class ServiceProcess:
             self._terminating = True
             self.process.send_signal(signal.SIGTERM)
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code
+        (negative: the signal that ended it, -9 if it had to be killed)."""
         if self.process is None:
             return None
         self.terminate()
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return self.process.wait()
+            code = self.process.wait()
+        self._exited()
+        return code
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL; with `wait=False` only send it (as a signal handler may)."""
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+            if wait:
+                self.process.wait()
+                self._exited()
+
+    def _exited(self) -> None:
+        # The ready file names a port nothing listens on any more.
+        self.ready_path.unlink(missing_ok=True)
+        _forget_reaped()
 
 
-def start_all(processes: Sequence[ServiceProcess], timeout: float = 120.0) -> list[ServiceProcess]:
-    """Start processes together and wait for all; stops them all if one fails."""
-    started = [p.start() for p in processes]
+def start_all(
+    processes: Sequence[ServiceProcess], timeout: float = 120.0, cancel: threading.Event | None = None
+) -> list[ServiceProcess]:
+    """Start processes together and wait for all; stops them all if one fails
+    or `cancel` is set first (StartCancelled)."""
+    started = []
     try:
+        for p in processes:
+            started.append(p.start())
         for p in started:
-            p.wait_ready(timeout)
+            p.wait_ready(timeout, cancel)
     except BaseException:
         stop_all(started)
         raise
     return started
 
 
-def stop_all(processes: Sequence[ServiceProcess]) -> None:
-    """Stop processes in parallel: signal all, then wait for each."""
+def stop_all(processes: Sequence[ServiceProcess], timeout: float = STOP_TIMEOUT) -> dict[str, int | None]:
+    """Stop processes in parallel: SIGTERM to all, wait for all within one
+    `timeout`, SIGKILL whichever is still running then. Returns each one's
+    exit code by name (0 when it shut down gracefully)."""
     for p in processes:
         p.terminate()
-    for p in processes:
-        p.stop()
+    deadline = time.monotonic() + timeout
+    return {p.name: p.stop(max(0.0, deadline - time.monotonic())) for p in processes}

@@ -7,11 +7,12 @@ demo, the tests and docker-compose.yml describe the same topology.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rxcast.suite.launcher import ServiceProcess, start_all, stop_all
+from rxcast.suite.launcher import ServiceProcess, StartCancelled, start_all, stop_all
 
 Started = Mapping[str, ServiceProcess]
 
@@ -73,6 +74,22 @@ NODES: tuple[Node, ...] = (
 )
 
 
+def select(names: Sequence[str], nodes: Sequence[Node] = NODES) -> tuple[Node, ...]:
+    """The nodes named and every node they depend on, in `nodes`' order."""
+    by_name = {n.name: n for n in nodes}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"unknown process(es) {unknown}; the suite has {list(by_name)}")
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(by_name[name].depends_on)
+    return tuple(n for n in nodes if n.name in wanted)
+
+
 class Suite:
     """The running processes of a suite, by name."""
 
@@ -82,8 +99,9 @@ class Suite:
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.processes[name]
 
-    def stop(self) -> None:
-        stop_all(list(self.processes.values())[::-1])
+    def stop(self) -> dict[str, int | None]:
+        """Stop every process gracefully (SIGKILL after the grace); their exit codes by name."""
+        return stop_all(list(self.processes.values())[::-1])
 
 
 def start_suite(
@@ -92,13 +110,20 @@ def start_suite(
     nodes: Sequence[Node] = NODES,
     extra_args: Mapping[str, Sequence[str]] | None = None,
     timeout: float = 120.0,
+    cancel: threading.Event | None = None,
 ) -> Suite:
-    """Start `nodes` in dependency order (independent ones together)."""
+    """Start `nodes` in dependency order (independent ones together).
+
+    If anything fails, or `cancel` is set before the suite is up
+    (StartCancelled), what was started is stopped before raising.
+    """
     extra_args = extra_args or {}
     started: dict[str, ServiceProcess] = {}
     pending = list(nodes)
     try:
         while pending:
+            if cancel is not None and cancel.is_set():
+                raise StartCancelled("suite start cancelled")
             wave = [n for n in pending if all(d in started for d in n.depends_on)]
             if not wave:
                 raise ValueError(f"unsatisfiable dependencies among {[n.name for n in pending]}")
@@ -108,7 +133,7 @@ def start_suite(
                 )
                 for n in wave
             ]
-            for p in start_all(processes, timeout):
+            for p in start_all(processes, timeout, cancel):
                 started[p.name] = p
             pending = [n for n in pending if n.name not in started]
     except BaseException:
