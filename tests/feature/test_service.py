@@ -302,6 +302,8 @@ def test_schema_lists_features_services_and_entities(stub):
     schema = stub.ListFeatures(pb.ListFeaturesRequest())
     features = {f.name: f for f in schema.features}
     assert schema.default_feature_service == "demand_forecast"
+    # The service owns the target: trainers read its horizon here.
+    assert schema.horizon_days == 7
     service = {s.name: s for s in schema.feature_services}["demand_forecast"]
     for name in ("dispensed_sum_7d", "dispensed_sum_28d", "prescriptions_sum_7d", "units_on_hand", "unit_price",
                  "on_promotion", "stockout_days_7d", "day_of_week", "medication_category", "store_region"):  # fmt: skip

@@ -96,7 +96,7 @@ class WorldSource:
         self.requests: list[LoadRequest] = []
 
     def schema(self) -> FeatureSchema:
-        return FeatureSchema(FEATURES, CATEGORICAL)
+        return FeatureSchema(FEATURES, CATEGORICAL, horizon_days=self.horizon_days)
 
     def load(self, request: LoadRequest, progress: LoadProgress) -> TrainingSet:
         self.requests.append(request)

@@ -14,6 +14,7 @@ from rxcast.trainer.evaluation import score
 from rxcast.trainer.gate import GatePolicy
 from rxcast.trainer.pipeline import Stage
 from tests.trainer.conftest import FAST, build_pipeline, spec_for
+from tests.trainer.synthetic import WorldSource
 
 WEAK = dataclasses.replace(FAST, num_boost_round=3)
 
@@ -166,6 +167,24 @@ def test_windows_are_checked_before_any_work(tmp_path, world):
         pipeline.check(spec_for(world, end_day=world.first_day + 10))
     with pytest.raises(InvalidArgument, match="alias"):
         pipeline.check(spec_for(world, alias="Not An Alias"))
+
+
+def test_without_a_horizon_setting_jobs_take_the_sources_definition_of_the_target(tmp_path, world):
+    from rxcast.trainer.pipeline import PipelineSettings, TrainingPipeline
+
+    base = build_pipeline(tmp_path, world)
+    source = WorldSource(world, horizon_days=5)
+    settings = dataclasses.replace(base.settings, horizon_days=0)
+    pipeline = TrainingPipeline(source, base.aliases, settings)
+    with pytest.raises(InvalidArgument, match="after a 5-day embargo needs at least 16"):
+        pipeline.check(spec_for(world, end_day=world.first_day + 10))
+    outcome, _ = run(pipeline, spec_for(world))
+    assert source.requests[-1].horizon_days == 5
+    assert pipeline.registry.get(outcome.version).manifest.horizon_days == 5
+    # A source that defines no horizon is refused before any work.
+    undefined = TrainingPipeline(WorldSource(world, horizon_days=0), base.aliases, PipelineSettings())
+    with pytest.raises(FailedPrecondition, match="no forecast horizon"):
+        undefined.check(spec_for(world))
 
 
 def test_champion_with_another_feature_list_is_scored_on_the_same_rows(tmp_path, world):

@@ -127,6 +127,7 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
             ],
             entities=[pb.EntitySpec(name=n, join_key=k, description=d) for n, k, d in schema.entities],
             default_feature_service=schema.default_feature_service,
+            horizon_days=self.store.config.horizon_days,
             registry_updated_time=None if schema.updated is None else timestamps.from_datetime(schema.updated),
         )
 

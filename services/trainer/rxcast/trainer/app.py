@@ -45,7 +45,6 @@ class TrainerApp:
         gate = GatePolicy(config.gate_metric, config.gate_margin)
         self.aliases = AliasManager(self.registry, gate, self.source, threads)
         settings = PipelineSettings(
-            horizon_days=config.horizon_days,
             num_threads=threads,
             min_train_rows=config.min_train_rows,
             min_holdout_rows=config.min_holdout_rows,

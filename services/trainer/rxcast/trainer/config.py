@@ -28,7 +28,6 @@ class TrainerConfig(ServerSettings):
     job_workers: int = Field(1, ge=1, description="training jobs run at once (each uses --num-threads cores)")
     max_pending_jobs: int = Field(8, ge=1, description="training jobs queued or running before new ones are refused")
     num_threads: int = Field(0, ge=0, description="LightGBM threads per job; 0 means one per core")
-    horizon_days: int = Field(7, description="days of demand a forecast covers (the label)")
     min_train_rows: int = Field(500, ge=1, description="fewest training rows a job accepts")
     min_holdout_rows: int = Field(100, ge=1, description="fewest holdout rows a job accepts")
     # The defaults' ranges are TrainingParams' own: a request's params are checked there.

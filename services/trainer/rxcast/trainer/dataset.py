@@ -29,6 +29,8 @@ class FeatureSchema:
 
     feature_names: tuple[str, ...]
     categorical: frozenset[str]
+    #: The target's horizon as the source defines it; 0 when it does not say.
+    horizon_days: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

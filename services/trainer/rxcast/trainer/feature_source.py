@@ -63,7 +63,9 @@ class FeatureServiceSource:
                 f"feature service: default feature service {listing.default_feature_service!r} names no features"
             )
         categorical = frozenset(f.name for f in listing.features if f.categorical)
-        return FeatureSchema(tuple(default.features), categorical & set(default.features))
+        return FeatureSchema(
+            tuple(default.features), categorical & set(default.features), horizon_days=listing.horizon_days
+        )
 
     def load(self, request: LoadRequest, progress: LoadProgress) -> TrainingSet:
         listing = self._client.list_features()

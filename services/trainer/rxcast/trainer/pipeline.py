@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rxcast.model import FeatureEncoder, ModelBundle, ModelManifest
-from rxcast.runtime.errors import InvalidArgument, RxcastError
+from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TimeSplit, TrainingSet, TrainingSetSource, split_by_time
@@ -76,7 +76,9 @@ class JobOutcome:
 
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
-    horizon_days: int = 7
+    #: The forecast horizon; 0 (the service's setting) takes the source's own
+    #: (the feature service defines the target), read once.
+    horizon_days: int = 0
     num_threads: int = 2
     min_train_rows: int = 200
     min_holdout_rows: int = 50
@@ -103,6 +105,16 @@ class TrainingPipeline:
         self.aliases = aliases
         self.registry = aliases.registry
         self.settings = settings
+        self._horizon = settings.horizon_days
+
+    def horizon_days(self) -> int:
+        """The horizon jobs train for: the settings', else the source's definition of the target."""
+        if not self._horizon:
+            horizon = self.source.schema().horizon_days
+            if horizon <= 0:
+                raise FailedPrecondition("the training-set source defines no forecast horizon")
+            self._horizon = horizon
+        return self._horizon
 
     def check(self, spec: JobSpec) -> None:
         """Refuse, before any work, a job whose window cannot hold a training set."""
@@ -112,11 +124,12 @@ class TrainingPipeline:
             )
         days = spec.end_day - spec.start_day + 1
         # Training days, the embargo between them and the holdout, the holdout.
-        needed = 1 + self.settings.horizon_days + spec.params.holdout_days
+        horizon = self.horizon_days()
+        needed = 1 + horizon + spec.params.holdout_days
         if days < needed:
             raise InvalidArgument(
                 f"window: {days} days from {day_text(spec.start_day)} to {day_text(spec.end_day)} is too short: "
-                f"a {spec.params.holdout_days}-day holdout after a {self.settings.horizon_days}-day embargo "
+                f"a {spec.params.holdout_days}-day holdout after a {horizon}-day embargo "
                 f"needs at least {needed} days"
             )
         alias_name(spec.alias)
@@ -165,7 +178,7 @@ class TrainingPipeline:
         extra = (BASELINE_FEATURE, CATEGORY_FEATURE, REGION_FEATURE)
         if champion.bundle is not None:
             extra += champion.bundle.manifest.feature_names
-        request = LoadRequest(spec.start_day, spec.end_day, extra, self.settings.horizon_days)
+        request = LoadRequest(spec.start_day, spec.end_day, extra, self.horizon_days())
         data = self.source.load(request, report.rows)
         metrics.ROWS_LOADED.inc(data.rows)
         settings = self.settings
