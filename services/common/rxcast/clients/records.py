@@ -45,6 +45,6 @@ def to_protos(frame: pd.DataFrame) -> list[pb.InventoryRecord]:
     records = []
     columns = list(frame.columns)
     for row in frame.itertuples(index=False, name=None):
-        fields = {k: v for k, v in zip(columns, row, strict=True) if not (isinstance(v, float) and v != v)}
+        fields = {k: v for k, v in zip(columns, row, strict=True) if not (isinstance(v, float) and math.isnan(v))}
         records.append(pb.InventoryRecord(**fields))
     return records

@@ -131,7 +131,8 @@ class Player:
         started = time.monotonic()
         job = self.trainer.start_training(request)
         last = ""
-        for job in self.trainer.watch(job.job_id, timeout=3600):
+        for update in self.trainer.watch(job.job_id, timeout=3600):
+            job = update
             line = f"  training {job.job_id}: {_JOB_STATES.get(job.state, job.state)}"
             if job.rows_loaded:
                 line += f", {job.rows_loaded:,} rows"

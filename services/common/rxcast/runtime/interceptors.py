@@ -101,7 +101,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             call = self._begin(method, servicer_context, method_metrics)
             try:
                 return behavior(request, servicer_context)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
             finally:
                 self._end(call, servicer_context)
@@ -115,7 +115,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             call = self._begin(method, servicer_context, method_metrics)
             try:
                 yield from behavior(request, servicer_context)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
             finally:
                 self._end(call, servicer_context)

@@ -36,7 +36,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     """Route structlog and stdlib logging to JSON lines on stderr."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
-        raise ValueError(f"unknown log level {level!r}")
+        raise ValueError(f"unknown log level {level!r}")  # noqa: TRY004 - a bad value, not a bad type
 
     def add_service(_logger, _name, event: dict) -> dict:
         event.setdefault("service", service)

@@ -58,7 +58,7 @@ def from_ms(ms: int) -> Timestamp:
 
 def from_seconds(seconds: float) -> Timestamp:
     stamp = Timestamp()
-    stamp.FromNanoseconds(int(round(seconds * 1e9)))
+    stamp.FromNanoseconds(round(seconds * 1e9))
     return stamp
 
 

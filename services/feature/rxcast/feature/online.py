@@ -87,7 +87,7 @@ def _part_columns(rows: list, inverse: list[int], part, types: dict[str, str], n
             if stale and value is not None:
                 values[j].append(placeholders[j])
                 statuses[j].append(OUTSIDE_TTL)
-            elif raw is None or raw != raw:  # unset, null, or a NaN double
+            elif raw is None or (isinstance(raw, float) and math.isnan(raw)):  # unset, null, or a NaN double
                 values[j].append(placeholders[j])
                 statuses[j].append(NULL_VALUE if value is not None else NOT_FOUND)
             else:
