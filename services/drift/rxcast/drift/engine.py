@@ -132,6 +132,8 @@ class DriftEngine:
         self._monitors: dict[int, ErrorStreamMonitor] = {}
         # Per version: (errors since the last judged step, their sum of u).
         self._concept_clean: dict[int, tuple[int, float]] = {}
+        # Per version: the sequence a new window buffer starts at (after the windows reported, when state was lost).
+        self._first_sequence: dict[int, int] = {}
         self._state: StateStore | None = None
         # Logged-prediction rows journaled since the last snapshot of the prediction log, and rows it held.
         self._journaled_rows = 0
@@ -247,7 +249,7 @@ class DriftEngine:
         buffer = self._windows.get(model_version)
         if buffer is None:
             buffer = WindowBuffer(model_version, kinds, self.settings.window_rows,
-                                  int(self.settings.window_seconds * 1000))
+                                  int(self.settings.window_seconds * 1000), self._first_sequence.get(model_version, 1))
         elif buffer.kinds != kinds:  # the features windowed changed (--ignore-features) since it opened
             buffer = buffer.with_kinds(kinds)
         self._windows[model_version] = buffer
@@ -678,7 +680,8 @@ class DriftEngine:
 
     def _score_unscored(self) -> None:
         """Score the windows a crash closed before their report; keep window
-        ids unique after state that was set aside."""
+        ids unique after state that was set aside (a new window never takes
+        the id of a reported one)."""
         reported: dict[int, set[str]] = {}
         for report in self.reports.list(0, self.settings.max_reports):
             reported.setdefault(report.model_version, set()).add(report.window_id)
@@ -693,12 +696,14 @@ class DriftEngine:
                 self._closing.pop(window.window_id)
                 continue
             self._score_closed(window, reference)
-        for version, buffer in self._windows.items():
-            used = [int(w.split("-w")[-1]) for w in reported.get(version, ()) if w.split("-w")[-1].isdigit()]
-            if used and buffer.sequence <= max(used):
-                log.warning("open window renumbered after its earlier ids", model_version=version,
-                            was=buffer.sequence, now=max(used) + 1)
-                buffer.sequence = max(used) + 1
+        for version, ids in reported.items():
+            used = max((int(w.rsplit("-w", 1)[-1]) for w in ids if w.rsplit("-w", 1)[-1].isdigit()), default=0)
+            self._first_sequence[version] = used + 1
+            buffer = self._windows.get(version)
+            if buffer is not None and buffer.sequence <= used:
+                log.warning("open window renumbered after the windows reported", model_version=version,
+                            was=buffer.sequence, now=used + 1)
+                buffer.sequence = used + 1
 
 
 def _clean_pair(value: Any) -> tuple[int, float]:
