@@ -8,7 +8,9 @@ and 2 categorical features, windows closing every 5,000 rows as by default),
 so the figures include the window closes and their scoring. Through gRPC:
 the same batches sent to a real drift process, one LogPredictions stream of
 one request per call, as a predictor sends them. Medians and p99 of each
-call; the first 50 calls of each run are not counted (warm-up).
+call; the first 50 calls of each run are not counted (warm-up). "4 threads"
+runs the in-process case from four threads at once (several predictors
+logging together) and gives the calls per second besides.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,6 +75,29 @@ def in_process(calls: int, rows: int, features: int, data_dir: Path | None) -> l
     return seconds
 
 
+def in_threads(calls: int, rows: int, features: int, data_dir: Path, threads: int = 4) -> tuple[list[float], float]:
+    engine = DriftEngine(EngineSettings(), data_dir)
+    engine.register_reference(1, _profile(features))
+    batches = list(_batches(calls, rows, features))
+    seconds: list[float] = []
+
+    def run(part: list) -> None:
+        for stores, medications, times, columns, predictions in part:
+            start = time.perf_counter()
+            engine.log_predictions(1, stores, medications, times, columns, predictions)
+            seconds.append(time.perf_counter() - start)
+
+    workers = [threading.Thread(target=run, args=(batches[i::threads],)) for i in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    engine.close()
+    return seconds, calls / elapsed
+
+
 def through_grpc(calls: int, rows: int, features: int, root: Path) -> list[float]:
     import json
 
@@ -123,6 +149,9 @@ def main() -> None:
     print(_summary("engine, in memory (no data dir)", in_process(args.calls, args.rows, args.features, None)))
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as root:
         print(_summary("engine, with a data dir", in_process(args.calls, args.rows, args.features, Path(root) / "d")))
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as root:
+        seconds, rate = in_threads(args.calls, args.rows, args.features, Path(root) / "d")
+        print(_summary(f"engine, with a data dir, 4 threads ({rate:.0f} calls/s)", seconds))
     if args.grpc_calls:
         with tempfile.TemporaryDirectory(dir=Path.cwd()) as root:
             print(_summary("gRPC LogPredictions, real drift process",

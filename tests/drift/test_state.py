@@ -170,7 +170,9 @@ def test_the_prediction_log_round_trips_with_its_marks():
     _log_rows(log, 2, ["a"], [1], [9.0])  # the newest copy of a key wins
     log.match(np.array(["b"], dtype=object), np.array(["m"], dtype=object), np.array([2]))
     log.unmatched(limit=1, asked_before_ms=0, now_ms=77)  # "a" is asked about at 77
-    meta, arrays = log.snapshot()
+    snapshot = log.snapshot()
+    log.add(1, np.array(["late"], dtype=object), np.array(["m"], dtype=object), np.array([9]), np.array([1.0]))
+    meta, arrays = snapshot.meta(), snapshot.arrays()  # taken before the late row: without it
     assert all(a.dtype != object for a in arrays.values())
     again = PredictionLog(max_rows=100)
     again.restore(_json(meta), arrays)
@@ -190,7 +192,7 @@ def test_the_prediction_log_round_trips_with_its_marks():
 def test_a_damaged_prediction_snapshot_is_a_state_error():
     log = PredictionLog(max_rows=10)
     _log_rows(log, 1, ["a", "b"], [1, 2], [1.0, 2.0])
-    meta, arrays = log.snapshot()
+    meta, arrays = log.snapshot().meta(), log.snapshot().arrays()
     for damage in (lambda a: a.pop("seq"), lambda a: a.update(store_id_codes=np.array([0, 5])),
                    lambda a: a.update(key=arrays["key"][::-1].copy()), lambda a: a.update(prediction=np.ones(3))):
         broken = dict(arrays)

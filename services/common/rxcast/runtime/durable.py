@@ -160,10 +160,14 @@ class JsonLines:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tail_checked = False
 
-    def append(self, record: dict) -> None:
-        self.extend([record])
+    def append(self, record: dict, sync: bool = True) -> None:
+        self.extend([record], sync)
 
-    def extend(self, records: Iterable[dict]) -> None:
+    def extend(self, records: Iterable[dict], sync: bool = True) -> None:
+        """Append records, durable when this returns; with `sync=False` they
+        are only written, and durable once `sync()` returns (a caller can
+        write under its lock and wait for the disk outside it, so that
+        concurrent callers share the wait)."""
         lines = "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
         if not lines:
             return
@@ -175,9 +179,18 @@ class JsonLines:
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(lines)
             out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                os.fsync(out.fileno())
         if created:
             fsync_directory(self.path.parent)
+
+    def sync(self) -> None:
+        """Make every record appended so far durable."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def read(self) -> list[dict]:
         if not self.path.exists():

@@ -68,8 +68,9 @@ def text_to_uints(text: Any, what: str = "keys") -> np.ndarray:
 def strings_to_list(values: np.ndarray) -> list[str]:
     """A string column as a JSON list: None, "" and NaN (missing) become ""."""
     objects = np.asarray(values, dtype=object)
-    if objects.size == 0:
-        return []
+    listed = objects.tolist()
+    if all(type(v) is str for v in listed):  # the usual case (ids and categories from protos): nothing to fix
+        return listed
     missing = np.equal(objects, None) | np.equal(objects, "") | np.not_equal(objects, objects)
     return np.where(missing, "", objects.astype(str)).tolist()
 

@@ -42,7 +42,7 @@ from rxcast.drift.codec import (
     uints_to_text,
 )
 from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecast_residuals
-from rxcast.drift.matching import PredictionLog, entity_time_keys
+from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, Thresholds, score
 from rxcast.drift.state import COMPACT_MIN_ROWS, Recovered, StateStore
@@ -225,16 +225,17 @@ class DriftEngine:
             "medication_ids": strings_to_list(medication_ids), "rows": batch.to_dict(),
         }
         with self._lock:
-            self._journal(record)
+            written = self._journal(record)
             closed = self._add_rows(model_version, reference, batch, store_ids, medication_ids)
-            checkpoint = self._capture() if closed else None
+        self._sync(written)
         ROWS_INGESTED.labels("accepted").inc(rows)
         outcome.accepted = rows
         for window in closed:
             report, raised = self._score_closed(window, reference)
             outcome.reports.append(report)
             outcome.alerts.extend(raised)
-        self._write_checkpoint(checkpoint)
+        if closed:
+            self._checkpoint()
         self._compact_if_due()
         return outcome
 
@@ -299,13 +300,13 @@ class DriftEngine:
             buffer = self._windows.get(model_version)
             if buffer is None or buffer.rows == 0:
                 return None
-            self._journal({"op": "flush", "model_version": model_version})
+            written = self._journal({"op": "flush", "model_version": model_version})
             window = buffer.close()
             self._closing[window.window_id] = window
             OPEN_WINDOW_ROWS.labels(str(model_version)).set(0)
-            checkpoint = self._capture()
+        self._sync(written)
         report = self._score_closed(window, reference)[0]
-        self._write_checkpoint(checkpoint)
+        self._checkpoint()
         return report
 
     def _score_closed(self, window: Window, reference: ReferenceProfile) -> tuple[DriftReport, list[Alert]]:
@@ -401,6 +402,7 @@ class DriftEngine:
             return outcome
         keys = entity_time_keys(store_ids, medication_ids, event_ms)
         observed: list[Alert] = []
+        written = None
         with self._lock:  # matches, monitors and their journal record in one order
             found, versions, predictions = self.predictions.match_keys(keys)
             losses = np.abs(forecast_residuals(actuals, predictions))
@@ -409,11 +411,12 @@ class DriftEngine:
                 mine = found & (versions == version)
                 observed.extend(self._feed_errors(int(version), losses[mine], int(event_ms[mine].max())))
             if found.any():
-                self._journal({
+                written = self._journal({
                     "op": "actuals", "matched": uints_to_text(keys[found]),
                     "monitors": {str(v): self._monitors[v].to_dict() for v in fed},
                     "concept_clean": {str(v): list(self._concept_clean[v]) for v in fed if v in self._concept_clean},
                 })
+        self._sync(written)
         outcome.matched = int(found.sum())
         outcome.unmatched = int(n - outcome.matched)
         ACTUALS.labels("matched").inc(outcome.matched)
@@ -496,24 +499,45 @@ class DriftEngine:
             predictions = None if checkpoint is None else self._snapshot_predictions()
         self._write_checkpoint(checkpoint)
         if predictions is not None:
-            self._write_predictions(*predictions, checkpoint[0])
+            self._write_predictions(predictions, checkpoint[0])
 
     # ------------------------------------------------------------ state on disk
 
-    def _journal(self, record: dict[str, Any] | None) -> None:
-        """Append a record before the change it describes is made (under the
-        lock). A call whose record cannot be written fails, and changes nothing."""
+    def _journal(self, record: dict[str, Any] | None) -> int | None:
+        """Write a record before the change it describes is made (under the
+        lock, so the journal's order is the changes' order); `_sync` what
+        it returns before the call returns. A call whose record cannot be
+        written fails, and changes nothing."""
         if self._state is None or record is None:
-            return
+            return None
         try:
-            self._state.append(record)
+            return self._state.append(record)
         except OSError as exc:
             raise Unavailable(f"drift state: cannot write the journal: {exc}") from None
 
+    def _sync(self, written: int | None) -> None:
+        """Wait until a journal record is on disk: what makes a call
+        acknowledged. Outside the lock: concurrent calls share the wait."""
+        if written is None:
+            return
+        try:
+            self._state.sync(written)
+        except OSError as exc:
+            raise Unavailable(f"drift state: the journal did not reach the disk: {exc}") from None
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the engine after windows closed and were scored: the
+        journal before it is then needed only for the prediction log. (A
+        window being scored by another call is in the checkpoint as closing.)"""
+        with self._lock:
+            checkpoint = self._capture()
+        self._write_checkpoint(checkpoint)
+
     def _capture(self) -> tuple[int, dict[str, Any]] | None:
         """Start a journal segment and take the engine checkpoint the segment
-        follows (under the lock); None without a data dir or when no segment
-        could be started (the current one holds on, and the next close retries)."""
+        follows (under the lock; windows are copied, encoded outside it); None
+        without a data dir or when no segment could be started (the current
+        one holds on, and the next close retries)."""
         if self._state is None:
             return None
         try:
@@ -522,8 +546,8 @@ class DriftEngine:
             log.error("journal segment not started; checkpoint skipped", error=str(exc))
             return None
         return segment, {
-            "windows": [buffer.to_dict() for buffer in self._windows.values()],
-            "closing": [window.to_dict() for window in self._closing.values()],
+            "windows": [buffer.copy() for buffer in self._windows.values()],
+            "closing": list(self._closing.values()),
             "monitors": {str(v): monitor.to_dict() for v, monitor in self._monitors.items()},
             "concept_clean": {str(v): list(clean) for v, clean in self._concept_clean.items()},
         }
@@ -531,20 +555,23 @@ class DriftEngine:
     def _write_checkpoint(self, checkpoint: tuple[int, dict[str, Any]] | None) -> None:
         if checkpoint is None:
             return
+        segment, captured = checkpoint
+        doc = {**captured, "windows": [buffer.to_dict() for buffer in captured["windows"]],
+               "closing": [window.to_dict() for window in captured["closing"]]}
         try:
-            self._state.write_engine(checkpoint[1], checkpoint[0])
+            self._state.write_engine(doc, segment)
         except OSError as exc:  # the journal still holds everything since the last one
             log.error("engine checkpoint not written", error=str(exc))
 
-    def _snapshot_predictions(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def _snapshot_predictions(self) -> Snapshot:
         """The prediction log to save, taken with the checkpoint's segment (under the lock)."""
-        meta, arrays = self.predictions.snapshot()
-        self._journaled_rows, self._snapshot_rows = 0, meta["rows"]
-        return meta, arrays
+        snapshot = self.predictions.snapshot()
+        self._journaled_rows, self._snapshot_rows = 0, snapshot.rows
+        return snapshot
 
-    def _write_predictions(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], segment: int) -> None:
+    def _write_predictions(self, snapshot: Snapshot, segment: int) -> None:
         try:
-            self._state.write_predictions(meta, arrays, segment)
+            self._state.write_predictions(snapshot.meta(), snapshot.arrays(), segment)
         except OSError as exc:
             log.error("prediction-log snapshot not written", error=str(exc))
 
@@ -564,7 +591,7 @@ class DriftEngine:
             self._compacting = True
         try:
             self._write_checkpoint(checkpoint)
-            self._write_predictions(*predictions, checkpoint[0])
+            self._write_predictions(predictions, checkpoint[0])
         finally:
             self._compacting = False
 
@@ -614,7 +641,7 @@ class DriftEngine:
                 predictions = None if checkpoint is None else self._snapshot_predictions()
             self._write_checkpoint(checkpoint)
             if predictions is not None:
-                self._write_predictions(*predictions, checkpoint[0])
+                self._write_predictions(predictions, checkpoint[0])
 
     def _restore_engine(self, doc: dict[str, Any]) -> None:
         doc = require(doc, ("windows", "closing", "monitors", "concept_clean"), "engine checkpoint")

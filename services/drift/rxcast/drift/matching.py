@@ -116,20 +116,15 @@ class PredictionLog:
             index = np.minimum(np.searchsorted(columns["key"], keys), columns["key"].size - 1)
             columns["matched"][index[columns["key"][index] == keys]] = True
 
-    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The log as it stands: metadata and arrays, safe to save while it
-        changes (the columns changed in place are copied)."""
+    def snapshot(self) -> Snapshot:
+        """The log as it stands, unaffected by later changes (the columns
+        changed in place are copied; the others are replaced, never changed);
+        cheap, so it can be taken under a caller's lock and encoded outside."""
         with self._lock:
             columns = dict(self._consolidated())
-            next_seq = self._next_seq
-        columns["matched"] = columns["matched"].copy()
-        columns["asked_ms"] = columns["asked_ms"].copy()
-        arrays = {f: columns[f] for f in _FIELDS if f not in _STRINGS}
-        for field in _STRINGS:
-            codes, uniques = pd.factorize(columns[field])
-            arrays[f"{field}_codes"] = codes.astype(np.int64)
-            arrays[f"{field}_values"] = np.asarray(uniques, dtype=str)
-        return {"next_seq": next_seq, "rows": int(columns["key"].size)}, arrays
+            columns["matched"] = columns["matched"].copy()
+            columns["asked_ms"] = columns["asked_ms"].copy()
+            return Snapshot(columns, self._next_seq)
 
     def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Replace the log with a snapshot's content (what `snapshot` gave)."""
@@ -167,6 +162,30 @@ class PredictionLog:
 
 
 _STRINGS = ("store_id", "medication_id")
+
+
+class Snapshot:
+    """A prediction log at one instant."""
+
+    def __init__(self, columns: dict[str, np.ndarray], next_seq: int):
+        self._columns = columns
+        self.next_seq = next_seq
+
+    @property
+    def rows(self) -> int:
+        return int(self._columns["key"].size)
+
+    def meta(self) -> dict[str, Any]:
+        return {"next_seq": self.next_seq, "rows": self.rows}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays for .npz: no object arrays (ids as codes into string arrays)."""
+        arrays = {f: self._columns[f] for f in _FIELDS if f not in _STRINGS}
+        for field in _STRINGS:
+            codes, uniques = pd.factorize(self._columns[field])
+            arrays[f"{field}_codes"] = codes.astype(np.int64)
+            arrays[f"{field}_values"] = np.asarray(uniques, dtype=str)
+        return arrays
 
 
 def _types() -> dict[str, Any]:

@@ -13,8 +13,10 @@ Under `<data_dir>/state/`:
                          LogPredictions batch, a flush, the outcome of a
                          LogActuals call (keys matched, monitors' new states)
 
-A write to the journal happens before the call it records returns, which is
-what makes a call acknowledged: a SIGKILL after it loses nothing. The journal
+A call's journal record is on disk (fsynced) before the call returns, which
+is what makes a call acknowledged: a SIGKILL after it loses nothing. Records
+are written under the engine's lock, in the order of the changes they
+describe, and fsynced outside it: calls that arrive together share one fsync. The journal
 is cut into segments; each checkpoint starts a new segment and records its
 number, so on start the engine takes the checkpoint and replays the segments
 from there, and segments older than both checkpoints are deleted.
@@ -88,6 +90,9 @@ class StateStore:
         self._segment = 0
         self._journal: JsonLines | None = None
         self._write_lock = threading.Lock()
+        # Journal records written, and written and fsynced; the lock makes one fsync at a time.
+        self._written = self._synced = 0
+        self._sync_lock = threading.Lock()
         self._engine_segment = 0
         self._predictions_segment = 0
         #: Segments holding a record that could not be applied: set aside, not deleted, once checkpointed.
@@ -176,13 +181,35 @@ class StateStore:
         return self.journal_dir / f"{number:012d}.jsonl"
 
     def _open(self, number: int) -> None:
-        self._segment = number
-        self._journal = JsonLines(self._segment_path(number))
-        self._journal.append({"format": JOURNAL_FORMAT, "segment": number})
+        if self._journal is not None:
+            self._journal.sync()  # what was written to the segment left is on disk before the next one takes over
+        journal = JsonLines(self._segment_path(number))
+        journal.append({"format": JOURNAL_FORMAT, "segment": number})
+        self._segment, self._journal = number, journal
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Add a record durably (fsynced before this returns)."""
-        self._journal.append(record)
+    def append(self, record: dict[str, Any]) -> int:
+        """Write a record; it is durable once `sync` of the number returned
+        has returned. Callers write in order under their lock and wait for
+        the disk outside it, so calls that arrive together share one fsync
+        (group commit)."""
+        self._journal.append(record, sync=False)
+        self._written += 1
+        return self._written
+
+    def sync(self, written: int) -> None:
+        if self._synced >= written:
+            return
+        with self._sync_lock:
+            if self._synced >= written:  # the fsync of a call ahead covered this record
+                return
+            # Every record up to `target` is in the current segment or in an
+            # earlier one, which was fsynced as it was left (`_open`).
+            target, segment = self._written, self._journal
+            try:
+                segment.sync()
+            except FileNotFoundError:
+                pass  # left since (and fsynced then), and deleted after checkpoints that hold it
+            self._synced = max(self._synced, target)
 
     def rotate(self) -> int:
         """Start a new segment; returns its number, the first a checkpoint

@@ -192,13 +192,20 @@ class WindowBuffer:
         self._chunks, self._rows, self._slot = [], 0, None
         return window
 
+    def copy(self) -> WindowBuffer:
+        """This open window as it stands, unaffected by later rows (their
+        arrays are never changed in place, so they are shared)."""
+        return self.with_kinds(self.kinds)
+
     def with_kinds(self, kinds: Mapping[str, str]) -> WindowBuffer:
         """This open window with the columns of `kinds` (the features windowed
         changed): a feature no longer windowed is dropped, a new one is missing
         in the rows so far."""
         other = WindowBuffer(self.model_version, kinds, self.max_rows, self.slot_ms, self.sequence)
         if self._rows:
-            other._chunks, other._rows = [self._batch().select(other.kinds)], self._rows
+            rows = self._batch()
+            other._chunks = [rows if set(rows.features) == set(other.kinds) else rows.select(other.kinds)]
+            other._rows = self._rows
             other._slot, other._opened_ms = self._slot, self._opened_ms
         return other
 
