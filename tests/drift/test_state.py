@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import river
 
-from rxcast.drift import detectors, engine as engine_module
+from rxcast.drift import detectors
+from rxcast.drift import engine as engine_module
 from rxcast.drift.alerts import DATA_DRIFT, AlertBook
 from rxcast.drift.codec import StateError
 from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, LossTransform, PageHinkley
@@ -354,13 +355,13 @@ def test_a_corrupt_prediction_snapshot_and_journal_segment_are_set_aside(tmp_pat
     _log(engine, 40, 10)  # in the journal
     state = tmp_path / "state"
     (state / "predictions.npz").write_bytes(b"PK\x03\x04 not a zip")
-    segment = sorted((state / "journal").iterdir())[-1]
+    segment = max((state / "journal").iterdir())
     with open(segment, "a") as out:
         out.write('{"op": "log", "model_version": 1, "store_ids": ["x"], "medica')  # torn by the kill
     again = _engine(tmp_path)
     assert len(_corrupt(state, "predictions.npz")) == 1
     assert len(again.predictions) == 10  # what is whole: the journal after the lost snapshot
-    other = sorted((state / "journal").iterdir())[-1]
+    other = max((state / "journal").iterdir())
     other.write_text('{"format": "rxcast.drift.journal/7"}\n')
     _engine(tmp_path)
     assert len(_corrupt(state / "journal", other.name)) == 1
@@ -369,7 +370,7 @@ def test_a_corrupt_prediction_snapshot_and_journal_segment_are_set_aside(tmp_pat
 def test_a_record_that_does_not_apply_is_skipped_and_its_segment_kept_aside(tmp_path, profile):
     engine = _engine(tmp_path, profile)
     _log(engine, 0, 10)
-    segment = sorted((tmp_path / "state" / "journal").iterdir())[-1]
+    segment = max((tmp_path / "state" / "journal").iterdir())
     with open(segment, "a") as out:
         out.write(json.dumps({"op": "log", "model_version": 1, "store_ids": [], "medication_ids": [],
                               "rows": {"features": {}, "predictions": "!!", "event_times_ms": ""}}) + "\n")

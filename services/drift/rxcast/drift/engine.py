@@ -45,7 +45,7 @@ from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecas
 from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, Thresholds, score
-from rxcast.drift.state import COMPACT_MIN_ROWS, Recovered, StateStore
+from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
 from rxcast.model.profile import PREDICTION, ReferenceProfile
 from rxcast.runtime.durable import quarantine, read_json, write_json
@@ -204,10 +204,12 @@ class DriftEngine:
 
     def log_predictions(self, model_version: int, store_ids: np.ndarray, medication_ids: np.ndarray,
                         event_ms: np.ndarray, features: Mapping[str, np.ndarray], predictions: np.ndarray,
-                        source: str = "") -> LogOutcome:
+                        source: str = "", sync: bool = True) -> LogOutcome:
         """Window one batch of prediction logs. Batches that do not fit the
         version's reference (unknown version, features or shapes) are
-        rejected whole, with the reason logged; closed windows are scored."""
+        rejected whole, with the reason logged; closed windows are scored.
+        The batch is on disk when this returns; with `sync=False` once
+        `sync()` has returned (a call of many batches waits once)."""
         _check_version(model_version)
         rows = int(predictions.size)
         outcome = LogOutcome()
@@ -227,7 +229,8 @@ class DriftEngine:
         with self._lock:
             written = self._journal(record)
             closed = self._add_rows(model_version, reference, batch, store_ids, medication_ids)
-        self._sync(written)
+        if sync:
+            self._sync(written)
         ROWS_INGESTED.labels("accepted").inc(rows)
         outcome.accepted = rows
         for window in closed:
@@ -392,7 +395,9 @@ class DriftEngine:
     # ------------------------------------------------------------ actuals
 
     def log_actuals(self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray,
-                    actuals: np.ndarray) -> ActualsOutcome:
+                    actuals: np.ndarray, sync: bool = True) -> ActualsOutcome:
+        """Match actuals to logged predictions and feed their errors to the
+        versions' monitors; on disk when this returns (see log_predictions)."""
         n = actuals.size
         if store_ids.size != n or medication_ids.size != n or event_ms.size != n:
             raise InvalidArgument(f"actuals: keys ({store_ids.size}, {medication_ids.size}), event times "
@@ -416,7 +421,8 @@ class DriftEngine:
                     "monitors": {str(v): self._monitors[v].to_dict() for v in fed},
                     "concept_clean": {str(v): list(self._concept_clean[v]) for v in fed if v in self._concept_clean},
                 })
-        self._sync(written)
+        if sync:
+            self._sync(written)
         outcome.matched = int(found.sum())
         outcome.unmatched = int(n - outcome.matched)
         ACTUALS.labels("matched").inc(outcome.matched)
@@ -514,6 +520,12 @@ class DriftEngine:
             return self._state.append(record)
         except OSError as exc:
             raise Unavailable(f"drift state: cannot write the journal: {exc}") from None
+
+    def sync(self) -> None:
+        """Wait until everything logged so far is on disk: a call that logged
+        with `sync=False` is acknowledged after this."""
+        if self._state is not None:
+            self._sync(self._state.written)
 
     def _sync(self, written: int | None) -> None:
         """Wait until a journal record is on disk: what makes a call
@@ -620,17 +632,17 @@ class DriftEngine:
                 quarantine(self._state.predictions_path, f"unreadable content: {exc}")
                 predictions_from = 0
         replayed = 0
-        for number, records in found.segments:
-            windows = not engine_lost and number >= found.engine_from
-            monitors = engine_lost or number >= found.engine_from
+        for segment, records in found.segments:
+            windows = not engine_lost and segment >= found.engine_from
+            monitors = engine_lost or segment >= found.engine_from
             for index, record in enumerate(records):
                 try:
-                    self._replay(record, windows, monitors, number >= predictions_from)
+                    self._replay(record, windows, monitors, segment >= predictions_from)
                     replayed += 1
                 except (StateError, ValueError, TypeError, KeyError, RxcastError) as exc:
-                    log.error("journal record not applied", segment=number, record=index + 1,
+                    log.error("journal record not applied", segment=segment, record=index + 1,
                               error=getattr(exc, "message", str(exc)))
-                    self._state.damaged.add(number)
+                    self._state.damaged.add(segment)
         self._score_unscored()
         log.info("drift state restored", open_windows=sum(b.rows for b in self._windows.values()),
                  monitors=len(self._monitors), logged_predictions=len(self.predictions), replayed_records=replayed,

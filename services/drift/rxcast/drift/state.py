@@ -196,6 +196,11 @@ class StateStore:
         self._written += 1
         return self._written
 
+    @property
+    def written(self) -> int:
+        """How many records have been written (the number of the newest)."""
+        return self._written
+
     def sync(self, written: int) -> None:
         if self._synced >= written:
             return
