@@ -380,6 +380,15 @@ def test_a_record_that_does_not_apply_is_skipped_and_its_segment_kept_aside(tmp_
     assert len(_corrupt(segment.parent, segment.name)) == 1
 
 
+def test_a_corrupt_reference_file_is_set_aside_and_registered_again(tmp_path, profile):
+    _engine(tmp_path, profile).close()
+    (tmp_path / "references" / "v1.json").write_text('{"format": "rxcast.drift.profile/1", "rows": ')
+    engine = _engine(tmp_path)
+    assert len(_corrupt(tmp_path / "references", "v1.json")) == 1 and engine.versions() == []
+    engine.register_reference(1, profile)
+    assert _log(engine, 0, 5).accepted == 5
+
+
 def test_pickled_state_of_an_earlier_release_is_set_aside_unread(tmp_path, profile):
     marker = tmp_path / "unpickled"
 
