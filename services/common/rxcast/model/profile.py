@@ -86,10 +86,6 @@ class NumericProfile:
         return self.null_count / self.rows if self.rows else 0.0
 
     @property
-    def infinite_rate(self) -> float:
-        return self.infinite_count / self.rows if self.rows else 0.0
-
-    @property
     def sketch_weight(self) -> float:
         """How many values each sketch value stands for."""
         return self.count / len(self.sketch) if len(self.sketch) else 0.0

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -115,6 +116,23 @@ def read_json(path: Path | str, default: Any = None) -> Any:
         return default
 
 
+def quarantine(path: Path | str, reason: str) -> Path:
+    """Rename a state file that cannot be read aside, to
+    `<name>.corrupt-<UTC timestamp>`, and log why: the service starts from
+    what is whole and the file stays for an operator to look at."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    suffix = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}")
+        suffix += 1
+    os.replace(path, aside)
+    fsync_directory(path.parent)
+    log.error("state file quarantined", path=str(path), moved_to=aside.name, reason=reason)
+    return aside
+
+
 def remove_scratch(directory: Path | str) -> int:
     """Drop the scratch files that writers which died left in `directory`
     (a live writer's file is left alone); returns how many were removed."""
@@ -131,28 +149,48 @@ def remove_scratch(directory: Path | str) -> int:
 class JsonLines:
     """An append-only file of JSON records, one per line, fsynced per append.
 
-    A torn last line (a crash mid-write) is skipped on reading. `compact`
-    rewrites the file with only the records given, atomically.
+    A torn last line (a crash mid-write) is skipped on reading, and the first
+    append after it starts on a new line, so the torn line never swallows an
+    acknowledged record. `compact` rewrites the file with only the records
+    given, atomically.
     """
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tail_checked = False
 
-    def append(self, record: dict) -> None:
-        self.extend([record])
+    def append(self, record: dict, sync: bool = True) -> None:
+        self.extend([record], sync)
 
-    def extend(self, records: Iterable[dict]) -> None:
+    def extend(self, records: Iterable[dict], sync: bool = True) -> None:
+        """Append records, durable when this returns; with `sync=False` they
+        are only written, and durable once `sync()` returns (a caller can
+        write under its lock and wait for the disk outside it, so that
+        concurrent callers share the wait)."""
         lines = "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
         if not lines:
             return
         created = not self.path.exists()
+        if not self._tail_checked:
+            if not created and _ends_torn(self.path):
+                lines = "\n" + lines
+            self._tail_checked = True
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(lines)
             out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                os.fsync(out.fileno())
         if created:
             fsync_directory(self.path.parent)
+
+    def sync(self) -> None:
+        """Make every record appended so far durable."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def read(self) -> list[dict]:
         if not self.path.exists():
@@ -171,3 +209,14 @@ class JsonLines:
     def compact(self, records: Iterable[dict]) -> None:
         text = "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
         write_text(self.path, text)
+        self._tail_checked = True
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file's last line lacks its newline (a crash mid-append)."""
+    with open(path, "rb") as source:
+        source.seek(0, os.SEEK_END)
+        if source.tell() == 0:
+            return False
+        source.seek(-1, os.SEEK_END)
+        return source.read(1) != b"\n"

@@ -5,6 +5,10 @@ which features start to drift opens their episodes and raises one alert
 naming them; later windows in which they still drift extend the episodes
 silently; an episode ends after `clean_windows` consecutive scored windows
 in which its feature did not fire, and the next firing opens a new one.
+
+Alerts are appended to `alerts.jsonl`; the open episodes are rewritten whole
+to `episodes.json` (format EPISODES_FORMAT). A record or file that cannot be
+read is skipped or set aside (logged), and the book starts from the rest.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rxcast.runtime.durable import JsonLines, read_json, write_json
+from rxcast.runtime.durable import JsonLines, quarantine, read_json, write_json
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.drift.alerts")
 
 DATA_DRIFT = "data_drift"
 PREDICTION_DRIFT = "prediction_drift"
 CONCEPT_DRIFT = "concept_drift"
 DATA_QUALITY = "data_quality"
-KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY)
+EPISODES_FORMAT = "rxcast.drift.episodes/1"
 
 
 @dataclasses.dataclass
@@ -59,18 +66,27 @@ class AlertBook:
         self._closed = False
         self._file = None if directory is None else JsonLines(directory / "alerts.jsonl")
         self._episodes_path = None if directory is None else directory / "episodes.json"
-        self._history = [Alert(**r) for r in (self._file.read() if self._file else [])]
-        stored = read_json(self._episodes_path, {}) if self._episodes_path else {}
-        self._episodes = {key: Episode(**value) for key, value in stored.items()}
+        self._history = _records(Alert, self._file.read() if self._file else [], "alert")
+        self._episodes = self._load_episodes()
+
+    def _load_episodes(self) -> dict[str, Episode]:
+        if self._episodes_path is None:
+            return {}
+        try:
+            doc = read_json(self._episodes_path, {"format": EPISODES_FORMAT, "episodes": {}})
+            if isinstance(doc, dict) and "format" not in doc:
+                doc = {"format": EPISODES_FORMAT, "episodes": doc}  # written before the file had a format
+            if not isinstance(doc, dict) or doc.get("format") != EPISODES_FORMAT:
+                found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+                raise ValueError(f"format {found!r} is not {EPISODES_FORMAT!r}")
+            return {str(key): Episode(**value) for key, value in doc["episodes"].items()}
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            quarantine(self._episodes_path, f"unreadable: {exc}")
+            return {}
 
     @staticmethod
     def _key(model_version: int, kind: str, feature: str) -> str:
         return f"{model_version}/{kind}/{feature}"
-
-    @property
-    def last_id(self) -> int:
-        with self._cond:
-            return self._history[-1].alert_id if self._history else 0
 
     def open_episodes(self, model_version: int, kind: str) -> dict[str, Episode]:
         """The open episodes of a version and kind, by feature."""
@@ -158,4 +174,16 @@ class AlertBook:
 
     def _save_episodes(self) -> None:
         if self._episodes_path is not None:
-            write_json(self._episodes_path, {k: dataclasses.asdict(v) for k, v in self._episodes.items()})
+            write_json(self._episodes_path, {"format": EPISODES_FORMAT,
+                                             "episodes": {k: dataclasses.asdict(v) for k, v in self._episodes.items()}})
+
+
+def _records(kind: Any, records: list, what: str) -> list:
+    """Records of a JSON-lines file as `kind`; one that does not fit is skipped and logged."""
+    kept = []
+    for number, record in enumerate(records, 1):
+        try:
+            kept.append(kind(**record))
+        except TypeError as exc:
+            log.warning("skipping unreadable record", kind=what, record=number, error=str(exc))
+    return kept

@@ -21,17 +21,30 @@ day the detectors also find rises too small to matter. Because the input's null 
 the detectors' parameters are calibrated once by simulating uniform streams
 (`python -m rxcast.drift.calibrate`) to a target false-alarm rate, and hold
 for every model and error scale.
+
+A monitor's whole state (transform and its random stream, warm-up losses,
+both detectors, detections being confirmed) goes to JSON and back
+(`to_dict`/`from_dict`), so a restarted service continues the same stream.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import river
 from river import drift as river_drift
 
+from rxcast.drift.codec import StateError, floats_to_text, integer, number, require, text_to_floats
 from rxcast.runtime.errors import InvalidArgument
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.drift.detectors")
 
 ADWIN = "adwin"
 PAGE_HINKLEY = "page_hinkley"
@@ -106,6 +119,21 @@ class LossTransform:
         jitter = self._rng.random(losses.size)
         return (below + jitter * (at_or_below - below)) / self.reference.size
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference": floats_to_text(self.reference), "rng": self._rng.bit_generator.state}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LossTransform:
+        data = require(data, ("reference", "rng"), "transform")
+        try:
+            transform = cls(text_to_floats(data["reference"], "transform.reference"))
+            if not isinstance(data["rng"], dict) or data["rng"].get("bit_generator") != "PCG64":
+                raise StateError("transform.rng: expected a PCG64 state")
+            transform._rng.bit_generator.state = data["rng"]
+        except (InvalidArgument, TypeError, ValueError, KeyError) as exc:
+            raise StateError(f"transform: {exc}") from None
+        return transform
+
 
 @dataclasses.dataclass
 class Detection:
@@ -147,6 +175,52 @@ class ErrorStreamMonitor:
     def _new_page_hinkley(self) -> PageHinkley:
         s = self.settings
         return PageHinkley(s.ph_min_instances, s.ph_delta, s.ph_threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": dataclasses.asdict(self.settings),
+            "seed": self._seed,
+            "transform": None if self._transform is None else self._transform.to_dict(),
+            "warmup": floats_to_text(np.concatenate(self._warmup) if self._warmup else np.zeros(0)),
+            "samples": self.samples,
+            "level_drops": self.level_drops,
+            "below_floor": self.below_floor,
+            "level_total": self.level_total,
+            "confirming": {d: list(p) for d, p in self._confirming.items()},
+            "adwin": _adwin_to_dict(self._adwin),
+            "page_hinkley": self._ph.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, settings: DetectorSettings | None = None) -> ErrorStreamMonitor:
+        """The monitor as saved. With other detector `settings` than it was
+        saved with, the detectors start afresh under the new ones (the
+        transform, counts and detections being confirmed are kept)."""
+        fields = ("settings", "seed", "transform", "warmup", "samples", "level_drops", "below_floor", "level_total",
+                  "confirming", "adwin", "page_hinkley")
+        data = require(data, fields, "monitor")
+        settings = settings or DetectorSettings()
+        monitor = cls(settings, seed=integer(data["seed"], "monitor.seed"))
+        monitor._transform = None if data["transform"] is None else LossTransform.from_dict(data["transform"])
+        warmup = text_to_floats(data["warmup"], "monitor.warmup")
+        monitor._warmup = [warmup] if warmup.size else []
+        monitor.samples = integer(data["samples"], "monitor.samples")
+        monitor.level_drops = integer(data["level_drops"], "monitor.level_drops")
+        monitor.below_floor = integer(data["below_floor"], "monitor.below_floor")
+        monitor.level_total = number(data["level_total"], "monitor.level_total")
+        confirming = data["confirming"]
+        if not isinstance(confirming, dict) or not set(confirming) <= set(DETECTORS):
+            raise StateError("monitor.confirming: expected detections by detector")
+        for detector, (total, count, level_before) in _triples(confirming):
+            monitor._confirming[detector] = [number(total, "monitor.confirming"), integer(count, "monitor.confirming"),
+                                             number(level_before, "monitor.confirming")]
+        if data["settings"] == dataclasses.asdict(settings):
+            monitor._adwin = _adwin_from_dict(data["adwin"], settings) or monitor._adwin
+            monitor._ph = PageHinkley.from_dict(data["page_hinkley"], settings)
+        else:
+            log.warning("detector settings changed: the detectors start afresh", saved=data["settings"],
+                        now=dataclasses.asdict(settings))
+        return monitor
 
     @property
     def warming_up(self) -> bool:
@@ -254,3 +328,69 @@ class PageHinkley:
     @property
     def mean_before_change(self) -> float:
         return self._total_at_minimum / self._count_at_minimum if self._count_at_minimum else self.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        # Before its first sample the minimum is +inf, which JSON cannot hold: null.
+        return {"count": self.count, "mean": self.mean, "cumulative": self.cumulative,
+                "minimum": None if self.minimum == float("inf") else self.minimum, "total": self._total,
+                "total_at_minimum": self._total_at_minimum, "count_at_minimum": self._count_at_minimum}
+
+    @classmethod
+    def from_dict(cls, data: Any, settings: DetectorSettings) -> PageHinkley:
+        data = require(data, ("count", "mean", "cumulative", "minimum", "total", "total_at_minimum",
+                              "count_at_minimum"), "page_hinkley")
+        ph = cls(settings.ph_min_instances, settings.ph_delta, settings.ph_threshold)
+        ph.count = integer(data["count"], "page_hinkley.count")
+        ph.mean = number(data["mean"], "page_hinkley.mean")
+        ph.cumulative = number(data["cumulative"], "page_hinkley.cumulative")
+        ph.minimum = float("inf") if data["minimum"] is None else number(data["minimum"], "page_hinkley.minimum")
+        ph._total = number(data["total"], "page_hinkley.total")
+        ph._total_at_minimum = number(data["total_at_minimum"], "page_hinkley.total_at_minimum")
+        ph._count_at_minimum = integer(data["count_at_minimum"], "page_hinkley.count_at_minimum")
+        return ph
+
+
+def _triples(confirming: dict) -> Iterator[tuple[str, list]]:
+    for detector, pending in confirming.items():
+        if not isinstance(pending, list) or len(pending) != 3:
+            raise StateError(f"monitor.confirming.{detector}: expected [sum, count, level before]")
+        yield detector, pending
+
+
+# river's ADWIN keeps its window in a Rust object whose only serialized form is
+# its own binary encoding (__getstate__/__setstate__, what pickle would use). It
+# is stored with river's version and a checksum: bytes from another river
+# release or altered on disk are never handed to the Rust decoder (which
+# aborts on garbage); such an ADWIN starts afresh, as it does after a detection.
+def _adwin_to_dict(adwin: river_drift.ADWIN) -> dict[str, Any]:
+    raw = adwin._helper.__getstate__()
+    return {"river": river.__version__, "state": base64.b64encode(raw).decode("ascii"),
+            "sha256": hashlib.sha256(raw).hexdigest(), "drift_detected": bool(adwin.drift_detected)}
+
+
+def _adwin_from_dict(data: Any, settings: DetectorSettings) -> river_drift.ADWIN | None:
+    data = require(data, ("river", "state", "sha256", "drift_detected"), "adwin")
+    if data["river"] != river.__version__:
+        log.warning("ADWIN saved by another river release starts afresh", saved=data["river"],
+                    installed=river.__version__)
+        return None
+    try:
+        raw = base64.b64decode(data["state"], validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise StateError(f"adwin.state: not base64 ({exc})") from None
+    if hashlib.sha256(raw).hexdigest() != data["sha256"]:
+        raise StateError("adwin.state: checksum mismatch")
+    adwin = river_drift.ADWIN(delta=settings.adwin_delta, clock=settings.adwin_clock)
+    try:
+        adwin._helper.__setstate__(raw)
+    except BaseException as exc:  # pyo3's PanicException derives from BaseException
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        raise StateError(f"adwin.state: {exc}") from None
+    adwin._drift_detected = bool(data["drift_detected"])
+    return adwin
+
+
+def settings_from_dict(data: dict[str, Any]) -> DetectorSettings:
+    known = {f.name for f in dataclasses.fields(DetectorSettings)}
+    return DetectorSettings(**{k: v for k, v in data.items() if k in known})

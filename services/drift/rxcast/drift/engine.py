@@ -6,14 +6,19 @@ State under `data_dir`:
   reports.jsonl          the newest reports (bounded)
   alerts.jsonl           every alert raised
   episodes.json          the open drift episodes
-  state.pkl              open windows and detector states, written on stop
+  state/                 open windows, concept-drift monitors and logged
+                         predictions awaiting actuals: checkpoints and a
+                         journal (rxcast.drift.state)
+
+A LogPredictions or LogActuals call is acknowledged when it returns: its
+rows, or its matches and the monitors' new states, are in the journal
+(fsynced) by then, so a SIGKILL after it loses none of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 import threading
 import time
 import uuid
@@ -26,14 +31,25 @@ from prometheus_client import Counter, Gauge
 
 from rxcast.drift import alerts as alert_kinds
 from rxcast.drift.alerts import Alert, AlertBook
+from rxcast.drift.codec import (
+    StateError,
+    integer,
+    list_to_strings,
+    number,
+    require,
+    strings_to_list,
+    text_to_uints,
+    uints_to_text,
+)
 from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecast_residuals
-from rxcast.drift.matching import PredictionLog
-from rxcast.runtime.durable import read_json, write_json
-from rxcast.model.profile import PREDICTION, ReferenceProfile
+from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, Thresholds, score
+from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
-from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError
+from rxcast.model.profile import PREDICTION, ReferenceProfile
+from rxcast.runtime.durable import quarantine, read_json, write_json
+from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError, Unavailable
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.drift.engine")
@@ -107,24 +123,43 @@ class DriftEngine:
         self._reference_source = reference_source
         self._on_alert = on_alert
         self._clock = clock
+        # Guards windows, monitors and concept bookkeeping, and orders the journal.
         self._lock = threading.RLock()
         self._references: dict[int, ReferenceProfile] = {}
         self._windows: dict[int, WindowBuffer] = {}
+        # Closed windows not scored yet: checkpoints hold them, so a crash before their report does not lose them.
+        self._closing: dict[str, Window] = {}
         self._monitors: dict[int, ErrorStreamMonitor] = {}
-        self._concept_clean: dict[int, int] = {}
-        self._last_data_ms: dict[int, int] = {}
+        # Per version: (errors since the last judged step, their sum of u).
+        self._concept_clean: dict[int, tuple[int, float]] = {}
+        # Per version: the sequence a new window buffer starts at (after the windows reported, when state was lost).
+        self._first_sequence: dict[int, int] = {}
+        self._state: StateStore | None = None
+        # Logged-prediction rows journaled since the last snapshot of the prediction log, and rows it held.
+        self._journaled_rows = 0
+        self._snapshot_rows = 0
+        self._compacting = False
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            for path in sorted((self.data_dir / "references").glob("v*.json")):
-                version = int(path.stem[1:])
-                self._references[version] = ReferenceProfile.from_dict(read_json(path))
+            self._load_references()
+            self._state = StateStore(self.data_dir / "state")
         self.reports = ReportLog(self.data_dir, self.settings.max_reports)
         self.alerts = AlertBook(self.data_dir, self.settings.clean_windows)
         self.predictions = PredictionLog(self.settings.max_logged_predictions)
-        self._restore_state()
+        if self._state is not None:
+            self._recover()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def _load_references(self) -> None:
+        for path in sorted((self.data_dir / "references").glob("v*.json")):
+            try:
+                version = int(path.stem[1:])
+                self._references[version] = ReferenceProfile.from_dict(read_json(path))
+            except (ValueError, KeyError, TypeError, RxcastError) as exc:
+                # Fetched again from the trainer when its version's logs arrive.
+                quarantine(path, f"not a reference profile: {getattr(exc, 'message', exc)}")
 
     # ------------------------------------------------------------ references
 
@@ -169,10 +204,12 @@ class DriftEngine:
 
     def log_predictions(self, model_version: int, store_ids: np.ndarray, medication_ids: np.ndarray,
                         event_ms: np.ndarray, features: Mapping[str, np.ndarray], predictions: np.ndarray,
-                        source: str = "") -> LogOutcome:
+                        source: str = "", sync: bool = True) -> LogOutcome:
         """Window one batch of prediction logs. Batches that do not fit the
         version's reference (unknown version, features or shapes) are
-        rejected whole, with the reason logged; closed windows are scored."""
+        rejected whole, with the reason logged; closed windows are scored.
+        The batch is on disk when this returns; with `sync=False` once
+        `sync()` has returned (a call of many batches waits once)."""
         _check_version(model_version)
         rows = int(predictions.size)
         outcome = LogOutcome()
@@ -185,20 +222,46 @@ class DriftEngine:
             self.reject(model_version, rows, source, exc.message)
             outcome.rejected = rows
             return outcome
-        if store_ids.size:
-            self.predictions.add(model_version, store_ids, medication_ids, event_ms, predictions)
-        closed: list[Window] = []
+        record = None if self._state is None or not rows else {
+            "op": "log", "model_version": model_version, "store_ids": strings_to_list(store_ids),
+            "medication_ids": strings_to_list(medication_ids), "rows": batch.to_dict(),
+        }
         with self._lock:
-            buffer = self._buffer(model_version, reference)
-            closed.extend(buffer.add(batch, self._now_ms()))
-            OPEN_WINDOW_ROWS.labels(str(model_version)).set(buffer.rows)
+            written = self._journal(record)
+            closed = self._add_rows(model_version, reference, batch, store_ids, medication_ids)
+        if sync:
+            self._sync(written)
         ROWS_INGESTED.labels("accepted").inc(rows)
         outcome.accepted = rows
         for window in closed:
             report, raised = self._score_closed(window, reference)
             outcome.reports.append(report)
             outcome.alerts.extend(raised)
+        if closed:
+            self._checkpoint()
+        self._compact_if_due()
         return outcome
+
+    def _add_rows(self, model_version: int, reference: ReferenceProfile, batch: Batch, store_ids: np.ndarray,
+                  medication_ids: np.ndarray) -> list[Window]:
+        """Keep a batch's predictions for their actuals and window its rows;
+        the windows it closes (held for scoring). Under the lock."""
+        if store_ids.size:
+            self.predictions.add(model_version, store_ids, medication_ids, batch.event_times_ms, batch.predictions)
+            self._journaled_rows += int(store_ids.size)
+        kinds = self._kinds(reference)
+        buffer = self._windows.get(model_version)
+        if buffer is None:
+            buffer = WindowBuffer(model_version, kinds, self.settings.window_rows,
+                                  int(self.settings.window_seconds * 1000), self._first_sequence.get(model_version, 1))
+        elif buffer.kinds != kinds:  # the features windowed changed (--ignore-features) since it opened
+            buffer = buffer.with_kinds(kinds)
+        self._windows[model_version] = buffer
+        closed = list(buffer.add(batch if set(batch.features) == set(kinds) else batch.select(kinds), self._now_ms()))
+        for window in closed:
+            self._closing[window.window_id] = window
+        OPEN_WINDOW_ROWS.labels(str(model_version)).set(buffer.rows)
+        return closed
 
     def reject(self, model_version: int, rows: int, source: str, reason: str) -> None:
         """Count and log a batch of prediction logs that cannot be used."""
@@ -230,28 +293,33 @@ class DriftEngine:
             raise InvalidArgument(f"event_times_unix_ms: {event_ms.size} for {predictions.size} predictions")
         return Batch(columns, predictions.astype(float), event_ms.astype(np.int64))
 
-    def _buffer(self, model_version: int, reference: ReferenceProfile) -> WindowBuffer:
-        buffer = self._windows.get(model_version)
-        if buffer is None:
-            kinds = {n: reference.kind(n) for n in reference.features if n not in self.settings.ignore_features}
-            buffer = WindowBuffer(model_version, kinds, self.settings.window_rows,
-                                  int(self.settings.window_seconds * 1000))
-            self._windows[model_version] = buffer
-        return buffer
+    def _kinds(self, reference: ReferenceProfile) -> dict[str, str]:
+        return {n: reference.kind(n) for n in reference.features if n not in self.settings.ignore_features}
 
     def flush(self, model_version: int) -> DriftReport | None:
         """Close and score a version's open window now (e.g. at the end of a day's batch)."""
         reference = self.reference(model_version)
         with self._lock:
             buffer = self._windows.get(model_version)
-            window = buffer.close() if buffer else None
-        if window is None:
-            return None
-        return self._score_closed(window, reference)[0]
+            if buffer is None or buffer.rows == 0:
+                return None
+            written = self._journal({"op": "flush", "model_version": model_version})
+            window = buffer.close()
+            self._closing[window.window_id] = window
+            OPEN_WINDOW_ROWS.labels(str(model_version)).set(0)
+        self._sync(written)
+        report = self._score_closed(window, reference)[0]
+        self._checkpoint()
+        return report
 
     def _score_closed(self, window: Window, reference: ReferenceProfile) -> tuple[DriftReport, list[Alert]]:
+        """Score a closed window, keep its report, observe its alerts. The
+        report is the mark that a window was scored: after a crash, closed
+        windows without one are scored on start."""
         report = self._report(window, reference)
         self.reports.add(report)
+        with self._lock:
+            self._closing.pop(window.window_id, None)
         WINDOWS_SCORED.labels(report.verdict).inc()
         log.info("window scored", model_version=window.model_version, window_id=window.window_id,
                  rows=report.current_rows, verdict=report.verdict)
@@ -327,7 +395,9 @@ class DriftEngine:
     # ------------------------------------------------------------ actuals
 
     def log_actuals(self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray,
-                    actuals: np.ndarray) -> ActualsOutcome:
+                    actuals: np.ndarray, sync: bool = True) -> ActualsOutcome:
+        """Match actuals to logged predictions and feed their errors to the
+        versions' monitors; on disk when this returns (see log_predictions)."""
         n = actuals.size
         if store_ids.size != n or medication_ids.size != n or event_ms.size != n:
             raise InvalidArgument(f"actuals: keys ({store_ids.size}, {medication_ids.size}), event times "
@@ -335,43 +405,55 @@ class DriftEngine:
         outcome = ActualsOutcome()
         if n == 0:
             return outcome
-        found, versions, predictions = self.predictions.match(store_ids, medication_ids, event_ms)
+        keys = entity_time_keys(store_ids, medication_ids, event_ms)
+        observed: list[Alert] = []
+        written = None
+        with self._lock:  # matches, monitors and their journal record in one order
+            found, versions, predictions = self.predictions.match_keys(keys)
+            losses = np.abs(forecast_residuals(actuals, predictions))
+            fed = np.unique(versions[found]).tolist()
+            for version in fed:
+                mine = found & (versions == version)
+                observed.extend(self._feed_errors(int(version), losses[mine], int(event_ms[mine].max())))
+            if found.any():
+                written = self._journal({
+                    "op": "actuals", "matched": uints_to_text(keys[found]),
+                    "monitors": {str(v): self._monitors[v].to_dict() for v in fed},
+                    "concept_clean": {str(v): list(self._concept_clean[v]) for v in fed if v in self._concept_clean},
+                })
+        if sync:
+            self._sync(written)
         outcome.matched = int(found.sum())
         outcome.unmatched = int(n - outcome.matched)
         ACTUALS.labels("matched").inc(outcome.matched)
         ACTUALS.labels("unmatched").inc(outcome.unmatched)
-        losses = np.abs(forecast_residuals(actuals, predictions))
-        for version in np.unique(versions[found]).tolist():
-            mine = found & (versions == version)
-            outcome.alerts.extend(self._feed_errors(int(version), losses[mine], int(event_ms[mine].max())))
+        outcome.alerts = [self._raised(alert) for alert in observed]
         return outcome
 
     def _feed_errors(self, model_version: int, losses: np.ndarray, data_ms: int) -> list[Alert]:
-        with self._lock:
-            monitor = self._monitors.get(model_version)
-            if monitor is None:
-                reference = self._references.get(model_version)
-                errors = None if reference is None or reference.error is None or reference.error.count == 0 \
-                    else reference.error.sketch
-                monitor = ErrorStreamMonitor(self.settings.detectors, errors, seed=model_version)
-                self._monitors[model_version] = monitor
-            before, level_before = monitor.samples, monitor.level_total
-            detections = monitor.update(losses)
-            for quantity, value in monitor.state().items():
-                DETECTOR_STATE.labels(str(model_version), quantity).set(value)
-            fed, level = monitor.samples - before, monitor.level_total - level_before
-        raised = []
-        if detections:
-            self._concept_clean[model_version] = (0, 0.0)
-            alert = self.alerts.observe(
-                model_version, alert_kinds.CONCEPT_DRIFT, {PREDICTION: "; ".join(d.describe() for d in detections)},
-                detector=detections[0].detector, data_ms=data_ms, now_ms=self._now_ms(),
-            )
-            if alert is not None:
-                raised.append(self._raised(alert))
-        else:
+        """Feed a version's losses to its monitor; the alerts opened (not yet
+        announced: `_raised` does that outside the lock). Under the lock."""
+        monitor = self._monitors.get(model_version)
+        if monitor is None:
+            reference = self._references.get(model_version)
+            errors = None if reference is None or reference.error is None or reference.error.count == 0 \
+                else reference.error.sketch
+            monitor = ErrorStreamMonitor(self.settings.detectors, errors, seed=model_version)
+            self._monitors[model_version] = monitor
+        before, level_before = monitor.samples, monitor.level_total
+        detections = monitor.update(losses)
+        for quantity, value in monitor.state().items():
+            DETECTOR_STATE.labels(str(model_version), quantity).set(value)
+        fed, level = monitor.samples - before, monitor.level_total - level_before
+        if not detections:
             self._concept_steps(model_version, fed, level, monitor.floor)
-        return raised
+            return []
+        self._concept_clean[model_version] = (0, 0.0)
+        alert = self.alerts.observe(
+            model_version, alert_kinds.CONCEPT_DRIFT, {PREDICTION: "; ".join(d.describe() for d in detections)},
+            detector=detections[0].detector, data_ms=data_ms, now_ms=self._now_ms(),
+        )
+        return [] if alert is None else [alert]
 
     def _concept_steps(self, model_version: int, fed: int, level: float, floor: float) -> None:
         """Judge the errors since the last detection in steps of
@@ -380,8 +462,7 @@ class DriftEngine:
         a step counts as clean only when its mean u is back below the floor;
         a step still above it keeps the open episode open."""
         step = max(1, self.settings.concept_clean_samples // self.settings.clean_windows)
-        stored = self._concept_clean.get(model_version, (0, 0.0))
-        count, total = stored if isinstance(stored, tuple) else (stored, 0.0)
+        count, total = self._concept_clean.get(model_version, (0, 0.0))
         count, total = count + fed, total + level
         steps = count // step
         if steps:
@@ -394,10 +475,6 @@ class DriftEngine:
                                     {PREDICTION: f"error level {mean:.3f} still above {floor:.3f}"})
             count, total = count - steps * step, total - mean * steps * step
         self._concept_clean[model_version] = (count, total)
-
-    def detector_states(self) -> dict[int, dict[str, float]]:
-        with self._lock:
-            return {v: m.state() for v, m in self._monitors.items()}
 
     # ------------------------------------------------------------ lists and watching
 
@@ -419,30 +496,259 @@ class DriftEngine:
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Persist open windows and detector states; end watchers."""
+        """End watchers; checkpoint everything, so the next start replays nothing."""
         self.alerts.close()
-        if self.data_dir is None:
+        if self._state is None:
             return
         with self._lock:
-            state = {"windows": self._windows, "monitors": self._monitors, "concept_clean": self._concept_clean}
-            scratch = self.data_dir / "state.pkl.tmp"
-            with open(scratch, "wb") as out:
-                pickle.dump(state, out)
-            scratch.replace(self.data_dir / "state.pkl")
+            checkpoint = self._capture()
+            predictions = None if checkpoint is None else self._snapshot_predictions()
+        self._write_checkpoint(checkpoint)
+        if predictions is not None:
+            self._write_predictions(predictions, checkpoint[0])
 
-    def _restore_state(self) -> None:
-        path = None if self.data_dir is None else self.data_dir / "state.pkl"
-        if path is None or not path.exists():
+    # ------------------------------------------------------------ state on disk
+
+    def _journal(self, record: dict[str, Any] | None) -> int | None:
+        """Write a record before the change it describes is made (under the
+        lock, so the journal's order is the changes' order); `_sync` what
+        it returns before the call returns. A call whose record cannot be
+        written fails, and changes nothing."""
+        if self._state is None or record is None:
+            return None
+        try:
+            return self._state.append(record)
+        except OSError as exc:
+            raise Unavailable(f"drift state: cannot write the journal: {exc}") from None
+
+    def sync(self) -> None:
+        """Wait until everything logged so far is on disk: a call that logged
+        with `sync=False` is acknowledged after this."""
+        if self._state is not None:
+            self._sync(self._state.written)
+
+    def _sync(self, written: int | None) -> None:
+        """Wait until a journal record is on disk: what makes a call
+        acknowledged. Outside the lock: concurrent calls share the wait."""
+        if written is None:
             return
         try:
-            with open(path, "rb") as source:
-                state = pickle.load(source)
-            self._windows = state["windows"]
-            self._monitors = state["monitors"]
-            self._concept_clean = state["concept_clean"]
-        except Exception as exc:  # a state file from another version: start the windows afresh
-            log.warning("open windows and detector states not restored", error=str(exc))
-        path.unlink()
+            self._state.sync(written)
+        except OSError as exc:
+            raise Unavailable(f"drift state: the journal did not reach the disk: {exc}") from None
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the engine after windows closed and were scored: the
+        journal before it is then needed only for the prediction log. (A
+        window being scored by another call is in the checkpoint as closing.)"""
+        with self._lock:
+            checkpoint = self._capture()
+        self._write_checkpoint(checkpoint)
+
+    def _capture(self) -> tuple[int, dict[str, Any]] | None:
+        """Start a journal segment and take the engine checkpoint the segment
+        follows (under the lock; windows are copied, encoded outside it); None
+        without a data dir or when no segment could be started (the current
+        one holds on, and the next close retries)."""
+        if self._state is None:
+            return None
+        try:
+            segment = self._state.rotate()
+        except OSError as exc:
+            log.error("journal segment not started; checkpoint skipped", error=str(exc))
+            return None
+        return segment, {
+            "windows": [buffer.copy() for buffer in self._windows.values()],
+            "closing": list(self._closing.values()),
+            "monitors": {str(v): monitor.to_dict() for v, monitor in self._monitors.items()},
+            "concept_clean": {str(v): list(clean) for v, clean in self._concept_clean.items()},
+        }
+
+    def _write_checkpoint(self, checkpoint: tuple[int, dict[str, Any]] | None) -> None:
+        if checkpoint is None:
+            return
+        segment, captured = checkpoint
+        doc = {**captured, "windows": [buffer.to_dict() for buffer in captured["windows"]],
+               "closing": [window.to_dict() for window in captured["closing"]]}
+        try:
+            self._state.write_engine(doc, segment)
+        except OSError as exc:  # the journal still holds everything since the last one
+            log.error("engine checkpoint not written", error=str(exc))
+
+    def _snapshot_predictions(self) -> Snapshot:
+        """The prediction log to save, taken with the checkpoint's segment (under the lock)."""
+        snapshot = self.predictions.snapshot()
+        self._journaled_rows, self._snapshot_rows = 0, snapshot.rows
+        return snapshot
+
+    def _write_predictions(self, snapshot: Snapshot, segment: int) -> None:
+        try:
+            self._state.write_predictions(snapshot.meta(), snapshot.arrays(), segment)
+        except OSError as exc:
+            log.error("prediction-log snapshot not written", error=str(exc))
+
+    def _compact_if_due(self) -> None:
+        """Snapshot the prediction log once the journal holds as many logged
+        rows again as the last snapshot did (at least COMPACT_MIN_ROWS), so the
+        journal and the time to replay it stay bounded and each row is
+        rewritten a bounded number of times; the writing happens outside the lock."""
+        with self._lock:
+            if self._state is None or self._compacting or \
+                    self._journaled_rows < max(COMPACT_MIN_ROWS, self._snapshot_rows):
+                return
+            checkpoint = self._capture()
+            if checkpoint is None:
+                return
+            predictions = self._snapshot_predictions()
+            self._compacting = True
+        try:
+            self._write_checkpoint(checkpoint)
+            self._write_predictions(predictions, checkpoint[0])
+        finally:
+            self._compacting = False
+
+    def _recover(self) -> None:
+        """Restore windows, monitors and logged predictions from the last
+        checkpoints and the journal after them; score windows a crash closed
+        before their report; checkpoint what was replayed."""
+        legacy = self.data_dir / "state.pkl"
+        if legacy.exists():
+            quarantine(legacy, "pickled state of an earlier release: not read (the service reads no pickle)")
+        found = self._state.recover()
+        engine_lost = found.engine_lost
+        if found.engine is not None:
+            try:
+                self._restore_engine(found.engine)
+            except (StateError, ValueError, TypeError, KeyError) as exc:
+                quarantine(self._state.engine_path, f"unreadable content: {exc}")
+                self._windows, self._closing, self._monitors, self._concept_clean = {}, {}, {}, {}
+                engine_lost = True
+        predictions_from = found.predictions_from
+        if found.predictions is not None:
+            try:
+                self.predictions.restore(*found.predictions)
+                self._snapshot_rows = len(self.predictions)
+            except StateError as exc:
+                quarantine(self._state.predictions_path, f"unreadable content: {exc}")
+                predictions_from = 0
+        replayed = 0
+        for segment, records in found.segments:
+            windows = not engine_lost and segment >= found.engine_from
+            monitors = engine_lost or segment >= found.engine_from
+            for index, record in enumerate(records):
+                try:
+                    self._replay(record, windows, monitors, segment >= predictions_from)
+                    replayed += 1
+                except (StateError, ValueError, TypeError, KeyError, RxcastError) as exc:
+                    log.error("journal record not applied", segment=segment, record=index + 1,
+                              error=getattr(exc, "message", str(exc)))
+                    self._state.damaged.add(segment)
+        self._score_unscored()
+        log.info("drift state restored", open_windows=sum(b.rows for b in self._windows.values()),
+                 monitors=len(self._monitors), logged_predictions=len(self.predictions), replayed_records=replayed,
+                 engine_checkpoint=found.engine is not None and not engine_lost)
+        if replayed or self._state.damaged or engine_lost:
+            with self._lock:
+                checkpoint = self._capture()
+                predictions = None if checkpoint is None else self._snapshot_predictions()
+            self._write_checkpoint(checkpoint)
+            if predictions is not None:
+                self._write_predictions(predictions, checkpoint[0])
+
+    def _restore_engine(self, doc: dict[str, Any]) -> None:
+        doc = require(doc, ("windows", "closing", "monitors", "concept_clean"), "engine checkpoint")
+        slot_ms = int(self.settings.window_seconds * 1000)
+        windows = {}
+        for item in doc["windows"]:
+            buffer = WindowBuffer.from_dict(item, self.settings.window_rows, slot_ms)
+            windows[buffer.model_version] = buffer
+        closing = {w.window_id: w for w in map(Window.from_dict, doc["closing"])}
+        monitors = {int(v): ErrorStreamMonitor.from_dict(m, self.settings.detectors)
+                    for v, m in doc["monitors"].items()}
+        concept_clean = {int(v): _clean_pair(c) for v, c in doc["concept_clean"].items()}
+        self._windows, self._closing, self._monitors, self._concept_clean = windows, closing, monitors, concept_clean
+        for version, buffer in windows.items():
+            OPEN_WINDOW_ROWS.labels(str(version)).set(buffer.rows)
+
+    def _replay(self, record: Any, windows: bool, monitors: bool, predictions: bool) -> None:
+        """Apply a journal record again: to the windows and monitors when the
+        engine checkpoint does not hold it, to the prediction log when its
+        snapshot does not."""
+        op = require(record, ("op",), "journal record")["op"]
+        if op == "log":
+            require(record, ("model_version", "store_ids", "medication_ids", "rows"), "log record")
+            version = integer(record["model_version"], "log record.model_version")
+            batch = Batch.from_dict(record["rows"])
+            stores = list_to_strings(record["store_ids"], "log record.store_ids")
+            medications = list_to_strings(record["medication_ids"], "log record.medication_ids")
+            if stores.size and (stores.size != len(batch) or medications.size != len(batch)):
+                raise StateError("log record: one store and medication id per row")
+            if not predictions:
+                stores = medications = np.zeros(0, dtype=object)
+            reference = self._replay_reference(version) if windows else None
+            if reference is not None:
+                self._add_rows(version, reference, batch, stores, medications)
+            elif stores.size:
+                self.predictions.add(version, stores, medications, batch.event_times_ms, batch.predictions)
+                self._journaled_rows += int(stores.size)
+        elif op == "flush":
+            version = integer(require(record, ("model_version",), "flush record")["model_version"], "flush record")
+            buffer = self._windows.get(version)
+            window = buffer.close() if windows and buffer is not None else None
+            if window is not None:
+                self._closing[window.window_id] = window
+        elif op == "actuals":
+            require(record, ("matched", "monitors", "concept_clean"), "actuals record")
+            if predictions:
+                self.predictions.mark_matched(text_to_uints(record["matched"], "actuals record.matched"))
+            if monitors:
+                for version, monitor in record["monitors"].items():
+                    self._monitors[int(version)] = ErrorStreamMonitor.from_dict(monitor, self.settings.detectors)
+                for version, clean in record["concept_clean"].items():
+                    self._concept_clean[int(version)] = _clean_pair(clean)
+        else:
+            raise StateError(f"journal record: unknown op {op!r}")
+
+    def _replay_reference(self, model_version: int) -> ReferenceProfile | None:
+        try:
+            return self.reference(model_version)
+        except RxcastError as exc:  # its file was set aside and the trainer cannot give it now
+            log.error("logged rows not windowed again: no reference", model_version=model_version,
+                      reason=exc.message)
+            return None
+
+    def _score_unscored(self) -> None:
+        """Score the windows a crash closed before their report; keep window
+        ids unique after state that was set aside (a new window never takes
+        the id of a reported one)."""
+        reported: dict[int, set[str]] = {}
+        for report in self.reports.list(0, self.settings.max_reports):
+            reported.setdefault(report.model_version, set()).add(report.window_id)
+        for window in list(self._closing.values()):
+            if window.window_id in reported.get(window.model_version, set()):
+                self._closing.pop(window.window_id)
+                continue
+            try:
+                reference = self.reference(window.model_version)
+            except RxcastError as exc:
+                log.error("closed window not scored: no reference", window_id=window.window_id, reason=exc.message)
+                self._closing.pop(window.window_id)
+                continue
+            self._score_closed(window, reference)
+        for version, ids in reported.items():
+            used = max((int(w.rsplit("-w", 1)[-1]) for w in ids if w.rsplit("-w", 1)[-1].isdigit()), default=0)
+            self._first_sequence[version] = used + 1
+            buffer = self._windows.get(version)
+            if buffer is not None and buffer.sequence <= used:
+                log.warning("open window renumbered after the windows reported", model_version=version,
+                            was=buffer.sequence, now=used + 1)
+                buffer.sequence = used + 1
+
+
+def _clean_pair(value: Any) -> tuple[int, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise StateError("concept_clean: expected [count, sum]")
+    return integer(value[0], "concept_clean.count"), number(value[1], "concept_clean.sum")
 
 
 def _check_version(model_version: int) -> None:

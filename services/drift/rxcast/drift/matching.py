@@ -4,14 +4,20 @@ Rows are keyed by (store, medication, event time), hashed to 64 bits; the
 newest `max_rows` rows are kept, and a key logged twice (say by the online
 and the batch predictor) keeps its newest row. Appends are cheap; lookups
 sort what was appended since the last one and search it, all vectorized.
+
+`snapshot` and `restore` give the log as plain NumPy arrays (ids as codes
+into arrays of strings), which the state store saves as .npz without pickle.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from rxcast.drift.codec import StateError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _FIELDS = ("key", "seq", "store_id", "medication_id", "event_ms", "model_version", "prediction", "matched",
@@ -76,7 +82,10 @@ class PredictionLog:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each actual: whether a logged prediction matches it, and that
         prediction's model version and value. Matched rows are marked."""
-        query = entity_time_keys(store_ids, medication_ids, event_ms)
+        return self.match_keys(entity_time_keys(store_ids, medication_ids, event_ms))
+
+    def match_keys(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`match` by keys from `entity_time_keys`."""
         with self._lock:
             columns = self._consolidated()
             keys = columns["key"]
@@ -100,7 +109,92 @@ class PredictionLog:
             )
 
 
+    def mark_matched(self, keys: np.ndarray) -> None:
+        """Mark the rows of `keys` matched (keys not kept are ignored)."""
+        with self._lock:
+            columns = self._consolidated()
+            if not columns["key"].size or not keys.size:
+                return
+            index = np.minimum(np.searchsorted(columns["key"], keys), columns["key"].size - 1)
+            columns["matched"][index[columns["key"][index] == keys]] = True
+
+    def snapshot(self) -> Snapshot:
+        """The log as it stands, unaffected by later changes (the columns
+        changed in place are copied; the others are replaced, never changed);
+        cheap, so it can be taken under a caller's lock and encoded outside."""
+        with self._lock:
+            columns = dict(self._consolidated())
+            columns["matched"] = columns["matched"].copy()
+            columns["asked_ms"] = columns["asked_ms"].copy()
+            return Snapshot(columns, self._next_seq)
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Replace the log with a snapshot's content (what `snapshot` gave)."""
+        types = _types()
+        columns = {}
+        try:
+            for field in _FIELDS:
+                if field in _STRINGS:
+                    codes, values = arrays[f"{field}_codes"], arrays[f"{field}_values"]
+                    if codes.dtype.kind != "i" or values.dtype.kind != "U" or codes.ndim != 1 or \
+                            (codes.size and (codes.min() < 0 or codes.max() >= values.size)):
+                        raise StateError(f"predictions.{field}: codes do not index its values")
+                    columns[field] = values.astype(object)[codes]
+                else:
+                    array = arrays[field]
+                    if array.ndim != 1 or array.dtype != np.dtype(types[field]):
+                        raise StateError(f"predictions.{field}: expected a column of {np.dtype(types[field])}")
+                    columns[field] = array
+        except KeyError as exc:
+            raise StateError(f"predictions: missing {exc.args[0]}") from None
+        sizes = {v.size for v in columns.values()}
+        if len(sizes) > 1:
+            raise StateError(f"predictions: columns differ in length {sorted(sizes)}")
+        if columns["key"].size > 1 and np.any(columns["key"][1:] <= columns["key"][:-1]):
+            raise StateError("predictions: keys are not sorted and unique")
+        next_seq = meta.get("next_seq")
+        if isinstance(next_seq, bool) or not isinstance(next_seq, int) or next_seq < 0:
+            raise StateError("predictions.next_seq: expected an integer >= 0")
+        with self._lock:
+            self._columns, self._pending = columns, []
+            self._next_seq = max(next_seq, int(columns["seq"].max()) + 1 if columns["seq"].size else 0)
+            if columns["key"].size > self.max_rows:  # a smaller bound configured now
+                self._pending = [_empty()]
+                self._consolidated()
+
+
+_STRINGS = ("store_id", "medication_id")
+
+
+class Snapshot:
+    """A prediction log at one instant."""
+
+    def __init__(self, columns: dict[str, np.ndarray], next_seq: int):
+        self._columns = columns
+        self.next_seq = next_seq
+
+    @property
+    def rows(self) -> int:
+        return int(self._columns["key"].size)
+
+    def meta(self) -> dict[str, Any]:
+        return {"next_seq": self.next_seq, "rows": self.rows}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays for .npz: no object arrays (ids as codes into string arrays)."""
+        arrays = {f: self._columns[f] for f in _FIELDS if f not in _STRINGS}
+        for field in _STRINGS:
+            codes, uniques = pd.factorize(self._columns[field])
+            arrays[f"{field}_codes"] = codes.astype(np.int64)
+            arrays[f"{field}_values"] = np.asarray(uniques, dtype=str)
+        return arrays
+
+
+def _types() -> dict[str, Any]:
+    return {"key": np.uint64, "seq": np.int64, "store_id": object, "medication_id": object, "event_ms": np.int64,
+            "model_version": np.int64, "prediction": float, "matched": bool, "asked_ms": np.int64}
+
+
 def _empty() -> dict[str, np.ndarray]:
-    types = {"key": np.uint64, "seq": np.int64, "store_id": object, "medication_id": object, "event_ms": np.int64,
-             "model_version": np.int64, "prediction": float, "matched": bool, "asked_ms": np.int64}
+    types = _types()
     return {f: np.zeros(0, dtype=types[f]) for f in _FIELDS}

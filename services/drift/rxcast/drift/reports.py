@@ -7,8 +7,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rxcast.runtime.durable import JsonLines
 from rxcast.drift.scoring import FeatureResult, Scores
+from rxcast.runtime.durable import JsonLines
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.drift.reports")
 
 
 @dataclasses.dataclass
@@ -56,7 +59,12 @@ class ReportLog:
         self._file = None if directory is None else JsonLines(directory / "reports.jsonl")
         self._appended = 0
         records = self._file.read() if self._file else []
-        self._reports = [DriftReport.from_dict(r) for r in records[-keep:]]
+        self._reports = []
+        for number, record in enumerate(records[-keep:], 1):
+            try:
+                self._reports.append(DriftReport.from_dict(record))
+            except (TypeError, KeyError, ValueError, AttributeError) as exc:  # a report that does not fit: skipped
+                log.warning("skipping unreadable report record", record=number, error=str(exc))
 
     def add(self, report: DriftReport) -> None:
         with self._lock:

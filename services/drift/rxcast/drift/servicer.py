@@ -137,10 +137,11 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
             stores, medications = _keys(request.keys)
             outcome = self.engine.log_predictions(
                 request.model_version, stores, medications, np.asarray(request.event_times_unix_ms, dtype=np.int64),
-                features, predictions, request.source,
+                features, predictions, request.source, sync=False,
             )
             accepted += outcome.accepted
             rejected += outcome.rejected
+        self.engine.sync()  # the response acknowledges every row of the stream: on disk first
         return drift_pb2.LogPredictionsResponse(accepted_rows=accepted, rejected_rows=rejected)
 
     def LogActuals(self, request_iterator, context):
@@ -149,9 +150,10 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
             stores, medications = _keys(request.keys)
             outcome = self.engine.log_actuals(stores, medications,
                                               np.asarray(request.event_times_unix_ms, dtype=np.int64),
-                                              np.asarray(request.actuals, dtype=float))
+                                              np.asarray(request.actuals, dtype=float), sync=False)
             matched += outcome.matched
             unmatched += outcome.unmatched
+        self.engine.sync()
         return drift_pb2.LogActualsResponse(matched_rows=matched, unmatched_rows=unmatched)
 
     def RegisterReference(self, request, context):
