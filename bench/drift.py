@@ -21,8 +21,8 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from rxcast.drift import stats
-from rxcast.model.profile import DEFAULT_SKETCH_SIZE, build_reference_profile
 from rxcast.drift.scoring import score
+from rxcast.model.profile import DEFAULT_SKETCH_SIZE, build_reference_profile
 
 
 def _data(features: int, rows: int, seed: int = 0) -> tuple[dict, dict]:
@@ -79,21 +79,31 @@ def main(argv: list[str] | None = None) -> None:
     p_gap = max(abs(exact_scores[n].signal("ks").p_value - expected[n].pvalue) for n in reference)
     flagged = sorted(n for n, r in sketch_scores.items() if r.verdict == "drift")
 
-    print(f"{args.features} numeric features, {args.rows:,} reference rows, {args.rows:,} current rows; "
-          f"median of {args.repeats} runs\n")
+    print(
+        f"{args.features} numeric features, {args.rows:,} reference rows, {args.rows:,} current rows; "
+        f"median of {args.repeats} runs\n"
+    )
     print("| what | seconds | vs scipy loop |")
     print("|---|---|---|")
     print(f"| scipy.stats.ks_2samp loop (KS only) | {scipy_seconds:.3f} | 1.0x |")
-    print(f"| rxcast full scoring, profile sketch {DEFAULT_SKETCH_SIZE} (default) | {ours_seconds:.3f} "
-          f"| {scipy_seconds / ours_seconds:.1f}x faster |")
-    print(f"| rxcast full scoring, exact profile ({args.rows:,} values) | {exact_seconds:.3f} "
-          f"| {scipy_seconds / exact_seconds:.1f}x faster |")
+    print(
+        f"| rxcast full scoring, profile sketch {DEFAULT_SKETCH_SIZE} (default) | {ours_seconds:.3f} "
+        f"| {scipy_seconds / ours_seconds:.1f}x faster |"
+    )
+    print(
+        f"| rxcast full scoring, exact profile ({args.rows:,} values) | {exact_seconds:.3f} "
+        f"| {scipy_seconds / exact_seconds:.1f}x faster |"
+    )
     print(f"| building the profile (once per model version) | {build_seconds:.3f} | |")
     print()
-    print(f"max |KS statistic - scipy|: sketch {gap_sketch:.2e} (bound 1/{DEFAULT_SKETCH_SIZE} = "
-          f"{1 / DEFAULT_SKETCH_SIZE:.2e}), exact profile {gap_exact:.1e}")
-    print(f"max |KS p-value - scipy| (exact profile; limiting distribution above n={stats.KS_LIMIT_FROM_N:,}): "
-          f"{p_gap:.1e}")
+    print(
+        f"max |KS statistic - scipy|: sketch {gap_sketch:.2e} (bound 1/{DEFAULT_SKETCH_SIZE} = "
+        f"{1 / DEFAULT_SKETCH_SIZE:.2e}), exact profile {gap_exact:.1e}"
+    )
+    print(
+        f"max |KS p-value - scipy| (exact profile; limiting distribution above n={stats.KS_LIMIT_FROM_N:,}): "
+        f"{p_gap:.1e}"
+    )
     print(f"features judged drifted: {', '.join(flagged)} (shifted: every fifth, f00 f05 f10 f15)")
 
 

@@ -36,10 +36,10 @@ from rxcast.drift import synthetic
 from rxcast.drift.alerts import Alert
 from rxcast.drift.detectors import DETECTORS, DetectorSettings, ErrorStreamMonitor, forecast_residuals
 from rxcast.drift.engine import DriftEngine, EngineSettings
-from rxcast.model.profile import build_reference_profile
 from rxcast.feature.derive import derive_rows
 from rxcast.feature.history import RecordHistory
 from rxcast.feature.records import RecordBatch
+from rxcast.model.profile import build_reference_profile
 from rxcast.runtime.logs import configure_logging
 from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, default_scenario, simulate
 
@@ -58,8 +58,15 @@ FIRST_TRAIN_DAY = 28
 WINDOW_DAYS = 7
 #: Time blocks of the training days whose out-of-fold errors are the reference errors.
 ERROR_FOLDS = 3
-LGB_PARAMS = {"objective": "poisson", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 50,
-              "verbose": -1, "num_threads": 2, "seed": 1}
+LGB_PARAMS = {
+    "objective": "poisson",
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "verbose": -1,
+    "num_threads": 2,
+    "seed": 1,
+}
 
 
 # ---------------------------------------------------------------- (a) simulator
@@ -79,14 +86,20 @@ def world_frame(scenario: Scenario) -> pd.DataFrame:
     codes = history.all_codes()
     derived = derive_rows(history, codes, history.first_day(codes), history.last_day(codes))
     first_epoch_day = int(world.days[0].value // (DAY_MS * 1_000_000))
-    frame = pd.DataFrame({name: values.astype(float) for name, values in derived.features.items()
-                          if name not in NOT_MODELLED})
+    frame = pd.DataFrame(
+        {name: values.astype(float) for name, values in derived.features.items() if name not in NOT_MODELLED}
+    )
     frame["store_id"] = history.store_ids(derived.codes).astype(str)
     frame["medication_id"] = history.medication_ids(derived.codes).astype(str)
     frame["day"] = derived.days - first_epoch_day
-    keys = pd.DataFrame({"store_id": columns["store_id"], "medication_id": columns["medication_id"],
-                         "day": (records["business_day"] - world.days[0]).dt.days.to_numpy(),
-                         **{c: columns[c] for c in CATEGORICAL}})
+    keys = pd.DataFrame(
+        {
+            "store_id": columns["store_id"],
+            "medication_id": columns["medication_id"],
+            "day": (records["business_day"] - world.days[0]).dt.days.to_numpy(),
+            **{c: columns[c] for c in CATEGORICAL},
+        }
+    )
     frame = frame.merge(keys, on=["store_id", "medication_id", "day"], how="left")
     frame["business_day"] = world.days[frame["day"].to_numpy()]
     frame["target"] = world.actuals(frame[["store_id", "medication_id", "business_day"]], HORIZON).to_numpy()
@@ -110,18 +123,19 @@ class SimRun:
 
 def run_world(scenario: Scenario, engine_settings: EngineSettings) -> SimRun:
     frame = world_frame(scenario)
-    features = [c for c in frame.columns if c not in ("store_id", "medication_id", "day", "business_day",
-                                                      "target", "event_ms")]
+    features = [
+        c for c in frame.columns if c not in ("store_id", "medication_id", "day", "business_day", "target", "event_ms")
+    ]
     numeric = [f for f in features if f not in CATEGORICAL and f not in NOT_MONITORED]
-    train = frame[(frame["day"] >= FIRST_TRAIN_DAY) & (frame["day"] < HISTORY_DAYS - HORIZON)
-                  & frame["target"].notna()]
+    train = frame[(frame["day"] >= FIRST_TRAIN_DAY) & (frame["day"] < HISTORY_DAYS - HORIZON) & frame["target"].notna()]
     categories = {name: sorted(train[name].unique()) for name in CATEGORICAL}
 
     def fit(rows: pd.DataFrame) -> lgb.Booster:
         # The model learns from a sample of its days; the profile describes them all.
         sample = rows.sample(n=min(len(rows), 60_000), random_state=1)
-        return lgb.train(LGB_PARAMS, lgb.Dataset(_model_input(sample, features, categories), sample["target"]),
-                         num_boost_round=60)
+        return lgb.train(
+            LGB_PARAMS, lgb.Dataset(_model_input(sample, features, categories), sample["target"]), num_boost_round=60
+        )
 
     model = fit(train)
     train_predictions = model.predict(_model_input(train, features, categories))
@@ -132,12 +146,15 @@ def run_world(scenario: Scenario, engine_settings: EngineSettings) -> SimRun:
         inside = train["day"].isin(block).to_numpy()
         fold = fit(train[~inside])
         held = train[inside]
-        residuals.append(forecast_residuals(held["target"].to_numpy(),
-                                            fold.predict(_model_input(held, features, categories))))
+        residuals.append(
+            forecast_residuals(held["target"].to_numpy(), fold.predict(_model_input(held, features, categories)))
+        )
     holdout_errors = np.concatenate(residuals)
     profile = build_reference_profile(
         {**{n: train[n].to_numpy() for n in numeric}, **{c: train[c].to_numpy(dtype=object) for c in CATEGORICAL}},
-        CATEGORICAL, train_predictions, holdout_errors,
+        CATEGORICAL,
+        train_predictions,
+        holdout_errors,
     )
     clock = _SimClock()
     engine = DriftEngine(engine_settings, clock=clock)
@@ -150,7 +167,9 @@ def run_world(scenario: Scenario, engine_settings: EngineSettings) -> SimRun:
         rows = (monitored["day"] == day).to_numpy()
         today = monitored[rows]
         outcome = engine.log_predictions(
-            1, today["store_id"].to_numpy(object), today["medication_id"].to_numpy(object),
+            1,
+            today["store_id"].to_numpy(object),
+            today["medication_id"].to_numpy(object),
             today["event_ms"].to_numpy(np.int64),
             {**{n: today[n].to_numpy(float) for n in numeric}, **{c: today[c].to_numpy(object) for c in CATEGORICAL}},
             predictions[rows],
@@ -160,8 +179,12 @@ def run_world(scenario: Scenario, engine_settings: EngineSettings) -> SimRun:
         # Actuals of the forecasts made HORIZON days ago have now elapsed.
         due = monitored[(monitored["day"] == day - HORIZON) & monitored["target"].notna()]
         if len(due):
-            actuals = engine.log_actuals(due["store_id"].to_numpy(object), due["medication_id"].to_numpy(object),
-                                         due["event_ms"].to_numpy(np.int64), due["target"].to_numpy(float))
+            actuals = engine.log_actuals(
+                due["store_id"].to_numpy(object),
+                due["medication_id"].to_numpy(object),
+                due["event_ms"].to_numpy(np.int64),
+                due["target"].to_numpy(float),
+            )
             raised.extend((day, a) for a in actuals.alerts)
     reports = {r.report_id: r for r in engine.list_reports(limit=engine_settings.max_reports)}
     return SimRun(scenario.events[0].kind if scenario.events else "none", raised, reports)
@@ -192,10 +215,13 @@ def _signals(run: SimRun, alert: Alert) -> str:
 
 
 def evaluate_simulator(seed: int, no_drift_days: int, settings: EngineSettings) -> None:
-    print(f"### (a) Simulator: drift injected on day {INJECTION_DAY} (monitoring from day {HISTORY_DAYS}), "
-          f"seed {seed}\n")
-    print("| drift kind | first alert (days after injection) | alert kind | signals that fired | "
-          "alerts before injection |")
+    print(
+        f"### (a) Simulator: drift injected on day {INJECTION_DAY} (monitoring from day {HISTORY_DAYS}), seed {seed}\n"
+    )
+    print(
+        "| drift kind | first alert (days after injection) | alert kind | signals that fired | "
+        "alerts before injection |"
+    )
     print("|---|---|---|---|---|")
     for kind in DRIFT_KINDS:
         scenario = default_scenario(seed, [DriftEvent(kind, INJECTION_DAY)])
@@ -205,19 +231,30 @@ def evaluate_simulator(seed: int, no_drift_days: int, settings: EngineSettings) 
         if after:
             day, alert = after[0]
             kinds = sorted({a.kind for d, a in after if d == day})
-            print(f"| {kind} | {day - INJECTION_DAY} | {', '.join(kinds)} | {_signals(run, alert)} | {len(before)} |",
-                  flush=True)
+            print(
+                f"| {kind} | {day - INJECTION_DAY} | {', '.join(kinds)} | {_signals(run, alert)} | {len(before)} |",
+                flush=True,
+            )
         else:
             print(f"| {kind} | not detected | | | {len(before)} |", flush=True)
-    scenario = Scenario(n_stores=30, n_medications=100, start_day="2025-01-01", n_days=HISTORY_DAYS + no_drift_days,
-                        seed=seed, history_days=HISTORY_DAYS)
+    scenario = Scenario(
+        n_stores=30,
+        n_medications=100,
+        start_day="2025-01-01",
+        n_days=HISTORY_DAYS + no_drift_days,
+        seed=seed,
+        history_days=HISTORY_DAYS,
+    )
     run = run_world(scenario, settings)
     by_kind: dict[str, int] = {}
     for _, alert in run.alerts:
         by_kind[alert.kind] = by_kind.get(alert.kind, 0) + 1
-    print(f"\nNo drift injected, {no_drift_days} monitored days ({len(run.reports)} weekly windows scored): "
-          f"**{len(run.alerts)} alerts**"
-          + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(by_kind.items()))})" if by_kind else "") + "\n")
+    print(
+        f"\nNo drift injected, {no_drift_days} monitored days ({len(run.reports)} weekly windows scored): "
+        f"**{len(run.alerts)} alerts**"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(by_kind.items()))})" if by_kind else "")
+        + "\n"
+    )
     for day, alert in run.alerts:
         print(f"- day {day}: {alert.kind} {', '.join(alert.features)}: {_signals(run, alert)}")
 
@@ -253,14 +290,24 @@ def evaluate_synthetic(seeds: int, settings: DetectorSettings) -> None:
             before_x, before_y = synthetic.sea(change, a, rng)
             after_x, after_y = synthetic.sea(after, b, rng)
             quiet_x, quiet_y = synthetic.sea(quiet, a, rng)
-            streams[f"SEA {a:g} -> {b:g} (sudden)"] = (train, holdout, np.vstack([before_x, after_x]),
-                                                       np.concatenate([before_y, after_y]), (quiet_x, quiet_y))
+            streams[f"SEA {a:g} -> {b:g} (sudden)"] = (
+                train,
+                holdout,
+                np.vstack([before_x, after_x]),
+                np.concatenate([before_y, after_y]),
+                (quiet_x, quiet_y),
+            )
         weights = rng.random(10)
         train = synthetic.hyperplane(5000, rng, weights=weights)
         holdout = synthetic.hyperplane(2000, rng, weights=weights)
         x, y = synthetic.hyperplane(change + after, rng, drift_from=change, magnitude=0.001, weights=weights)
         streams["rotating hyperplane, 10 dims (gradual, 0.001/sample)"] = (
-            train, holdout, x, y, synthetic.hyperplane(quiet, rng, weights=weights))
+            train,
+            holdout,
+            x,
+            y,
+            synthetic.hyperplane(quiet, rng, weights=weights),
+        )
         for name, (train, holdout, x, y, (qx, qy)) in streams.items():
             reference, stream = _classifier_errors(*train, *holdout, x, y)
             _, quiet_stream = _classifier_errors(*train, *holdout, qx, qy)
@@ -272,17 +319,21 @@ def evaluate_synthetic(seeds: int, settings: DetectorSettings) -> None:
                 row["delays"].append(late[0] if late else None)
                 row["false"] += len(calm[detector]) + sum(1 for s in drifting[detector] if s <= change)
                 row["quiet"] += quiet + change
-    print(f"### (b) Synthetic concept-drift streams: {seeds} seeds, drift at sample {change:,}, "
-          f"{after:,} samples after; false alarms over {quiet:,}-sample drift-free streams plus the "
-          f"{change:,} samples before each drift\n")
+    print(
+        f"### (b) Synthetic concept-drift streams: {seeds} seeds, drift at sample {change:,}, "
+        f"{after:,} samples after; false alarms over {quiet:,}-sample drift-free streams plus the "
+        f"{change:,} samples before each drift\n"
+    )
     print("| stream | detector | median delay (samples) | missed | false alarms / 10k samples |")
     print("|---|---|---|---|---|")
     for (name, detector), row in rows.items():
         found = [d for d in row["delays"] if d is not None]
         delay = f"{statistics.median(found):.0f}" if found else "-"
         missed = len(row["delays"]) - len(found)
-        print(f"| {name} | {detector} | {delay} | {missed}/{len(row['delays'])} | "
-              f"{row['false'] * 1e4 / row['quiet']:.3f} |")
+        print(
+            f"| {name} | {detector} | {delay} | {missed}/{len(row['delays'])} | "
+            f"{row['false'] * 1e4 / row['quiet']:.3f} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,8 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     # The tables go to stdout; the engine's window and alert logs to stderr.
     configure_logging("drift-evaluate", args.log_level)
     # Windows close by time only; the prediction log holds the horizon's worth of days.
-    settings = EngineSettings(window_rows=1_000_000, window_seconds=WINDOW_DAYS * 86_400.0, max_reports=2000,
-                              max_logged_predictions=100_000)
+    settings = EngineSettings(
+        window_rows=1_000_000, window_seconds=WINDOW_DAYS * 86_400.0, max_reports=2000, max_logged_predictions=100_000
+    )
     if args.part in ("sim", "all"):
         evaluate_simulator(args.seed, args.no_drift_days, settings)
         print()
@@ -307,5 +359,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-

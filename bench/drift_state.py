@@ -42,8 +42,9 @@ def _columns(rng: np.random.Generator, rows: int, features: int) -> dict[str, np
 def _profile(features: int) -> dict:
     rng = np.random.default_rng(1)
     columns = _columns(rng, 5000, features)
-    return build_reference_profile(columns, ["region", "category"], rng.normal(5.0, 1.0, 5000),
-                                   rng.normal(size=2000)).to_dict()
+    return build_reference_profile(
+        columns, ["region", "category"], rng.normal(5.0, 1.0, 5000), rng.normal(size=2000)
+    ).to_dict()
 
 
 def _batches(calls: int, rows: int, features: int):
@@ -59,8 +60,10 @@ def _batches(calls: int, rows: int, features: int):
 def _summary(name: str, seconds: list[float]) -> str:
     counted = sorted(seconds[WARMUP:])
     p99 = counted[int(0.99 * (len(counted) - 1))]
-    return (f"| {name} | {len(counted)} | {statistics.median(counted) * 1000:.3f} | "
-            f"{statistics.fmean(counted) * 1000:.3f} | {p99 * 1000:.3f} |")
+    return (
+        f"| {name} | {len(counted)} | {statistics.median(counted) * 1000:.3f} | "
+        f"{statistics.fmean(counted) * 1000:.3f} | {p99 * 1000:.3f} |"
+    )
 
 
 def in_process(calls: int, rows: int, features: int, data_dir: Path | None) -> list[float]:
@@ -105,24 +108,39 @@ def through_grpc(calls: int, rows: int, features: int, root: Path) -> list[float
     from rxcast.runtime.channels import connect
     from rxcast.suite.launcher import ServiceProcess
 
-    process = ServiceProcess("drift", root, ["--data-dir", str(root / "data"), "--access-log", "false",
-                                             "--ignore-features", ""]).start().wait_ready()
+    process = (
+        ServiceProcess(
+            "drift", root, ["--data-dir", str(root / "data"), "--access-log", "false", "--ignore-features", ""]
+        )
+        .start()
+        .wait_ready()
+    )
     try:
-        channel = connect(process.address, [drift_pb2.DESCRIPTOR.services_by_name["DriftService"]],
-                          default_timeout=30.0)
+        channel = connect(
+            process.address, [drift_pb2.DESCRIPTOR.services_by_name["DriftService"]], default_timeout=30.0
+        )
         stub = drift_pb2_grpc.DriftServiceStub(channel)
-        stub.RegisterReference(drift_pb2.RegisterReferenceRequest(model_version=1,
-                                                                  profile_json=json.dumps(_profile(features))))
+        stub.RegisterReference(
+            drift_pb2.RegisterReferenceRequest(model_version=1, profile_json=json.dumps(_profile(features)))
+        )
         requests = []
         for stores, medications, times, columns, predictions in _batches(calls, rows, features):
             values = [
                 drift_pb2.FeatureValues(name=n, categorical=drift_pb2.StringList(values=c.tolist()))
-                if c.dtype == object else drift_pb2.FeatureValues(name=n, numeric=drift_pb2.DoubleList(values=c.tolist()))
+                if c.dtype == object
+                else drift_pb2.FeatureValues(name=n, numeric=drift_pb2.DoubleList(values=c.tolist()))
                 for n, c in columns.items()
             ]
-            requests.append(drift_pb2.LogPredictionsRequest(
-                model_version=1, keys=drift_pb2.EntityKeys(store_ids=stores.tolist(), medication_ids=medications.tolist()),
-                event_times_unix_ms=times.tolist(), features=values, predictions=predictions.tolist(), source="bench"))
+            requests.append(
+                drift_pb2.LogPredictionsRequest(
+                    model_version=1,
+                    keys=drift_pb2.EntityKeys(store_ids=stores.tolist(), medication_ids=medications.tolist()),
+                    event_times_unix_ms=times.tolist(),
+                    features=values,
+                    predictions=predictions.tolist(),
+                    source="bench",
+                )
+            )
         seconds = []
         for request in requests:
             start = time.perf_counter()
@@ -142,8 +160,10 @@ def main() -> None:
     parser.add_argument("--grpc-calls", type=int, default=1000, help="0 skips the gRPC run")
     args = parser.parse_args()
     configure_logging("bench", "warning")
-    print(f"{args.rows} rows per LogPredictions call, {args.features} numeric + 2 categorical features; "
-          f"windows of 5,000 rows; times in ms\n")
+    print(
+        f"{args.rows} rows per LogPredictions call, {args.features} numeric + 2 categorical features; "
+        f"windows of 5,000 rows; times in ms\n"
+    )
     print("| what | calls | median | mean | p99 |")
     print("|---|---|---|---|---|")
     print(_summary("engine, in memory (no data dir)", in_process(args.calls, args.rows, args.features, None)))
@@ -154,8 +174,12 @@ def main() -> None:
         print(_summary(f"engine, with a data dir, 4 threads ({rate:.0f} calls/s)", seconds))
     if args.grpc_calls:
         with tempfile.TemporaryDirectory(dir=Path.cwd()) as root:
-            print(_summary("gRPC LogPredictions, real drift process",
-                           through_grpc(args.grpc_calls, args.rows, args.features, Path(root))))
+            print(
+                _summary(
+                    "gRPC LogPredictions, real drift process",
+                    through_grpc(args.grpc_calls, args.rows, args.features, Path(root)),
+                )
+            )
 
 
 if __name__ == "__main__":

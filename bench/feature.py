@@ -27,17 +27,19 @@ import pandas as pd
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-from rxcast.clients import FeatureClient  # noqa: E402
-from rxcast.clients.records import normalize  # noqa: E402
-from rxcast.feature.v1 import feature_pb2 as pb  # noqa: E402
-from rxcast.suite.launcher import ServiceProcess  # noqa: E402
+from rxcast.clients import FeatureClient
+from rxcast.clients.records import normalize
+from rxcast.feature.v1 import feature_pb2 as pb
+from rxcast.suite.launcher import ServiceProcess
 
 START = pd.Timestamp("2025-01-01")
 
 
 def generate(stores: int, medications: int, days: int, seed_value: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed_value)
-    s, m, d = (a.ravel() for a in np.meshgrid(np.arange(stores), np.arange(medications), np.arange(days), indexing="ij"))
+    s, m, d = (
+        a.ravel() for a in np.meshgrid(np.arange(stores), np.arange(medications), np.arange(days), indexing="ij")
+    )
     n = len(s)
     weekly = 1 + 0.3 * ((d % 7) < 2)
     return pd.DataFrame(
@@ -110,19 +112,35 @@ def main() -> int:
         for k in (1, 100):
             picks = [(rng.choice(stores, k), rng.choice(medications, k)) for _ in range(args.calls)]
             grpc_requests = [
-                pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=list(s), medication_ids=list(m))) for s, m in picks
+                pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=list(s), medication_ids=list(m)))
+                for s, m in picks
             ]
             feast_requests = [[{"store_id": a, "medication_id": b} for a, b in zip(s, m)] for s, m in picks]
             g50, g99 = time_calls(lambda r: stub.GetOnlineFeatures(r, timeout=10), grpc_requests)
-            f50, f99 = time_calls(lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(), feast_requests)
-            rows.append((f"online, {k} entit{'y' if k == 1 else 'ies'}: gRPC GetOnlineFeatures", g50, g99, f"{g50 / f50:.2f}x Feast p50"))
-            rows.append((f"online, {k} entit{'y' if k == 1 else 'ies'}: Feast get_online_features in-process", f50, f99, ""))
+            f50, f99 = time_calls(
+                lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(), feast_requests
+            )
+            rows.append(
+                (
+                    f"online, {k} entit{'y' if k == 1 else 'ies'}: gRPC GetOnlineFeatures",
+                    g50,
+                    g99,
+                    f"{g50 / f50:.2f}x Feast p50",
+                )
+            )
+            rows.append(
+                (f"online, {k} entit{'y' if k == 1 else 'ies'}: Feast get_online_features in-process", f50, f99, "")
+            )
 
         n = args.historical_rows
-        instants = ((START.value // 10**6) + rng.integers(7, args.days, n) * 86_400_000 + rng.integers(0, 86_400_000, n)).tolist()
+        instants = (
+            (START.value // 10**6) + rng.integers(7, args.days, n) * 86_400_000 + rng.integers(0, 86_400_000, n)
+        ).tolist()
         request = pb.GetHistoricalFeaturesRequest(
             rows=pb.EntityRows(
-                keys=pb.EntityKeys(store_ids=list(rng.choice(stores, n)), medication_ids=list(rng.choice(medications, n))),
+                keys=pb.EntityKeys(
+                    store_ids=list(rng.choice(stores, n)), medication_ids=list(rng.choice(medications, n))
+                ),
                 event_times_unix_ms=instants,
             )
         )
@@ -141,9 +159,15 @@ def main() -> int:
     print(f"{'measure':<62} {'p50 ms':>9} {'p99 ms':>9}  note")
     for name, p50, p99, note in rows:
         print(f"{name:<62} {p50:>9.3f} {p99:>9.3f}  {note}")
-    print(f"{'ingest through IngestRecords (batches of ' + str(args.batch_records) + ')':<62} {len(world) / ingest_seconds:>14,.0f} records/s ({ingest_seconds:.1f} s)")
-    print(f"{'historical, ' + f'{n:,}' + ' entity rows, first call (reads offline files)':<62} {n / timings[0]:>14,.0f} rows/s ({timings[0]:.2f} s)")
-    print(f"{'historical, ' + f'{n:,}' + ' entity rows, median of next calls':<62} {n / statistics.median(timings[1:]):>14,.0f} rows/s ({statistics.median(timings[1:]):.2f} s)")
+    print(
+        f"{'ingest through IngestRecords (batches of ' + str(args.batch_records) + ')':<62} {len(world) / ingest_seconds:>14,.0f} records/s ({ingest_seconds:.1f} s)"
+    )
+    print(
+        f"{'historical, ' + f'{n:,}' + ' entity rows, first call (reads offline files)':<62} {n / timings[0]:>14,.0f} rows/s ({timings[0]:.2f} s)"
+    )
+    print(
+        f"{'historical, ' + f'{n:,}' + ' entity rows, median of next calls':<62} {n / statistics.median(timings[1:]):>14,.0f} rows/s ({statistics.median(timings[1:]):.2f} s)"
+    )
     return 0
 
 

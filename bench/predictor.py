@@ -33,8 +33,8 @@ from pathlib import Path
 import grpc
 import lightgbm as lgb
 import numpy as np
-
 from inference import grpc_predict_v2_pb2 as oip
+
 from rxcast.model import ModelBundle, ModelManifest
 from rxcast.model.bundle import sha256_bytes
 from rxcast.predictor.batch.scoring import DaskScorer
@@ -96,7 +96,9 @@ class Helper:
 
     def __init__(self, work: Path, kind: str, spec: str = "-"):
         self.ready = work / f"{kind}.ready.json"
-        self.process = subprocess.Popen([sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)])
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)]
+        )
 
     def address(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -163,9 +165,7 @@ def compare(targets, rounds: int, calls: int, threads: int, seconds: float) -> l
             samples[i].extend(latency_samples(call, payload, max(1, calls // rounds)))
         for i, (call, payload) in enumerate(targets):
             rates[i].append(throughput(call, payload, threads, calls * 4 // rounds, seconds / rounds))
-    return [
-        (percentile_ms(s, 0.5), percentile_ms(s, 0.99), statistics.median(r)) for s, r in zip(samples, rates)
-    ]
+    return [(percentile_ms(s, 0.5), percentile_ms(s, 0.99), statistics.median(r)) for s, r in zip(samples, rates)]
 
 
 def booster_latency(bundle: ModelBundle, matrix: np.ndarray, calls: int) -> tuple[float, float, float]:
@@ -197,14 +197,18 @@ def population(rows: int) -> FeatureFrame:
     columns: dict[str, np.ndarray] = {name: rng.gamma(2.0, 5.0, rows) for name in NUMERIC}
     for name, levels in CATEGORICAL.items():
         columns[name] = np.asarray(levels, dtype=str)[rng.integers(0, len(levels), rows)]
-    keys = EntityBatch(np.char.add("S", (np.arange(rows) % 500).astype(str)), np.char.add("M", (np.arange(rows) // 500).astype(str)))
+    keys = EntityBatch(
+        np.char.add("S", (np.arange(rows) % 500).astype(str)), np.char.add("M", (np.arange(rows) // 500).astype(str))
+    )
     return FeatureFrame(keys, columns, np.full(rows, 1, dtype=np.int64))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per latency measurement (over all rounds)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="time bound of each throughput measurement (over all rounds)")
+    parser.add_argument(
+        "--seconds", type=float, default=4.0, help="time bound of each throughput measurement (over all rounds)"
+    )
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the measurements are split into")
     parser.add_argument("--threads", type=int, default=8, help="client threads for throughput")
     parser.add_argument(
@@ -266,10 +270,13 @@ def main() -> int:
                 rows.append((label, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}", ""))
             (echo_p50, _, echo_rate), (infer_p50, _, infer_rate) = measured[0], measured[1]
             rows[1] = (*rows[1][:4], f"p50 {infer_p50 / echo_p50:.2f}x echo, rate {infer_rate / echo_rate:.2f}x echo")
-            (echo_p50, _, echo_rate), (one_p50, _, one_rate) = measured[3], measured[4]
+            (echo_p50, _, echo_rate), (one_p50, _, _) = measured[3], measured[4]
             rows[4] = (*rows[4][:4], f"p50 {one_p50 / echo_p50:.2f}x echo (includes a feature service call)")
 
-        for label, matrix in (("Booster.predict in-process, 1 row", one_matrix), ("Booster.predict in-process, 100 rows", hundred_matrix)):
+        for label, matrix in (
+            ("Booster.predict in-process, 1 row", one_matrix),
+            ("Booster.predict in-process, 100 rows", hundred_matrix),
+        ):
             p50, p99, rate = booster_latency(bundle, matrix, args.calls)
             rows.append((label, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}", "1 thread, calls/s"))
 
@@ -289,9 +296,17 @@ def main() -> int:
             scored.append(time.perf_counter() - started)
         bare_rate = args.batch_rows / statistics.median(bare)
         scored_rate = args.batch_rows / statistics.median(scored)
-        rows.append((f"Booster.predict, {args.batch_rows:,} rows", "", "", f"{bare_rate:,.0f}", "rows/s, default threads"))
         rows.append(
-            (f"batch scoring, {args.batch_rows:,} rows", "", "", f"{scored_rate:,.0f}", f"rows/s, {scored_rate / bare_rate:.2f}x Booster.predict")
+            (f"Booster.predict, {args.batch_rows:,} rows", "", "", f"{bare_rate:,.0f}", "rows/s, default threads")
+        )
+        rows.append(
+            (
+                f"batch scoring, {args.batch_rows:,} rows",
+                "",
+                "",
+                f"{scored_rate:,.0f}",
+                f"rows/s, {scored_rate / bare_rate:.2f}x Booster.predict",
+            )
         )
     finally:
         if predictor is not None:
@@ -302,7 +317,9 @@ def main() -> int:
     header = ("measurement", "p50 ms", "p99 ms", "per s", "note")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     pinned = f", servers pinned to CPUs {sorted(SERVER_CPUS)}" if SERVER_CPUS else ""
-    print(f"predictor benchmark ({os.cpu_count()} cores, {args.threads} client threads, {args.calls} calls per latency{pinned})")
+    print(
+        f"predictor benchmark ({os.cpu_count()} cores, {args.threads} client threads, {args.calls} calls per latency{pinned})"
+    )
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0

@@ -52,7 +52,9 @@ def main() -> None:
     kind, spec, ready = sys.argv[1:4]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     if kind == "echo":
-        handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)})
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+        )
         server.add_generic_rpc_handlers((handler,))
     else:
         spec = json.loads(spec)

@@ -71,7 +71,9 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for name, spec in cases.items():
-        done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             print(f"{name:<24} failed: {done.stderr.strip().splitlines()[-1]}")
             continue

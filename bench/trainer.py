@@ -37,22 +37,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the trainer process runs
 
-import lightgbm as lgb  # noqa: E402
-import numpy as np  # noqa: E402
+import lightgbm as lgb
+import numpy as np
 
-from rxcast.model import FeatureEncoder, ModelBundle  # noqa: E402
-from rxcast.sim import default_scenario, simulate  # noqa: E402
-from rxcast.suite.launcher import ServiceProcess  # noqa: E402
-from rxcast.clients import TrainerClient  # noqa: E402
-from rxcast.trainer.dataset import LoadRequest, split_by_time  # noqa: E402
-from rxcast.model.timebase import day_text, day_number  # noqa: E402
-from rxcast.trainer.evaluation import BASELINE_FEATURE  # noqa: E402
-from rxcast.trainer.feature_source import FeatureServiceSource  # noqa: E402
-from rxcast.trainer.fit import encoding_manifest, threads_for  # noqa: E402
-from rxcast.trainer.params import TrainingParams  # noqa: E402
-from rxcast.trainer.registry import ModelRegistry  # noqa: E402
-from rxcast.trainer.v1 import trainer_pb2 as pb  # noqa: E402
-from tests.trainer.feature_world import ingest, start_feature_service  # noqa: E402
+from rxcast.clients import TrainerClient
+from rxcast.model import FeatureEncoder, ModelBundle
+from rxcast.model.timebase import day_number, day_text
+from rxcast.sim import default_scenario, simulate
+from rxcast.suite.launcher import ServiceProcess
+from rxcast.trainer.dataset import LoadRequest, split_by_time
+from rxcast.trainer.evaluation import BASELINE_FEATURE
+from rxcast.trainer.feature_source import FeatureServiceSource
+from rxcast.trainer.fit import encoding_manifest, threads_for
+from rxcast.trainer.params import TrainingParams
+from rxcast.trainer.registry import ModelRegistry
+from rxcast.trainer.v1 import trainer_pb2 as pb
+from tests.trainer.feature_world import ingest, start_feature_service
 
 
 def stage_seconds(updates: list[pb.TrainingJob]) -> dict[str, float]:
@@ -96,7 +96,10 @@ def main() -> int:
         last = np.datetime64(day_text(start_day + args.days - 1 + 7 + 1))
         records = world.records[world.records["business_day"].to_numpy() <= last]
         ingest(feature.address, records)
-        print(f"ingested {len(records):,} records into the feature service in {time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"ingested {len(records):,} records into the feature service in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
         trainer = ServiceProcess(
             "trainer",
             root / "run",
@@ -110,7 +113,9 @@ def main() -> int:
             # The same rows, loaded in this process, for in-process training.
             source = FeatureServiceSource(feature.address)
             began = time.perf_counter()
-            request = LoadRequest(day_number(window.start_day, "s"), day_number(window.end_day, "e"), (BASELINE_FEATURE,), 7)
+            request = LoadRequest(
+                day_number(window.start_day, "s"), day_number(window.end_day, "e"), (BASELINE_FEATURE,), 7
+            )
             data = source.load(request, lambda done, total: None)
             load_seconds = time.perf_counter() - began
             source.close()

@@ -23,9 +23,7 @@ def test_generated_code_matches_protos(tmp_path: Path):
     )
     assert GENERATED.is_dir(), "build/gen is missing: run scripts/bootstrap (make test does)"
     assert _files(fresh) == _files(GENERATED), "generated files differ from build/gen: regenerate"
-    stale = [
-        name for name in sorted(_files(fresh)) if not filecmp.cmp(fresh / name, GENERATED / name, shallow=False)
-    ]
+    stale = [name for name in sorted(_files(fresh)) if not filecmp.cmp(fresh / name, GENERATED / name, shallow=False)]
     assert not stale, f"stale generated files (rerun scripts/bootstrap): {stale}"
 
 

@@ -9,8 +9,8 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2, message_factory
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from inference import grpc_predict_v2_pb2
+
 from rxcast.drift.v1 import drift_pb2
 from rxcast.feature.v1 import feature_pb2
 from rxcast.predictor.v1 import predictor_pb2
@@ -103,7 +103,9 @@ def test_health_is_serving(suite, name):
 def test_reflection_lists_every_declared_service(suite, name):
     with grpc.insecure_channel(suite[name].address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+        responses = list(
+            stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        )
         listed = {s.name for s in responses[0].list_services_response.service}
         expected = {s.full_name for s in DECLARED[name]} | {HEALTH, REFLECTION}
         assert expected <= listed

@@ -31,14 +31,20 @@ WINDOW = 150  # 200 rows of one day: one window closes (a checkpoint), 50 rows s
 @pytest.fixture(scope="module")
 def profile_json() -> str:
     rng = np.random.default_rng(71)
-    profile = build_reference_profile({"x": rng.normal(size=2000)}, [], rng.normal(10.0, 1.0, 2000),
-                                      rng.normal(size=2000))
+    profile = build_reference_profile(
+        {"x": rng.normal(size=2000)}, [], rng.normal(10.0, 1.0, 2000), rng.normal(size=2000)
+    )
     return json.dumps(profile.to_dict())
 
 
 def _start(root, data_dir, *extra: str) -> ServiceProcess:
-    return ServiceProcess("drift", root, ["--data-dir", str(data_dir), "--window-rows", str(WINDOW),
-                                          "--access-log", "false", *extra]).start().wait_ready()
+    return (
+        ServiceProcess(
+            "drift", root, ["--data-dir", str(data_dir), "--window-rows", str(WINDOW), "--access-log", "false", *extra]
+        )
+        .start()
+        .wait_ready()
+    )
 
 
 def _stores(first: int, n: int) -> list[str]:
@@ -53,8 +59,9 @@ def _log(stub, first: int, n: int, day: int = 20_000) -> drift_pb2.LogPrediction
             model_version=1,
             keys=drift_pb2.EntityKeys(store_ids=_stores(start, 50), medication_ids=["m"] * 50),
             event_times_unix_ms=[day * DAY_MS + 1] * 50,
-            features=[drift_pb2.FeatureValues(name="x", numeric=drift_pb2.DoubleList(
-                values=rng.normal(size=50).tolist()))],
+            features=[
+                drift_pb2.FeatureValues(name="x", numeric=drift_pb2.DoubleList(values=rng.normal(size=50).tolist()))
+            ],
             predictions=rng.normal(10.0, 1.0, 50).tolist(),
             source="online",
         )
@@ -66,7 +73,9 @@ def _log(stub, first: int, n: int, day: int = 20_000) -> drift_pb2.LogPrediction
 def _actuals(first: int, n: int, day: int = 20_000) -> drift_pb2.LogActualsRequest:
     return drift_pb2.LogActualsRequest(
         keys=drift_pb2.EntityKeys(store_ids=_stores(first, n), medication_ids=["m"] * n),
-        event_times_unix_ms=[day * DAY_MS + 1] * n, actuals=[10.0] * n)
+        event_times_unix_ms=[day * DAY_MS + 1] * n,
+        actuals=[10.0] * n,
+    )
 
 
 def _stub(process: ServiceProcess):
@@ -119,8 +128,9 @@ class ActualsStandIn(feature_pb2_grpc.FeatureServiceServicer):
         self.asked += n
         present = self.released.is_set()
         status = feature_pb2.FEATURE_STATUS_PRESENT if present else feature_pb2.FEATURE_STATUS_NOT_FOUND
-        return feature_pb2.GetActualsResponse(values=[10.0 if present else 0.0] * n, statuses=[status] * n,
-                                              horizon_days=7)
+        return feature_pb2.GetActualsResponse(
+            values=[10.0 if present else 0.0] * n, statuses=[status] * n, horizon_days=7
+        )
 
 
 @pytest.fixture
@@ -143,7 +153,8 @@ def _metric(process: ServiceProcess, line_prefix: str) -> float:
 
 
 def test_the_collector_of_a_restarted_process_finds_the_predictions_logged_before_the_kill(
-        tmp_path, profile_json, feature_stand_in):
+    tmp_path, profile_json, feature_stand_in
+):
     servicer, address = feature_stand_in
     data = tmp_path / "data"
     collect = ["--feature-address", address, "--collect-seconds", "0.2", "--actuals-retry-seconds", "0"]

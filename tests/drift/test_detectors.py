@@ -103,7 +103,7 @@ def test_non_finite_losses_are_skipped():
     assert set(monitor.state()) >= {"adwin_width", "page_hinkley_level", "samples"}
 
 
-@pytest.mark.parametrize("bad", [dict(adwin_delta=0), dict(ph_threshold=0), dict(warmup=1), dict(ph_delta=-1)])
+@pytest.mark.parametrize("bad", [{"adwin_delta": 0}, {"ph_threshold": 0}, {"warmup": 1}, {"ph_delta": -1}])
 def test_bad_settings_are_rejected(bad):
     with pytest.raises(InvalidArgument, match="detectors"):
         DetectorSettings(**bad)

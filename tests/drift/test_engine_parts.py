@@ -7,8 +7,8 @@ import numpy as np
 from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.matching import PredictionLog
-from rxcast.model.profile import build_reference_profile
 from rxcast.drift.windows import Batch, WindowBuffer
+from rxcast.model.profile import build_reference_profile
 
 DAY = 1000  # slot length in these tests
 
@@ -40,8 +40,9 @@ def test_prediction_log_matches_keeps_the_newest_copy_and_stays_bounded():
     log = PredictionLog(max_rows=5)
     log.add(1, np.array(["s1", "s2"], object), np.array(["m", "m"], object), np.array([10, 10]), np.array([1.0, 2.0]))
     log.add(2, np.array(["s1"], object), np.array(["m"], object), np.array([10]), np.array([9.0]))
-    found, versions, predictions = log.match(np.array(["s1", "s2", "s3"], object), np.array(["m", "m", "m"], object),
-                                             np.array([10, 10, 10]))
+    found, versions, predictions = log.match(
+        np.array(["s1", "s2", "s3"], object), np.array(["m", "m", "m"], object), np.array([10, 10, 10])
+    )
     assert found.tolist() == [True, True, False]
     assert versions[:2].tolist() == [2, 1] and predictions[:2].tolist() == [9.0, 2.0]
     log.add(1, np.array([f"t{i}" for i in range(6)], object), np.full(6, "m", object), np.arange(6), np.ones(6))

@@ -40,7 +40,7 @@ def test_numeric_contents_are_the_data_statistics():
     assert price.bin_edges.size == 9 and price.bin_counts.sum() == finite.size
     assert np.all(np.abs(price.bin_counts / finite.size - 0.1) < 0.01)
     region = profile.categorical["region"]
-    assert region.null_count == int(np.sum(features["region"] == None))  # noqa: E711
+    assert region.null_count == int(np.sum(features["region"] == None))
     assert set(region.counts) == {"north", "south", "east"}
     assert profile.prediction is not None and profile.prediction.count == 1000
     assert profile.features == ("demand_7d", "unit_price", "region")

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from rxcast.model.profile import build_reference_profile
 from rxcast.drift.scoring import (
     DATA_QUALITY,
     DRIFT,
@@ -20,6 +19,7 @@ from rxcast.drift.scoring import (
     Thresholds,
     score,
 )
+from rxcast.model.profile import build_reference_profile
 from rxcast.runtime.errors import InvalidArgument
 
 REGIONS = np.array(["north", "south", "east", "west"], dtype=object)
@@ -105,7 +105,7 @@ def test_a_unit_change_is_named_a_scale_change(reference):
 
 def test_missing_values_appearing_are_data_quality(reference):
     current = _current()
-    current["demand"][: 600] = np.nan
+    current["demand"][:600] = np.nan
     result = _by_name(score(reference, current))["demand"]
     assert result.verdict == DATA_QUALITY
     signal = result.signal("null_rate_delta")
@@ -156,8 +156,10 @@ def test_a_shift_in_category_frequencies_is_drift_by_chi_square(reference):
 
 
 def test_an_empty_window_is_insufficient_data_everywhere(reference):
-    scores = score(reference, {name: np.array([]) for name in ("demand", "price", "stock")}
-                   | {"region": np.array([], dtype=object)})
+    scores = score(
+        reference,
+        {name: np.array([]) for name in ("demand", "price", "stock")} | {"region": np.array([], dtype=object)},
+    )
     assert {r.verdict for r in scores.features} == {INSUFFICIENT_DATA}
     assert scores.verdict == INSUFFICIENT_DATA and scores.current_rows == 0
     assert "0 current values < min_count" in scores.features[0].reason
@@ -253,8 +255,9 @@ def test_results_round_trip_through_json(reference):
         assert again == result
 
 
-@pytest.mark.parametrize("bad", [dict(alpha=0), dict(correction="holm"), dict(min_count=0), dict(mean_ratio=1.0),
-                                 dict(psi=-1)])
+@pytest.mark.parametrize(
+    "bad", [{"alpha": 0}, {"correction": "holm"}, {"min_count": 0}, {"mean_ratio": 1.0}, {"psi": -1}]
+)
 def test_bad_thresholds_are_rejected(bad):
     with pytest.raises(InvalidArgument, match="thresholds"):
         Thresholds(**bad)

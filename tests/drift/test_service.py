@@ -12,10 +12,10 @@ import grpc
 import numpy as np
 import pytest
 
-from rxcast.drift.detectors import forecast_residuals
-from rxcast.model.profile import build_reference_profile
 from rxcast.clients import DriftClient
+from rxcast.drift.detectors import forecast_residuals
 from rxcast.drift.v1 import drift_pb2
+from rxcast.model.profile import build_reference_profile
 from rxcast.suite.launcher import ServiceProcess
 
 WINDOW = 400  # rows that close a window by count
@@ -43,8 +43,24 @@ def profile_json() -> str:
 
 
 def _start(tmp_path, data_dir) -> ServiceProcess:
-    return ServiceProcess("drift", tmp_path, ["--data-dir", str(data_dir), "--window-rows", str(WINDOW),
-                                              "--clean-windows", "2", "--access-log", "false"]).start().wait_ready()
+    return (
+        ServiceProcess(
+            "drift",
+            tmp_path,
+            [
+                "--data-dir",
+                str(data_dir),
+                "--window-rows",
+                str(WINDOW),
+                "--clean-windows",
+                "2",
+                "--access-log",
+                "false",
+            ],
+        )
+        .start()
+        .wait_ready()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +78,13 @@ def stub(service):
     client.close()
 
 
-def _request(version: int, features: dict[str, np.ndarray], predictions: np.ndarray, start_ms: int,
-             stores: list[str] | None = None) -> drift_pb2.LogPredictionsRequest:
+def _request(
+    version: int,
+    features: dict[str, np.ndarray],
+    predictions: np.ndarray,
+    start_ms: int,
+    stores: list[str] | None = None,
+) -> drift_pb2.LogPredictionsRequest:
     n = predictions.size
     columns = []
     for name, values in features.items():
@@ -82,7 +103,9 @@ def _request(version: int, features: dict[str, np.ndarray], predictions: np.ndar
     )
 
 
-def _log_windows(stub, version: int, shifts: list[float], seed: int, first_day: int) -> drift_pb2.LogPredictionsResponse:
+def _log_windows(
+    stub, version: int, shifts: list[float], seed: int, first_day: int
+) -> drift_pb2.LogPredictionsResponse:
     """One day per shift, sent as two batches per day on one stream."""
     rng = np.random.default_rng(seed)
     requests = []
@@ -91,8 +114,11 @@ def _log_windows(stub, version: int, shifts: list[float], seed: int, first_day: 
         predictions = features["demand_7d"] * 0.9 + 0.5
         half = DAY_ROWS // 2
         for part in (slice(0, half), slice(half, DAY_ROWS)):
-            requests.append(_request(version, {k: v[part] for k, v in features.items()}, predictions[part],
-                                     day * DAY_MS + part.start))
+            requests.append(
+                _request(
+                    version, {k: v[part] for k, v in features.items()}, predictions[part], day * DAY_MS + part.start
+                )
+            )
     return stub.LogPredictions(iter(requests))
 
 
@@ -117,15 +143,37 @@ def test_register_and_get_reference(stub, profile_json):
 def test_reference_errors_have_clear_statuses(stub, profile_json):
     other = json.loads(profile_json)
     other["numeric"]["unit_price"]["mean"] += 1.0
-    assert _code(lambda: stub.RegisterReference(drift_pb2.RegisterReferenceRequest(
-        model_version=1, profile_json=json.dumps(other)))) == grpc.StatusCode.ALREADY_EXISTS
-    assert _code(lambda: stub.RegisterReference(drift_pb2.RegisterReferenceRequest(
-        model_version=2, profile_json="{not json"))) == grpc.StatusCode.INVALID_ARGUMENT
-    assert _code(lambda: stub.RegisterReference(drift_pb2.RegisterReferenceRequest(
-        model_version=2, profile_json=json.dumps({"format": "x"})))) == grpc.StatusCode.INVALID_ARGUMENT
-    assert _code(lambda: stub.GetReference(drift_pb2.GetReferenceRequest(model_version=99))) == grpc.StatusCode.NOT_FOUND
-    assert _code(lambda: stub.GetReference(drift_pb2.GetReferenceRequest(model_version=0))) == \
-        grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        _code(
+            lambda: stub.RegisterReference(
+                drift_pb2.RegisterReferenceRequest(model_version=1, profile_json=json.dumps(other))
+            )
+        )
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
+    assert (
+        _code(
+            lambda: stub.RegisterReference(
+                drift_pb2.RegisterReferenceRequest(model_version=2, profile_json="{not json")
+            )
+        )
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        _code(
+            lambda: stub.RegisterReference(
+                drift_pb2.RegisterReferenceRequest(model_version=2, profile_json=json.dumps({"format": "x"}))
+            )
+        )
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        _code(lambda: stub.GetReference(drift_pb2.GetReferenceRequest(model_version=99))) == grpc.StatusCode.NOT_FOUND
+    )
+    assert (
+        _code(lambda: stub.GetReference(drift_pb2.GetReferenceRequest(model_version=0)))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_windows_are_scored_and_one_alert_is_raised_per_episode(stub):
@@ -187,16 +235,19 @@ def test_score_window_and_score_data(stub):
     assert window.window_id == "v1-w9" and window.current_rows == DAY_ROWS
     closed = stub.ScoreWindow(drift_pb2.ScoreWindowRequest(model_version=1, window_id="v1-w3")).report
     assert closed.verdict == drift_pb2.VERDICT_DRIFT
-    assert _code(lambda: stub.ScoreWindow(drift_pb2.ScoreWindowRequest(model_version=1, window_id="v1-w999"))) == \
-        grpc.StatusCode.NOT_FOUND
+    assert (
+        _code(lambda: stub.ScoreWindow(drift_pb2.ScoreWindowRequest(model_version=1, window_id="v1-w999")))
+        == grpc.StatusCode.NOT_FOUND
+    )
 
     rng = np.random.default_rng(43)
     features = _features(rng, 1000)
     features["unit_price"] = features["unit_price"] * 10  # a unit change
     features["region"][:200] = "coastal"  # a new region
     request = _request(1, features, features["demand_7d"] * 0.9 + 0.5, 0)
-    report = stub.ScoreData(drift_pb2.ScoreDataRequest(model_version=1, features=request.features,
-                                                       predictions=request.predictions)).report
+    report = stub.ScoreData(
+        drift_pb2.ScoreDataRequest(model_version=1, features=request.features, predictions=request.predictions)
+    ).report
     results = {f.feature: f for f in report.features}
     assert results["unit_price"].verdict == drift_pb2.VERDICT_DRIFT and "scale change" in results["unit_price"].reason
     assert results["region"].verdict == drift_pb2.VERDICT_DRIFT and "unseen_mass" in results["region"].reason
@@ -209,12 +260,24 @@ def test_score_window_and_score_data(stub):
     [
         (drift_pb2.ScoreDataRequest(model_version=77, predictions=[1.0]), grpc.StatusCode.NOT_FOUND),
         (drift_pb2.ScoreDataRequest(model_version=1), grpc.StatusCode.INVALID_ARGUMENT),
-        (drift_pb2.ScoreDataRequest(model_version=1, features=[drift_pb2.FeatureValues(
-            name="nope", numeric=drift_pb2.DoubleList(values=[1.0]))]), grpc.StatusCode.INVALID_ARGUMENT),
-        (drift_pb2.ScoreDataRequest(model_version=1, features=[drift_pb2.FeatureValues(
-            name="region", numeric=drift_pb2.DoubleList(values=[1.0]))]), grpc.StatusCode.INVALID_ARGUMENT),
-        (drift_pb2.ScoreDataRequest(model_version=1, features=[drift_pb2.FeatureValues(name="unit_price")]),
-         grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            drift_pb2.ScoreDataRequest(
+                model_version=1,
+                features=[drift_pb2.FeatureValues(name="nope", numeric=drift_pb2.DoubleList(values=[1.0]))],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            drift_pb2.ScoreDataRequest(
+                model_version=1,
+                features=[drift_pb2.FeatureValues(name="region", numeric=drift_pb2.DoubleList(values=[1.0]))],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            drift_pb2.ScoreDataRequest(model_version=1, features=[drift_pb2.FeatureValues(name="unit_price")]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
 )
 def test_bad_score_requests_have_clear_statuses(stub, request_, code):
@@ -222,10 +285,13 @@ def test_bad_score_requests_have_clear_statuses(stub, request_, code):
 
 
 def test_empty_and_null_data_get_a_clear_result_not_an_error(stub):
-    request = drift_pb2.ScoreDataRequest(model_version=1, features=[
-        drift_pb2.FeatureValues(name="unit_price", numeric=drift_pb2.DoubleList(values=[float("nan")] * 100)),
-        drift_pb2.FeatureValues(name="demand_7d", numeric=drift_pb2.DoubleList(values=[float("inf")] * 100)),
-    ])
+    request = drift_pb2.ScoreDataRequest(
+        model_version=1,
+        features=[
+            drift_pb2.FeatureValues(name="unit_price", numeric=drift_pb2.DoubleList(values=[float("nan")] * 100)),
+            drift_pb2.FeatureValues(name="demand_7d", numeric=drift_pb2.DoubleList(values=[float("inf")] * 100)),
+        ],
+    )
     report = stub.ScoreData(request).report
     results = {f.feature: f for f in report.features}
     assert results["unit_price"].verdict == drift_pb2.VERDICT_DATA_QUALITY
@@ -245,8 +311,10 @@ def test_unusable_prediction_logs_are_rejected_and_counted(stub):
     wrong_kind = _request(1, {**good, "region": np.zeros(10)}, np.zeros(10), 0)
     response = stub.LogPredictions(iter([unknown_feature, short, unknown_version, wrong_kind]))
     assert (response.accepted_rows, response.rejected_rows) == (0, 40)
-    assert _code(lambda: stub.LogPredictions(iter([_request(0, good, np.zeros(10), 0)]))) == \
-        grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        _code(lambda: stub.LogPredictions(iter([_request(0, good, np.zeros(10), 0)])))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_growing_errors_raise_one_concept_drift_alert(stub):
@@ -272,21 +340,27 @@ def test_growing_errors_raise_one_concept_drift_alert(stub):
 
     calm = stub.LogActuals(iter([actuals(slice(0, 1000), 1.0)]))
     assert (calm.matched_rows, calm.unmatched_rows) == (1000, 0)
-    before = {a.alert_id for a in stub.ListAlerts(drift_pb2.ListAlertsRequest()).alerts
-              if a.kind == drift_pb2.ALERT_KIND_CONCEPT_DRIFT}
+    before = {
+        a.alert_id
+        for a in stub.ListAlerts(drift_pb2.ListAlertsRequest()).alerts
+        if a.kind == drift_pb2.ALERT_KIND_CONCEPT_DRIFT
+    }
     assert before == set()
     stormy = stub.LogActuals(iter([actuals(slice(1000, 3500), 3.0), actuals(slice(3500, 6000), 3.0)]))
     assert stormy.matched_rows == 5000
-    unmatched = drift_pb2.LogActualsRequest(keys=drift_pb2.EntityKeys(store_ids=["nobody"], medication_ids=["m0"]),
-                                            event_times_unix_ms=[1], actuals=[1.0])
+    unmatched = drift_pb2.LogActualsRequest(
+        keys=drift_pb2.EntityKeys(store_ids=["nobody"], medication_ids=["m0"]), event_times_unix_ms=[1], actuals=[1.0]
+    )
     assert stub.LogActuals(iter([unmatched])).unmatched_rows == 1
-    concept = [a for a in stub.ListAlerts(drift_pb2.ListAlertsRequest()).alerts
-               if a.kind == drift_pb2.ALERT_KIND_CONCEPT_DRIFT]
+    concept = [
+        a for a in stub.ListAlerts(drift_pb2.ListAlertsRequest()).alerts if a.kind == drift_pb2.ALERT_KIND_CONCEPT_DRIFT
+    ]
     assert len(concept) == 1
     assert concept[0].detector in ("adwin", "page_hinkley") and "samples after the detection" in concept[0].reason
     assert concept[0].data_time.ToMilliseconds() >= start + 1000
-    bad = drift_pb2.LogActualsRequest(keys=drift_pb2.EntityKeys(store_ids=["a", "b"], medication_ids=["m"]),
-                                      event_times_unix_ms=[1], actuals=[1.0])
+    bad = drift_pb2.LogActualsRequest(
+        keys=drift_pb2.EntityKeys(store_ids=["a", "b"], medication_ids=["m"]), event_times_unix_ms=[1], actuals=[1.0]
+    )
     assert _code(lambda: stub.LogActuals(iter([bad]))) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -298,8 +372,13 @@ def test_windows_are_kept_per_model_version_and_non_finite_values_are_counted(st
 
     def logs(version: int, rows: int, offset_ms: int) -> drift_pb2.LogPredictionsRequest:
         features = _features(rng, rows)
-        return _request(version, features, features["demand_7d"] * 0.9 + 0.5, start + offset_ms,
-                        [f"v{version}-{offset_ms}-{i}" for i in range(rows)])
+        return _request(
+            version,
+            features,
+            features["demand_7d"] * 0.9 + 0.5,
+            start + offset_ms,
+            [f"v{version}-{offset_ms}-{i}" for i in range(rows)],
+        )
 
     # Infinite prices, no demand values at all and no usable forecasts, on the next day.
     broken = logs(2, 150, DAY_MS)
@@ -331,8 +410,11 @@ def test_windows_are_kept_per_model_version_and_non_finite_values_are_counted(st
 
     # Actuals that are not numbers match their forecasts but feed no detector.
     first_day = logs(2, 150, 0)
-    actuals = drift_pb2.LogActualsRequest(keys=first_day.keys, event_times_unix_ms=first_day.event_times_unix_ms,
-                                          actuals=[float("nan")] * 100 + [float("inf")] * 50)
+    actuals = drift_pb2.LogActualsRequest(
+        keys=first_day.keys,
+        event_times_unix_ms=first_day.event_times_unix_ms,
+        actuals=[float("nan")] * 100 + [float("inf")] * 50,
+    )
     assert stub.LogActuals(iter([actuals])).matched_rows == 150
 
 
@@ -352,8 +434,9 @@ def test_state_survives_a_restart(service, stub, profile_json, tmp_path):
         again = client.stub
         assert again.GetReference(drift_pb2.GetReferenceRequest(model_version=1)).reference.rows == 5000
         assert again.ListAlerts(drift_pb2.ListAlertsRequest()).alerts == alerts_before
-        assert [r.report_id for r in again.ListReports(drift_pb2.ListReportsRequest(limit=100)).reports] == \
-            [r.report_id for r in reports_before]
+        assert [r.report_id for r in again.ListReports(drift_pb2.ListReportsRequest(limit=100)).reports] == [
+            r.report_id for r in reports_before
+        ]
         reopened = again.ScoreWindow(drift_pb2.ScoreWindowRequest(model_version=1)).report
         assert (reopened.window_id, reopened.current_rows) == (open_before.window_id, open_before.current_rows)
         # The episode is still open: more drifted days raise nothing new.

@@ -84,14 +84,17 @@ def test_a_window_takes_new_columns_when_the_features_windowed_change():
     assert other.rows == 3 and other.sequence == buffer.sequence
 
 
-@pytest.mark.parametrize("damage", [
-    lambda d: d.pop("rows"),
-    lambda d: d["rows"].update(predictions="not base64!"),
-    lambda d: d["rows"].update(predictions=d["rows"]["predictions"][:-4]),  # a length that is not whole floats
-    lambda d: d["rows"]["features"].update(x={"numbers": []}),
-    lambda d: d.update(kinds={"x": "text"}),
-    lambda d: d.update(sequence="1"),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("rows"),
+        lambda d: d["rows"].update(predictions="not base64!"),
+        lambda d: d["rows"].update(predictions=d["rows"]["predictions"][:-4]),  # a length that is not whole floats
+        lambda d: d["rows"]["features"].update(x={"numbers": []}),
+        lambda d: d.update(kinds={"x": "text"}),
+        lambda d: d.update(sequence="1"),
+    ],
+)
 def test_a_damaged_window_is_a_state_error(damage):
     buffer = WindowBuffer(1, KINDS, max_rows=10, slot_ms=DAY)
     list(buffer.add(_rows([1, 2, 3, 4]), now_ms=0))
@@ -161,8 +164,13 @@ def test_an_adwin_state_from_elsewhere_is_refused_or_restarted(monkeypatch):
 
 
 def _log_rows(log: PredictionLog, version: int, stores: list[str], times: list[int], values: list[float]) -> None:
-    log.add(version, np.array(stores, dtype=object), np.full(len(stores), "m", dtype=object), np.array(times),
-            np.array(values))
+    log.add(
+        version,
+        np.array(stores, dtype=object),
+        np.full(len(stores), "m", dtype=object),
+        np.array(times),
+        np.array(values),
+    )
 
 
 def test_the_prediction_log_round_trips_with_its_marks():
@@ -178,8 +186,9 @@ def test_the_prediction_log_round_trips_with_its_marks():
     again = PredictionLog(max_rows=100)
     again.restore(_json(meta), arrays)
     assert len(again) == 4
-    found, versions, predictions = again.match(np.array(["a", "c", "z"], dtype=object), np.full(3, "m", dtype=object),
-                                               np.array([1, 3, 1]))
+    found, versions, predictions = again.match(
+        np.array(["a", "c", "z"], dtype=object), np.full(3, "m", dtype=object), np.array([1, 3, 1])
+    )
     assert found.tolist() == [True, True, False] and versions[:2].tolist() == [2, 1]
     assert predictions[:2].tolist() == [9.0, 3.0]
     # "b" stays matched and "a" asked at 77; rows added after the restore come after the restored ones.
@@ -194,8 +203,12 @@ def test_a_damaged_prediction_snapshot_is_a_state_error():
     log = PredictionLog(max_rows=10)
     _log_rows(log, 1, ["a", "b"], [1, 2], [1.0, 2.0])
     meta, arrays = log.snapshot().meta(), log.snapshot().arrays()
-    for damage in (lambda a: a.pop("seq"), lambda a: a.update(store_id_codes=np.array([0, 5])),
-                   lambda a: a.update(key=arrays["key"][::-1].copy()), lambda a: a.update(prediction=np.ones(3))):
+    for damage in (
+        lambda a: a.pop("seq"),
+        lambda a: a.update(store_id_codes=np.array([0, 5])),
+        lambda a: a.update(key=arrays["key"][::-1].copy()),
+        lambda a: a.update(prediction=np.ones(3)),
+    ):
         broken = dict(arrays)
         damage(broken)
         with pytest.raises(StateError):
@@ -210,7 +223,9 @@ def profile() -> dict:
     rng = np.random.default_rng(61)
     return build_reference_profile(
         {"x": rng.normal(size=2000), "region": rng.choice(np.array(["north", "south"], dtype=object), 2000)},
-        ["region"], rng.normal(10.0, 1.0, 2000), rng.normal(size=2000),
+        ["region"],
+        rng.normal(10.0, 1.0, 2000),
+        rng.normal(size=2000),
     ).to_dict()
 
 
@@ -225,7 +240,10 @@ def _log(engine: DriftEngine, first: int, n: int, shift: float = 0.0, day: int =
     rng = np.random.default_rng(first)
     stores = np.array([f"s{i}" for i in range(first, first + n)], dtype=object)
     return engine.log_predictions(
-        1, stores, np.full(n, "m", dtype=object), np.full(n, day * 86_400_000 + 1, dtype=np.int64),
+        1,
+        stores,
+        np.full(n, "m", dtype=object),
+        np.full(n, day * 86_400_000 + 1, dtype=np.int64),
         {"x": rng.normal(shift, 1.0, n), "region": rng.choice(np.array(["north", "south"], dtype=object), n)},
         rng.normal(10.0, 1.0, n),
     )
@@ -234,8 +252,12 @@ def _log(engine: DriftEngine, first: int, n: int, shift: float = 0.0, day: int =
 def _actuals(engine: DriftEngine, first: int, n: int, sd: float = 1.0, day: int = 0):
     rng = np.random.default_rng(first + 7)
     stores = np.array([f"s{i}" for i in range(first, first + n)], dtype=object)
-    return engine.log_actuals(stores, np.full(n, "m", dtype=object), np.full(n, day * 86_400_000 + 1, dtype=np.int64),
-                              10.0 + rng.normal(0.0, sd, n))
+    return engine.log_actuals(
+        stores,
+        np.full(n, "m", dtype=object),
+        np.full(n, day * 86_400_000 + 1, dtype=np.int64),
+        10.0 + rng.normal(0.0, sd, n),
+    )
 
 
 def test_an_engine_never_closed_comes_back_whole(tmp_path, profile):
@@ -337,8 +359,11 @@ def test_a_corrupt_engine_checkpoint_is_set_aside_and_the_rest_restored(tmp_path
     assert [r.window_id for r in again.list_reports()][:1] == ["v1-w2"]
 
 
-@pytest.mark.parametrize("content", [b"\x00\x01garbage", b'{"format": "rxcast.drift.engine/99", "segment": 0}'],
-                         ids=["garbage", "unknown version"])
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\x01garbage", b'{"format": "rxcast.drift.engine/99", "segment": 0}'],
+    ids=["garbage", "unknown version"],
+)
 def test_an_unreadable_or_unknown_engine_file_does_not_stop_the_engine(tmp_path, profile, content):
     _engine(tmp_path, profile).close()
     (tmp_path / "state" / "engine.json").write_bytes(content)
@@ -372,8 +397,18 @@ def test_a_record_that_does_not_apply_is_skipped_and_its_segment_kept_aside(tmp_
     _log(engine, 0, 10)
     segment = max((tmp_path / "state" / "journal").iterdir())
     with open(segment, "a") as out:
-        out.write(json.dumps({"op": "log", "model_version": 1, "store_ids": [], "medication_ids": [],
-                              "rows": {"features": {}, "predictions": "!!", "event_times_ms": ""}}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "op": "log",
+                    "model_version": 1,
+                    "store_ids": [],
+                    "medication_ids": [],
+                    "rows": {"features": {}, "predictions": "!!", "event_times_ms": ""},
+                }
+            )
+            + "\n"
+        )
     _log(engine, 10, 10)
     again = _engine(tmp_path)
     assert len(again.predictions) == 20

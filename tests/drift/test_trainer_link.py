@@ -16,15 +16,14 @@ import grpc
 import numpy as np
 import pytest
 
-from rxcast.model.profile import build_reference_profile
 from rxcast.clients import DriftClient
 from rxcast.drift.clients import ActualsCollector, Trainer
 from rxcast.drift.engine import DriftEngine, EngineSettings
 from rxcast.drift.v1 import drift_pb2
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+from rxcast.model.profile import build_reference_profile
 from rxcast.suite.launcher import ServiceProcess
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
-
 
 
 class StandinTrainer(trainer_pb2_grpc.TrainerServiceServicer):
@@ -38,7 +37,8 @@ class StandinTrainer(trainer_pb2_grpc.TrainerServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"version {request.version} not found")
         manifest = self.manifests[request.version] if request.include_manifest else ""
         return trainer_pb2.GetModelVersionResponse(
-            version=trainer_pb2.ModelVersion(version=request.version, manifest_json=manifest))
+            version=trainer_pb2.ModelVersion(version=request.version, manifest_json=manifest)
+        )
 
     def StartTraining(self, request, context):
         with self.lock:
@@ -50,8 +50,12 @@ class StandinTrainer(trainer_pb2_grpc.TrainerServiceServicer):
 def trainer():
     rng = np.random.default_rng(51)
     profile = build_reference_profile({"x": rng.normal(size=3000)}, [], rng.normal(size=3000))
-    servicer = StandinTrainer({3: json.dumps({"format": "rxcast.model/1", "reference_profile": profile.to_dict()}),
-                        4: json.dumps({"format": "rxcast.model/1"})})
+    servicer = StandinTrainer(
+        {
+            3: json.dumps({"format": "rxcast.model/1", "reference_profile": profile.to_dict()}),
+            4: json.dumps({"format": "rxcast.model/1"}),
+        }
+    )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -63,10 +67,26 @@ def trainer():
 @pytest.fixture(scope="module")
 def stub(trainer, tmp_path_factory):
     root = tmp_path_factory.mktemp("drift-trainer")
-    process = ServiceProcess("drift", root, [
-        "--data-dir", str(root / "data"), "--window-rows", "500", "--trainer-address", trainer[1],
-        "--retrain-on-alert", "true", "--retrain-days", "30",
-    ]).start().wait_ready()
+    process = (
+        ServiceProcess(
+            "drift",
+            root,
+            [
+                "--data-dir",
+                str(root / "data"),
+                "--window-rows",
+                "500",
+                "--trainer-address",
+                trainer[1],
+                "--retrain-on-alert",
+                "true",
+                "--retrain-days",
+                "30",
+            ],
+        )
+        .start()
+        .wait_ready()
+    )
     client = DriftClient(process.address, timeout=30.0)
     yield client.stub
     client.close()

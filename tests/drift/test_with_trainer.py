@@ -54,8 +54,10 @@ def services(tmp_path_factory, world):
             "--access-log", "false",
         ], name="drift")  # fmt: skip
         started.append(drift.start().wait_ready(60))
-        with TrainerClient(trainer.address, timeout=300) as trainer_client, \
-                DriftClient(drift.address, timeout=60) as drift_client:
+        with (
+            TrainerClient(trainer.address, timeout=300) as trainer_client,
+            DriftClient(drift.address, timeout=60) as drift_client,
+        ):
             yield trainer_client.stub, drift_client.stub
     finally:
         for process in reversed(started):
@@ -80,13 +82,15 @@ def _drifted_logs(version: int, profile: dict, rows: int, day: dt.date) -> drift
         columns.append(drift_pb2.FeatureValues(name=name, numeric=drift_pb2.DoubleList(values=values.tolist())))
     for name, categorical in profile["categorical"].items():
         seen = sorted(categorical["counts"])
-        columns.append(drift_pb2.FeatureValues(
-            name=name, categorical=drift_pb2.StringList(values=rng.choice(seen, rows).tolist())))
+        columns.append(
+            drift_pb2.FeatureValues(name=name, categorical=drift_pb2.StringList(values=rng.choice(seen, rows).tolist()))
+        )
     midnight = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
     return drift_pb2.LogPredictionsRequest(
         model_version=version,
-        keys=drift_pb2.EntityKeys(store_ids=[f"S{i % 4}" for i in range(rows)],
-                                  medication_ids=[f"M{i}" for i in range(rows)]),
+        keys=drift_pb2.EntityKeys(
+            store_ids=[f"S{i % 4}" for i in range(rows)], medication_ids=[f"M{i}" for i in range(rows)]
+        ),
         event_times_unix_ms=[midnight + i for i in range(rows)],
         features=columns,
         predictions=(10.0 * profile["prediction"]["max"] + 100.0 + rng.random(rows) * 10.0).tolist(),
@@ -97,8 +101,11 @@ def _drifted_logs(version: int, profile: dict, rows: int, day: dt.date) -> drift
 def test_a_drift_alert_starts_one_retraining_job_on_the_real_trainer(services, world):
     trainer, drift = services
     version = _train(trainer, world).version
-    manifest = json.loads(trainer.GetModelVersion(
-        trainer_pb2.GetModelVersionRequest(version=version, include_manifest=True)).version.manifest_json)
+    manifest = json.loads(
+        trainer.GetModelVersion(
+            trainer_pb2.GetModelVersionRequest(version=version, include_manifest=True)
+        ).version.manifest_json
+    )
     profile = manifest["reference_profile"]
 
     day = world.records["business_day"].max().date()

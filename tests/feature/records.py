@@ -23,11 +23,15 @@ def day_end_ms(offset: int) -> int:
     return ((START - dt.date(1970, 1, 1)).days + offset + 1) * 86_400_000
 
 
-def world(stores: int, medications: int, days: int, seed: int = 7, first_day: int = 0, prefix: str = "") -> dict[str, list]:
+def world(
+    stores: int, medications: int, days: int, seed: int = 7, first_day: int = 0, prefix: str = ""
+) -> dict[str, list]:
     """Records for every (store, medication, day) as columns, with some missing
     values, promotions and stock-outs."""
     rng = np.random.default_rng(seed)
-    s, m, d = np.meshgrid(np.arange(stores), np.arange(medications), np.arange(first_day, first_day + days), indexing="ij")
+    s, m, d = np.meshgrid(
+        np.arange(stores), np.arange(medications), np.arange(first_day, first_day + days), indexing="ij"
+    )
     s, m, d = s.ravel(), m.ravel(), d.ravel()
     n = len(s)
     dispensed = rng.poisson(5 + 3 * (m % 4) + 2 * ((d % 7) < 2), n).astype(float)
@@ -69,9 +73,11 @@ def oracle(columns: dict[str, list]):
 
     frame = pd.DataFrame(columns)
     frame["offset"] = (pd.to_datetime(frame["business_day"]) - pd.Timestamp(START)).dt.days
-    return frame.drop_duplicates(["store_id", "medication_id", "offset"], keep="last").set_index(
-        ["store_id", "medication_id", "offset"]
-    ).sort_index()
+    return (
+        frame.drop_duplicates(["store_id", "medication_id", "offset"], keep="last")
+        .set_index(["store_id", "medication_id", "offset"])
+        .sort_index()
+    )
 
 
 def trailing(frame, store: str, medication: str, day: int, window: int, field: str = "units_dispensed"):

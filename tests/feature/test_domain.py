@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rxcast.model import timebase
 from rxcast.feature.derive import affected_ranges, derive_rows
 from rxcast.feature.history import RecordHistory
 from rxcast.feature.offline import NOT_FOUND, OUTSIDE_TTL, PRESENT, point_in_time
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, validate
+from rxcast.model import timebase
 from tests.feature.records import START, day_end_ms, take, world
 
 START_DAY = (START - pd.Timestamp("1970-01-01").date()).days
@@ -103,7 +103,9 @@ def test_derived_rows_equal_a_direct_computation_whatever_the_arrival_order():
             got = derived[(code, int(day))]
             assert got["dispensed_sum_7d"] == pytest.approx(_direct(rows, day, 7, "units_dispensed"), nan_ok=True)
             assert got["dispensed_sum_28d"] == pytest.approx(_direct(rows, day, 28, "units_dispensed"), nan_ok=True)
-            assert got["prescriptions_sum_7d"] == pytest.approx(_direct(rows, day, 7, "prescriptions_written"), nan_ok=True)
+            assert got["prescriptions_sum_7d"] == pytest.approx(
+                _direct(rows, day, 7, "prescriptions_written"), nan_ok=True
+            )
             window = rows[(rows.index > day - 28) & (rows.index <= day)]
             assert got["days_recorded_28d"] == len(window)
             assert got["stockout_days_28d"] == int(window["stock_out"].sum())
@@ -121,7 +123,9 @@ def test_derived_rows_equal_a_direct_computation_whatever_the_arrival_order():
 def test_point_in_time_never_looks_ahead_and_never_drops_rows():
     codes = np.array([0, 0, 0, 1])
     times = np.array([100, 200, 300, 150])
-    index, status = point_in_time(codes, times, np.array([0, 0, 0, 1, 1, 2, -1]), np.array([99, 200, 299, 149, 1000, 500, 500]), 0)
+    index, status = point_in_time(
+        codes, times, np.array([0, 0, 0, 1, 1, 2, -1]), np.array([99, 200, 299, 149, 1000, 500, 500]), 0
+    )
     assert index.tolist() == [-1, 1, 1, -1, 3, -1, -1]
     assert status.tolist() == [NOT_FOUND, PRESENT, PRESENT, NOT_FOUND, PRESENT, NOT_FOUND, NOT_FOUND]
     index, status = point_in_time(codes, times, np.array([0, 1]), np.array([350, 1000]), ttl_ms=100)
@@ -168,7 +172,12 @@ def test_historical_retrieval_agrees_with_feast(tmp_path):
         ours = {c.name: c for c in chunk.columns}
 
         entity_df = pd.DataFrame(
-            {"store_id": stores, "medication_id": medications, "event_timestamp": pd.to_datetime(instants, unit="ms", utc=True), "row": np.arange(n)}
+            {
+                "store_id": stores,
+                "medication_id": medications,
+                "event_timestamp": pd.to_datetime(instants, unit="ms", utc=True),
+                "row": np.arange(n),
+            }
         )
         service = store.feast.get_feature_service("demand_forecast")
         theirs = store.feast.get_historical_features(entity_df, features=service).to_df().set_index("row").sort_index()
@@ -199,6 +208,8 @@ def test_offline_files_compact_to_the_latest_copy_of_each_row(tmp_path):
     assert [p.name for p in (tmp_path / "view").glob("*.parquet")] == ["upto-000000000005.parquet"]
     after = view.rows()
     assert len(after) == len(before) == 6  # s1 once, s2 on five days
-    index, _ = point_in_time(after.codes, after.event_ms, after.codes_of(np.array(["s1"], dtype=object)), np.array([day_end_ms(9)]), 0)
+    index, _ = point_in_time(
+        after.codes, after.event_ms, after.codes_of(np.array(["s1"], dtype=object)), np.array([day_end_ms(9)]), 0
+    )
     assert after.columns["store_region"][index[0]] == "r5"
     assert view.has_batch(3) and not view.has_batch(6)

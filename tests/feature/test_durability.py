@@ -16,7 +16,9 @@ def _read_back(stub, store, medication, day):
     online = stub.GetOnlineFeatures(
         pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=[store], medication_ids=[medication]))
     )
-    rows = pb.EntityRows(keys=pb.EntityKeys(store_ids=[store], medication_ids=[medication]), event_times_unix_ms=[day_end_ms(day)])
+    rows = pb.EntityRows(
+        keys=pb.EntityKeys(store_ids=[store], medication_ids=[medication]), event_times_unix_ms=[day_end_ms(day)]
+    )
     (chunk,) = stub.GetHistoricalFeatures(pb.GetHistoricalFeaturesRequest(rows=rows))
     return {c.name: c for c in online.columns}, {c.name: c for c in chunk.columns}
 

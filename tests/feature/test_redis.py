@@ -51,7 +51,12 @@ def redis_port(tmp_path_factory):
 
 def test_online_features_from_redis(tmp_path, redis_port):
     process = start_feature(
-        tmp_path / "run", tmp_path / "data", "--online-store", "redis", "--redis-url", f"redis://127.0.0.1:{redis_port}/0"
+        tmp_path / "run",
+        tmp_path / "data",
+        "--online-store",
+        "redis",
+        "--redis-url",
+        f"redis://127.0.0.1:{redis_port}/0",
     )
     channel, stub = stub_for(process)
     try:
@@ -62,7 +67,11 @@ def test_online_features_from_redis(tmp_path, redis_port):
         served = {c.name: c for c in stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(keys=keys)).columns}
         frame = oracle(columns)
         sums = served["dispensed_sum_7d"]
-        assert list(sums.statuses) == [pb.FEATURE_STATUS_PRESENT, pb.FEATURE_STATUS_PRESENT, pb.FEATURE_STATUS_NOT_FOUND]
+        assert list(sums.statuses) == [
+            pb.FEATURE_STATUS_PRESENT,
+            pb.FEATURE_STATUS_PRESENT,
+            pb.FEATURE_STATUS_NOT_FOUND,
+        ]
         assert sums.double_values.values[0] == trailing(frame, "rs000", "rm001", 9, 7)
         assert sums.double_values.values[1] == trailing(frame, "rs001", "rm000", 9, 7)
         assert served["store_region"].string_values.values[:2] == ["north", "south"]

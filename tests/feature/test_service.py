@@ -14,8 +14,11 @@ from rxcast.feature.v1 import feature_pb2 as pb
 from tests.feature.records import day_end_ms, day_text, oracle, take, to_protos, trailing, world
 
 PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_TTL = (
-    pb.FEATURE_STATUS_PRESENT, pb.FEATURE_STATUS_NULL_VALUE, pb.FEATURE_STATUS_NOT_FOUND, pb.FEATURE_STATUS_OUTSIDE_TTL,
-)  # fmt: skip
+    pb.FEATURE_STATUS_PRESENT,
+    pb.FEATURE_STATUS_NULL_VALUE,
+    pb.FEATURE_STATUS_NOT_FOUND,
+    pb.FEATURE_STATUS_OUTSIDE_TTL,
+)
 
 
 def ingest(stub, columns, batch: int = 2000) -> pb.IngestRecordsResponse:
@@ -86,7 +89,12 @@ def test_requested_features_come_back_in_request_order(stub, seeded):
         pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=["as000"], medication_ids=["am000"]), features=names)
     )
     assert [c.name for c in answer.columns] == ["store_region", "dispensed_sum_7d", "day_of_week", "stock_out"]
-    assert [c.WhichOneof("values") for c in answer.columns] == ["string_values", "double_values", "int64_values", "bool_values"]
+    assert [c.WhichOneof("values") for c in answer.columns] == [
+        "string_values",
+        "double_values",
+        "int64_values",
+        "bool_values",
+    ]
     assert answer.columns[2].int64_values.values[0] == (day_end_ms(39) // 86_400_000 - 1 + 3) % 7
 
 
@@ -128,7 +136,9 @@ def test_invalid_records_come_back_per_record_and_valid_ones_are_stored(stub):
         pb.InventoryRecord(store_id="newstore", medication_id="badm000", business_day=day_text(5)),
         pb.InventoryRecord(store_id="bads000", medication_id="badm000", business_day="2999-01-01"),
         pb.InventoryRecord(store_id="bads000", medication_id="badm000", business_day=day_text(6), unit_price=0),
-        pb.InventoryRecord(store_id="bads000", medication_id="badm000", business_day=day_text(7), units_received=math.inf),
+        pb.InventoryRecord(
+            store_id="bads000", medication_id="badm000", business_day=day_text(7), units_received=math.inf
+        ),
     ]
     answer = stub.IngestRecords(pb.IngestRecordsRequest(records=records + broken))
     errors = {(e.index, e.field): e.message for e in answer.errors}
@@ -220,7 +230,11 @@ def test_daily_grid_lists_every_known_entity_each_day(stub, seeded):
         chunk_rows=5,
     )
     chunks = list(stub.GetHistoricalFeatures(request))
-    rows = [(s, m, t) for c in chunks for s, m, t in zip(c.rows.keys.store_ids, c.rows.keys.medication_ids, c.rows.event_times_unix_ms)]
+    rows = [
+        (s, m, t)
+        for c in chunks
+        for s, m, t in zip(c.rows.keys.store_ids, c.rows.keys.medication_ids, c.rows.event_times_unix_ms)
+    ]
     assert all(len(c.rows.event_times_unix_ms) <= 5 for c in chunks)
     grid_rows = [r for r in rows if r[0] == "grids000"]
     assert [t for _, _, t in grid_rows] == [day_end_ms(36), day_end_ms(37)]
@@ -241,7 +255,10 @@ def test_online_matches_historical_after_each_push(stub):
     the historical features for the same entities at the same instant."""
     # Days after every other test's, so each push moves the data clock (TTL) forward.
     columns = world(2, 2, 12, first_day=40, prefix="skew", seed=11)
-    stores, medications = ["skews000", "skews001", "skews000", "skews001"], ["skewm000", "skewm000", "skewm001", "skewm001"]
+    stores, medications = (
+        ["skews000", "skews001", "skews000", "skews001"],
+        ["skewm000", "skewm000", "skewm001", "skewm001"],
+    )
     for day in range(40, 52):
         todays = [i for i, d in enumerate(columns["business_day"]) if d == day_text(day)]
         ingest(stub, take(columns, todays))
@@ -276,7 +293,9 @@ def test_stale_values_are_outside_ttl(stub, seeded):
 def test_actuals_sum_the_horizon_after_each_row(stub, seeded):
     frame = oracle(seeded)
     instants = [day_end_ms(10), day_end_ms(10) + 3_600_000, day_end_ms(32), day_end_ms(33), day_end_ms(-1)]
-    rows = pb.EntityRows(keys=pb.EntityKeys(store_ids=["as001"] * 5, medication_ids=["am002"] * 5), event_times_unix_ms=instants)
+    rows = pb.EntityRows(
+        keys=pb.EntityKeys(store_ids=["as001"] * 5, medication_ids=["am002"] * 5), event_times_unix_ms=instants
+    )
     answer = stub.GetActuals(pb.GetActualsRequest(rows=rows))
     assert answer.horizon_days == 7
     window = frame.loc[("as001", "am002"), "units_dispensed"]
@@ -324,9 +343,10 @@ def test_materialize_copies_offline_values_online(stub, seeded):
     end_of_day_38 = timestamp_pb2.Timestamp(seconds=day_end_ms(38) // 1000)
     answer = stub.Materialize(
         pb.MaterializeRequest(
-            start_time=timestamp_pb2.Timestamp(seconds=day_end_ms(0) // 1000), end_time=end_of_day_38,
+            start_time=timestamp_pb2.Timestamp(seconds=day_end_ms(0) // 1000),
+            end_time=end_of_day_38,
             feature_views=["inventory_daily"],
-        )  # fmt: skip
+        )
     )
     assert list(answer.feature_views) == ["inventory_daily"] and answer.rows_written > 0
     # The online store now holds the latest values of the range: day 38's.
@@ -416,10 +436,22 @@ def test_seed_command_loads_a_file_of_records(feature_process, stub, tmp_path):
     path = tmp_path / "records.parquet"
     pd.DataFrame(columns).to_parquet(path)
     done = subprocess.run(
-        [sys.executable, "-m", "rxcast.feature.seed", "--target", feature_process.address, "--records", str(path),
-         "--batch-records", "10"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "rxcast.feature.seed",
+            "--target",
+            feature_process.address,
+            "--records",
+            str(path),
+            "--batch-records",
+            "10",
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "seeded 36 records (0 replaced, 0 rejected)" in done.stdout
     frame = oracle(columns)
@@ -430,8 +462,11 @@ def test_seed_command_loads_a_file_of_records(feature_process, stub, tmp_path):
     broken.to_parquet(path)
     done = subprocess.run(
         [sys.executable, "-m", "rxcast.feature.seed", "--target", feature_process.address, "--records", str(path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "units_on_hand" in done.stderr
 
 

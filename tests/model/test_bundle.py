@@ -17,12 +17,12 @@ FEATURES = ("dispensed_sum_7d", "unit_price", "medication_category")
 
 
 def _manifest(**changes) -> ModelManifest:
-    base = dict(
-        version=3,
-        feature_names=FEATURES,
-        categorical_levels={"medication_category": ("analgesic", "antiviral", "statin")},
-        horizon_days=7,
-    )
+    base = {
+        "version": 3,
+        "feature_names": FEATURES,
+        "categorical_levels": {"medication_category": ("analgesic", "antiviral", "statin")},
+        "horizon_days": 7,
+    }
     return ModelManifest(**{**base, **changes})
 
 
@@ -120,9 +120,7 @@ def test_bundle_rejects_a_corrupt_or_mismatched_model(trained):
         ModelBundle.from_bytes(text + b" ", manifest)
     with pytest.raises(FailedPrecondition, match="not a LightGBM model"):
         ModelBundle.from_bytes(b"garbage", manifest.with_updates(sha256=""))
-    other = manifest.with_updates(
-        feature_names=("a", "b", "medication_category"), sha256=""
-    )
+    other = manifest.with_updates(feature_names=("a", "b", "medication_category"), sha256="")
     with pytest.raises(FailedPrecondition, match="differ"):
         ModelBundle.from_bytes(text, other)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from inference import grpc_predict_v2_pb2_grpc
+
 from rxcast.predictor.v1 import predictor_pb2_grpc
 from rxcast.suite.launcher import ServiceProcess
 from tests.predictor.models import MEDICATIONS, STORES, train

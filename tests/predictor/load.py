@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Self
 
 import grpc
 import numpy as np
@@ -26,7 +27,7 @@ class PredictLoad:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._drive, daemon=True) for _ in range(threads)]
 
-    def __enter__(self) -> PredictLoad:
+    def __enter__(self) -> Self:
         for thread in self._threads:
             thread.start()
         return self

@@ -159,7 +159,7 @@ def _record(run_id: str, state: str = SUCCEEDED, started: float = 0.0) -> RunRec
 def test_store_commit_is_all_or_nothing_and_survives_restart(tmp_path):
     store = BatchStore(tmp_path, keep_runs=3)
     store.commit(_record("r1", started=1.0), ["S0", "S1"], ["M0", "M1"], [1.0, 2.0], [0, 8])
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever the failure, nothing may be left behind
         # A write that fails half-way (mismatched columns) must leave nothing behind.
         store.commit(_record("r2", started=2.0), ["S0", "S1"], ["M0"], [5.0, 6.0], [0, 0])
     assert store.latest().record.run_id == "r1"
@@ -169,7 +169,9 @@ def test_store_commit_is_all_or_nothing_and_survives_restart(tmp_path):
     reopened = BatchStore(tmp_path, keep_runs=3)
     assert not any((tmp_path / "staging").iterdir())
     forecasts, found, flags = reopened.get().lookup(np.array(["S1", "S0", "S2"]), np.array(["M1", "M0", "M0"]))
-    assert forecasts.tolist() == [2.0, 1.0, 0.0] and found.tolist() == [True, True, False] and flags.tolist() == [8, 0, 0]
+    assert (
+        forecasts.tolist() == [2.0, 1.0, 0.0] and found.tolist() == [True, True, False] and flags.tolist() == [8, 0, 0]
+    )
     with pytest.raises(NotFound):
         reopened.get("r2")
     with pytest.raises(InvalidArgument, match="run_id"):

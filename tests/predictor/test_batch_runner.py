@@ -66,7 +66,9 @@ def test_scoring_on_a_dask_cluster_matches_local_threads(serving):
         finally:
             scorer.close()
     assert sorted(cluster_rows) == [1_000] * 5
-    np.testing.assert_array_equal(np.concatenate([p.forecasts for p in remote]), np.concatenate([p.forecasts for p in local]))
+    np.testing.assert_array_equal(
+        np.concatenate([p.forecasts for p in remote]), np.concatenate([p.forecasts for p in local])
+    )
     np.testing.assert_array_equal(np.concatenate([p.flags for p in remote]), np.concatenate([p.flags for p in local]))
     direct = serving.bundle.predict(frame.columns)
     np.testing.assert_allclose(np.concatenate([p.forecasts for p in local]), direct)

@@ -34,7 +34,9 @@ def _entry(model, rows: int) -> LogEntry:
 
 def test_a_stalled_drift_service_never_blocks_submitters_and_overflow_is_counted(standins, model):
     standins.drift.open.clear()
-    queue = PredictionLogQueue(DriftSink(standins.addresses["drift"], timeout=30), capacity_rows=50, batch_rows=10, linger_seconds=0.05)
+    queue = PredictionLogQueue(
+        DriftSink(standins.addresses["drift"], timeout=30), capacity_rows=50, batch_rows=10, linger_seconds=0.05
+    )
     queue.start()
     try:
         before = _dropped("dropped_full")
@@ -77,7 +79,9 @@ def test_batches_carry_features_by_manifest_name(model):
 
 
 def test_batch_runs_may_wait_for_room(standins, model):
-    queue = PredictionLogQueue(DriftSink(standins.addresses["drift"]), capacity_rows=10, batch_rows=10, linger_seconds=0.05)
+    queue = PredictionLogQueue(
+        DriftSink(standins.addresses["drift"]), capacity_rows=10, batch_rows=10, linger_seconds=0.05
+    )
     queue.start()
     try:
         before = sum(len(r.predictions) for r in standins.drift.requests)

@@ -20,9 +20,13 @@ def _column(name, statuses, times, **values):
 def test_values_are_read_by_name_blanked_unless_present_and_aged_by_present_values():
     keys = EntityBatch(np.array(["S0", "S1", "S2"]), np.array(["M0", "M1", "M2"]))
     columns = [
-        _column("category", [PRESENT, NOT_FOUND, PRESENT], [5, 0, 9], string_values=fpb.StringList(values=["a", "", "b"])),
+        _column(
+            "category", [PRESENT, NOT_FOUND, PRESENT], [5, 0, 9], string_values=fpb.StringList(values=["a", "", "b"])
+        ),
         _column("sales", [PRESENT, NULL, OLD], [7, 8, 30], double_values=fpb.DoubleList(values=[1.5, 0, 3.0])),
-        _column("promo", [PRESENT, PRESENT, NOT_FOUND], [6, 4, 0], bool_values=fpb.BoolList(values=[True, False, False])),
+        _column(
+            "promo", [PRESENT, PRESENT, NOT_FOUND], [6, 4, 0], bool_values=fpb.BoolList(values=[True, False, False])
+        ),
         _column("count", [PRESENT, PRESENT, PRESENT], [1, 2, 3], int64_values=fpb.Int64List(values=[4, 5, 6])),
         _column("broken", [PRESENT], [1], double_values=fpb.DoubleList(values=[1.0])),  # wrong length
     ]

@@ -93,7 +93,9 @@ def test_malformed_request_is_invalid_argument_naming_the_problem(online, keys, 
 
 def test_predict_stream_answers_each_request_in_order(online):
     requests = [
-        pb.PredictStreamRequest(request_id=f"r{i}", request=pb.PredictRequest(keys=_keys(["S0"] * (i + 1), ["M0"] * (i + 1))))
+        pb.PredictStreamRequest(
+            request_id=f"r{i}", request=pb.PredictRequest(keys=_keys(["S0"] * (i + 1), ["M0"] * (i + 1)))
+        )
         for i in range(20)
     ]
     answers = list(online.stub.PredictStream(iter(requests), timeout=10))

@@ -111,7 +111,9 @@ def test_features_unavailable_answers_priors_with_flags(model, trained):
     result = unavailable_forecast(model, FeatureFrame.empty_features(keys))
     base = F.FEATURES_UNAVAILABLE | F.FALLBACK
     assert result.flags.tolist() == [base, base | F.COLD_START_STORE]
-    np.testing.assert_allclose(result.values, [trained.manifest.priors["by_store"]["S3"], trained.manifest.priors["global"]])
+    np.testing.assert_allclose(
+        result.values, [trained.manifest.priors["by_store"]["S3"], trained.manifest.priors["global"]]
+    )
 
 
 def test_manifest_without_entities_seen_treats_every_entity_as_known(trained):

@@ -9,8 +9,8 @@ import time
 import grpc
 import numpy as np
 import pytest
-
 from inference import grpc_predict_v2_pb2 as oip
+
 from rxcast.model import ModelBundle
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from tests.predictor.conftest import start_predictor

@@ -27,7 +27,7 @@ DAYS = 30
 
 def _records() -> list[feature_pb2.InventoryRecord]:
     rng = np.random.default_rng(3)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     records = []
     for store in STORES:
         for medication in MEDICATIONS:

@@ -33,7 +33,7 @@ FEATURE_TIMEOUT_SECONDS = 2.0
 def world():
     from rxcast.sim import DriftEvent, Scenario, simulate
 
-    start = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=DAYS)
+    start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=DAYS)
     scenario = Scenario(n_stores=4, n_medications=8, n_days=DAYS, seed=5, start_day=start.isoformat()).with_events(
         DriftEvent("new_medication", EVENT_DAY, {"n": 2}),
         DriftEvent("new_region", EVENT_DAY, {"n_stores": 1}),
@@ -76,7 +76,10 @@ def services(tmp_path_factory, world):
         trainer.start().wait_ready(60)
         started.append(trainer)
         drift = ServiceProcess(
-            "drift", root / "run", ["--data-dir", str(root / "drift"), "--trainer-address", trainer.address], name="drift"
+            "drift",
+            root / "run",
+            ["--data-dir", str(root / "drift"), "--trainer-address", trainer.address],
+            name="drift",
         )
         drift.start().wait_ready(60)
         started.append(drift)
@@ -145,7 +148,9 @@ def _status(predictor) -> pb.GetModelStatusResponse:
 
 
 def _grid(stores, medications) -> pb.EntityKeys:
-    return pb.EntityKeys(store_ids=[s for s in stores for _ in medications], medication_ids=list(medications) * len(stores))
+    return pb.EntityKeys(
+        store_ids=[s for s in stores for _ in medications], medication_ids=list(medications) * len(stores)
+    )
 
 
 def test_a_promoted_version_is_picked_up_and_serves_forecasts(services, trainer_stub, versions, world):
@@ -193,7 +198,9 @@ def test_entities_added_by_drift_events_after_training_get_flagged_priors(servic
     assert answer.flags[2] & F.MISSING_FEATURES
 
     # The documented fallback: the prior of the medication's category, as the trainer recorded it.
-    header = next(iter(trainer_stub.DownloadModel(trainer_pb2.DownloadModelRequest(version=answer.model_version), timeout=30)))
+    header = next(
+        iter(trainer_stub.DownloadModel(trainer_pb2.DownloadModelRequest(version=answer.model_version), timeout=30))
+    )
     priors = json.loads(header.header.manifest_json)["priors"]
     category = world.medications.set_index("medication_id")["medication_category"].astype(str)
     expected = [priors["by_category"][category[m]] for m in keys.medication_ids]
@@ -215,7 +222,9 @@ def test_forecasts_are_logged_to_the_drift_service(services, versions, world):
         return 0.0
 
     before = accepted()
-    keys = _grid(sorted(set(world.records["store_id"].astype(str))), sorted(set(world.records["medication_id"].astype(str))))
+    keys = _grid(
+        sorted(set(world.records["store_id"].astype(str))), sorted(set(world.records["medication_id"].astype(str)))
+    )
     online.stub.Predict(pb.PredictRequest(keys=keys), timeout=10)
     # The drift service takes the rows with the version's reference profile, fetched from the trainer.
     assert wait_for(lambda: accepted() - before >= len(keys.store_ids), 20)
@@ -285,7 +294,9 @@ def test_feature_service_gone_is_unavailable_without_a_hang_and_batch_runs_fail_
     online, batch = services["online"], services["batch"]
     last_run = _run_batch_runs(batch)[0]
     services["feature"].stop()
-    keys = pb.EntityKeys(store_ids=[str(world.records["store_id"].iloc[0])], medication_ids=[str(world.records["medication_id"].iloc[0])])
+    keys = pb.EntityKeys(
+        store_ids=[str(world.records["store_id"].iloc[0])], medication_ids=[str(world.records["medication_id"].iloc[0])]
+    )
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as caught:
         online.stub.Predict(pb.PredictRequest(keys=keys), timeout=30)

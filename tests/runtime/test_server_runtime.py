@@ -104,7 +104,9 @@ def probe():
 
 
 def _latest(stub, alias, **kwargs):
-    return stub.GetLatestVersion(trainer_pb2.GetLatestVersionRequest(alias=alias), timeout=kwargs.pop("timeout", 5), **kwargs)
+    return stub.GetLatestVersion(
+        trainer_pb2.GetLatestVersionRequest(alias=alias), timeout=kwargs.pop("timeout", 5), **kwargs
+    )
 
 
 def test_domain_errors_map_to_their_status(probe):
@@ -237,7 +239,10 @@ def test_metrics_follow_every_call_of_a_method(probe):
     def sample(name: str, **labels) -> float:
         return REGISTRY.get_sample_value(name, {"service": "probe", **labels}) or 0.0
 
-    before = (sample("rxcast_rpc_started_total", method=method), sample("rxcast_rpc_duration_seconds_count", method=method))
+    before = (
+        sample("rxcast_rpc_started_total", method=method),
+        sample("rxcast_rpc_duration_seconds_count", method=method),
+    )
     for alias in ("ok", "bad", "ok"):
         try:
             _latest(stub, alias)

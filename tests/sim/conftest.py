@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from rxcast.sim import Scenario, default_scenario, simulate
 
 SMALL = Scenario(n_stores=8, n_medications=30, n_days=200, start_day="2025-01-01", seed=11)

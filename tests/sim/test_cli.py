@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+
 from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, simulate
 from rxcast.sim.cli import main
-
 from tests.sim.conftest import plain
 
 SIZE = ["--stores", "3", "--medications", "5", "--days", "40", "--seed", "2"]

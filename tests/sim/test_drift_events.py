@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, simulate
 
+from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, simulate
 from tests.sim.conftest import dense, plain, trailing_sum
 
 BASE = Scenario(n_stores=10, n_medications=40, n_days=240, start_day="2025-09-01", seed=5)

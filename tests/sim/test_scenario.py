@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, default_scenario
 

@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim import simulate
 from rxcast.sim.catalog import RECORD_COLUMNS
-
 from tests.sim.conftest import SMALL, dense, trailing_sum
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from rxcast.suite.launcher import ServiceProcess
 from rxcast.clients import TrainerClient
-
+from rxcast.suite.launcher import ServiceProcess
 from rxcast.trainer.gate import GatePolicy
 from rxcast.trainer.params import TrainingParams
 from rxcast.trainer.pipeline import JobSpec, PipelineSettings, TrainingPipeline

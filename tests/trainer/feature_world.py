@@ -13,6 +13,7 @@ from rxcast.clients.records import normalize
 from rxcast.sim import Scenario, World, simulate
 from rxcast.suite.launcher import ServiceProcess
 
+
 def ingest(address: str, records: pd.DataFrame, batch: int = 100_000) -> int:
     """Send simulator records to the feature service; returns how many it accepted."""
     with FeatureClient(address, timeout=600.0) as client:

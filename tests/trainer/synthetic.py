@@ -13,8 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from rxcast.trainer.dataset import FeatureSchema, LoadProgress, LoadRequest, TrainingSet
 from rxcast.model.timebase import day_number
+from rxcast.trainer.dataset import FeatureSchema, LoadProgress, LoadRequest, TrainingSet
 
 FEATURES = (
     "dispensed_1d",

@@ -14,6 +14,7 @@ def cli(trainer, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rxcast.trainer.cli", "--address", trainer.address, *args],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )

@@ -9,8 +9,8 @@ import signal
 import grpc
 import pytest
 
-from rxcast.model import ModelBundle
 from rxcast.clients import TrainerClient
+from rxcast.model import ModelBundle
 from rxcast.trainer.faults import CRASH_ENV
 from rxcast.trainer.v1 import trainer_pb2 as pb
 from tests.trainer.conftest import start_trainer

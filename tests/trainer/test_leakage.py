@@ -37,7 +37,7 @@ def loaded(feature):
 def cube(sim_world):
     """Units dispensed and on hand per (store, medication, epoch day), from the simulator's records."""
     records = sim_world.records
-    days = (records["business_day"].to_numpy().astype("datetime64[D]").astype(np.int64))
+    days = records["business_day"].to_numpy().astype("datetime64[D]").astype(np.int64)
     stores = records["store_id"].astype(str).to_numpy()
     medications = records["medication_id"].astype(str).to_numpy()
     store_levels, s = np.unique(stores, return_inverse=True)
@@ -64,7 +64,7 @@ def test_features_use_only_days_up_to_the_row_and_labels_only_days_after(loaded,
     following = sum(dispensed[s, m, d + k] for k in range(1, HORIZON + 1))
     np.testing.assert_allclose(loaded.labels, following)
     # A label shifted by one day (including day D itself) would not match.
-    shifted = sum(dispensed[s, m, d + k] for k in range(0, HORIZON))
+    shifted = sum(dispensed[s, m, d + k] for k in range(HORIZON))
     assert not np.allclose(loaded.labels, shifted)
     assert set(loaded.row_days.tolist()) == set(range(day_number(START, "s"), day_number(END, "e") + 1))
 

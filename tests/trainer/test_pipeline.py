@@ -67,9 +67,7 @@ def test_a_job_publishes_a_complete_version_and_promotes_the_first(tmp_path, wor
 
     # The published file predicts what the job evaluated.
     bundle = pipeline.registry.load_bundle(1)
-    holdout = pipeline.source.load(
-        dataclasses.replace(pipeline.source.requests[0]), lambda done, total: None
-    )
+    holdout = pipeline.source.load(dataclasses.replace(pipeline.source.requests[0]), lambda done, total: None)
     rows = holdout.row_days >= int(np.datetime64(manifest.holdout_window["start_day"]).astype(int))
     predictions = bundle.predict({k: v[rows] for k, v in holdout.columns.items()})
     assert score(holdout.labels[rows], predictions).wape == pytest.approx(outcome.evaluation.model.wape)
@@ -196,7 +194,7 @@ def test_champion_with_another_feature_list_is_scored_on_the_same_rows(tmp_path,
     # The champion was loaded from the registry and scored on the new holdout.
     assert second.evaluation.champion_version == first.version
     assert second.evaluation.champion.rows == second.evaluation.model.rows
-    assert pipeline.source.requests[-1].extra_features[-len(encoder.feature_names):] == encoder.feature_names
+    assert pipeline.source.requests[-1].extra_features[-len(encoder.feature_names) :] == encoder.feature_names
 
 
 def test_an_unreadable_champion_blocks_the_gate_but_not_the_job(tmp_path, world):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -178,5 +179,5 @@ def test_alias_moves_from_threads_are_serialized(tmp_path, model_text):
     history = registry.history("champion")
     assert [c.sequence for c in history] == list(range(8, 0, -1))
     # Each move starts where the previous one ended.
-    for newer, older in zip(history, history[1:]):
+    for newer, older in itertools.pairwise(history):
         assert newer.from_version == older.to_version

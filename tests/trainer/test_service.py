@@ -66,7 +66,11 @@ def test_train_gate_rollback_and_download(client, tmp_path, feature):
     back = stub.Rollback(pb.RollbackRequest(alias=ALIAS, reason="weak forecasts")).change
     assert (back.from_version, back.to_version, back.kind) == (weak.version, first, "rollback")
     history = stub.ListAliasHistory(pb.ListAliasHistoryRequest(alias=ALIAS)).changes
-    assert [(c.kind, c.to_version) for c in history[:3]] == [("rollback", first), ("force", weak.version), ("gate", first)]
+    assert [(c.kind, c.to_version) for c in history[:3]] == [
+        ("rollback", first),
+        ("force", weak.version),
+        ("gate", first),
+    ]
     assert history[0].reason == "weak forecasts"
 
     listed = stub.ListModelVersions(pb.ListModelVersionsRequest(page_size=1))

@@ -16,7 +16,9 @@ DEFAULT_ADDRESS = "127.0.0.1:50053"
 
 
 def _keys(store_ids: Sequence[str] | np.ndarray, medication_ids: Sequence[str] | np.ndarray) -> pb.EntityKeys:
-    return pb.EntityKeys(store_ids=list(np.asarray(store_ids).tolist()), medication_ids=list(np.asarray(medication_ids).tolist()))
+    return pb.EntityKeys(
+        store_ids=list(np.asarray(store_ids).tolist()), medication_ids=list(np.asarray(medication_ids).tolist())
+    )
 
 
 class PredictorClient(ServiceClient):
@@ -45,7 +47,9 @@ class PredictorClient(ServiceClient):
         except grpc.RpcError as exc:
             raise self.failed(exc, "GetBatchPredictions") from None
 
-    def run_batch(self, as_of_ms: int | None = None, reason: str = "", timeout: float = 3600.0) -> Iterator[pb.BatchRun]:
+    def run_batch(
+        self, as_of_ms: int | None = None, reason: str = "", timeout: float = 3600.0
+    ) -> Iterator[pb.BatchRun]:
         """Start a batch run and follow its progress until it ends."""
         request = pb.RunBatchRequest(reason=reason)
         if as_of_ms is not None:

@@ -100,9 +100,13 @@ class TrainerClient(ServiceClient):
         the size and sha256 its header announces."""
         buffer = io.BytesIO()
         header = self._stream(version, alias, chunk_bytes, buffer)
-        return DownloadedModel(header.version, header.sha256, header.size_bytes, header.manifest_json, buffer.getvalue())
+        return DownloadedModel(
+            header.version, header.sha256, header.size_bytes, header.manifest_json, buffer.getvalue()
+        )
 
-    def download_to(self, out_dir: Path | str, version: int = 0, alias: str = "", chunk_bytes: int = 0) -> ModelManifest:
+    def download_to(
+        self, out_dir: Path | str, version: int = 0, alias: str = "", chunk_bytes: int = 0
+    ) -> ModelManifest:
         """A version into `out_dir` (model file and manifest.json), checked
         against its sha256; the directory then loads with ModelBundle.load.
         A failed download leaves no model file behind."""

@@ -19,10 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rxcast.demo", description=__doc__.splitlines()[2])
     parser.add_argument("--plan", choices=sorted(PLANS), default="default", help="what to play (default: default)")
     parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="where the report goes")
-    parser.add_argument("--work-dir", type=Path, default=Path("data/demo"),
-                        help="the services' state and logs (emptied first)")
-    parser.add_argument("--from-ledger", type=Path, default=None,
-                        help="write the report from a ledger saved by an earlier run instead of playing")
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("data/demo"), help="the services' state and logs (emptied first)"
+    )
+    parser.add_argument(
+        "--from-ledger",
+        type=Path,
+        default=None,
+        help="write the report from a ledger saved by an earlier run instead of playing",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("FEAST_USAGE", "False")
 
@@ -45,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo failed: {exc}\nservice logs: {args.work_dir / 'logs'}", file=sys.stderr)
             return 1
         except grpc.RpcError as exc:
-            print(f"demo failed: a service answered {exc.code().name}: {exc.details()}\n"
-                  f"service logs: {args.work_dir / 'logs'}", file=sys.stderr)
+            print(
+                f"demo failed: a service answered {exc.code().name}: {exc.details()}\n"
+                f"service logs: {args.work_dir / 'logs'}",
+                file=sys.stderr,
+            )
             return 1
         args.work_dir.mkdir(parents=True, exist_ok=True)
         with open(args.work_dir / "ledger.pickle", "wb") as f:

@@ -54,8 +54,11 @@ def daily_accuracy(ledger: Ledger) -> pd.DataFrame:
 
 def event_days(ledger: Ledger) -> list[tuple[dt.date, str]]:
     played = {log.day for log in ledger.days}
-    return [(dt.date.fromisoformat(e["business_day"]), e["kind"]) for e in ledger.events
-            if dt.date.fromisoformat(e["business_day"]) in played]
+    return [
+        (dt.date.fromisoformat(e["business_day"]), e["kind"])
+        for e in ledger.events
+        if dt.date.fromisoformat(e["business_day"]) in played
+    ]
 
 
 def accuracy_by_period(ledger: Ledger) -> pd.DataFrame:
@@ -65,8 +68,11 @@ def accuracy_by_period(ledger: Ledger) -> pd.DataFrame:
     rows = []
     for i, (start, label) in enumerate(bounds):
         end = bounds[i + 1][0] if i + 1 < len(bounds) else None
-        logs = [log for log in ledger.days
-                if (start is None or log.day >= start) and (end is None or log.day < end) and _compared(log).any()]
+        logs = [
+            log
+            for log in ledger.days
+            if (start is None or log.day >= start) and (end is None or log.day < end) and _compared(log).any()
+        ]
         if not logs:
             continue
         row = {"period": label, "days": len(logs)}
@@ -83,8 +89,11 @@ def latency(ledger: Ledger) -> dict[str, dict[str, float]]:
     """Per mode: p50 and p99 of one call's latency (ms) and the keys per call."""
     out = {}
     for mode in MODES:
-        calls = np.concatenate([np.asarray(_mode(log, mode).latencies_ms) for log in ledger.days]) \
-            if ledger.days else np.zeros(0)
+        calls = (
+            np.concatenate([np.asarray(_mode(log, mode).latencies_ms) for log in ledger.days])
+            if ledger.days
+            else np.zeros(0)
+        )
         keys = sum(len(log.store_ids) for log in ledger.days)
         out[mode] = {
             "calls": int(calls.size),
@@ -197,19 +206,27 @@ def adaptation(ledger: Ledger) -> list[Adaptation]:
     out = []
     for i, (day, kind) in enumerate(events):
         until = events[i + 1][0] if i + 1 < len(events) else None
-        alerts = [a for a in ledger.alerts if (a.data_day or a.seen_day) >= day
-                  and (until is None or (a.data_day or a.seen_day) < until)]
+        alerts = [
+            a
+            for a in ledger.alerts
+            if (a.data_day or a.seen_day) >= day and (until is None or (a.data_day or a.seen_day) < until)
+        ]
         first = min(alerts, key=lambda a: (a.data_day or a.seen_day, a.alert_id)) if alerts else None
         promoted = next((t for t in ledger.trainings if t.promoted and t.day >= day), None)
-        fitted = next((t for t in ledger.trainings
-                       if t.promoted and t.trained_through is not None and t.trained_through >= day), None)
-        out.append(Adaptation(
-            kind, day,
-            (first.data_day or first.seen_day) if first else None,
-            f"#{first.alert_id} {first.kind} ({', '.join(first.features[:3]) or first.detector})" if first else "",
-            _served(ledger, promoted),
-            _served(ledger, fitted),
-        ))
+        fitted = next(
+            (t for t in ledger.trainings if t.promoted and t.trained_through is not None and t.trained_through >= day),
+            None,
+        )
+        out.append(
+            Adaptation(
+                kind,
+                day,
+                (first.data_day or first.seen_day) if first else None,
+                f"#{first.alert_id} {first.kind} ({', '.join(first.features[:3]) or first.detector})" if first else "",
+                _served(ledger, promoted),
+                _served(ledger, fitted),
+            )
+        )
     return out
 
 
@@ -227,13 +244,19 @@ def cost(ledger: Ledger) -> dict[str, dict[str, float]]:
     scored = sum(r.rows for r in ledger.batch_runs if r.state == "succeeded")
     return {
         "online": {
-            "cpu_s": online, "per_1000": 1000 * online / max(served, 1), "per_day": online / days,
+            "cpu_s": online,
+            "per_1000": 1000 * online / max(served, 1),
+            "per_day": online / days,
             "predictions": served,
         },
         "batch": {
-            "cpu_s": run + lookup, "per_1000": 1000 * (run + lookup) / max(served, 1),
-            "per_day": (run + lookup) / days, "predictions": served,
-            "run_cpu_s": run, "lookup_cpu_s": lookup, "rows_scored": scored,
+            "cpu_s": run + lookup,
+            "per_1000": 1000 * (run + lookup) / max(served, 1),
+            "per_day": (run + lookup) / days,
+            "predictions": served,
+            "run_cpu_s": run,
+            "lookup_cpu_s": lookup,
+            "rows_scored": scored,
             "run_per_1000_scored": 1000 * run / max(scored, 1),
         },
     }
@@ -242,8 +265,7 @@ def cost(ledger: Ledger) -> dict[str, dict[str, float]]:
 def pooled_mae(ledger: Ledger, start: dt.date, end: dt.date | None) -> tuple[float, float, int]:
     """MAE of each mode over the days in [start, end) whose actuals are known,
     pooled over rows; and the number of days."""
-    logs = [log for log in ledger.days if log.day >= start and (end is None or log.day < end)
-            and _compared(log).any()]
+    logs = [log for log in ledger.days if log.day >= start and (end is None or log.day < end) and _compared(log).any()]
     if not logs:
         return np.nan, np.nan, 0
     actuals = np.concatenate([log.actuals[_compared(log)] for log in logs])

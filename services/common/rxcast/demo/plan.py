@@ -58,8 +58,11 @@ def default_plan() -> DemoPlan:
         history_days=history,
         events=(
             DriftEvent("new_region", history + 14, {"region": "coastal", "n_stores": 6}),
-            DriftEvent("demand_shock", history + 49,
-                       {"multiplier": 1.8, "categories": ["respiratory", "antiviral"], "ramp_days": 3}),
+            DriftEvent(
+                "demand_shock",
+                history + 49,
+                {"multiplier": 1.8, "categories": ["respiratory", "antiviral"], "ramp_days": 3},
+            ),
             DriftEvent("unit_change", history + 84, {"field": "units_on_hand", "factor": 10.0}),
         ),
     )
@@ -87,8 +90,18 @@ def short_plan() -> DemoPlan:
         retrain_delay_days=24,
         retrain_retry_days=5,
         service_args={
-            "trainer": ["--default-num-boost-round", "80", "--default-num-leaves", "15",
-                        "--default-holdout-days", "7", "--min-train-rows", "500", "--min-holdout-rows", "100"],
+            "trainer": [
+                "--default-num-boost-round",
+                "80",
+                "--default-num-leaves",
+                "15",
+                "--default-holdout-days",
+                "7",
+                "--min-train-rows",
+                "500",
+                "--min-holdout-rows",
+                "100",
+            ],
         },
     )
 

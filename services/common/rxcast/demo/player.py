@@ -45,10 +45,8 @@ class DemoFailed(RuntimeError):
 
 def as_of_ms(day: dt.date) -> int:
     """The instant the app asks for forecasts after `day`: the next morning."""
-    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     return int(midnight.timestamp() * 1000) + REQUEST_HOUR * 3_600_000
-
-
 
 
 class CpuMeter:
@@ -109,8 +107,7 @@ class Player:
         """The feature store gets the scenario's history through IngestRecords."""
         history = self.world.days[: self.plan.scenario.history_days]
         records = self.world.records[self.world.records["business_day"] <= history[-1]]
-        self.say(f"seeding the feature store: {len(records):,} records, "
-                 f"{history[0]:%Y-%m-%d}..{history[-1]:%Y-%m-%d}")
+        self.say(f"seeding the feature store: {len(records):,} records, {history[0]:%Y-%m-%d}..{history[-1]:%Y-%m-%d}")
         started = time.monotonic()
         outcome = self.feature.ingest_frame(normalize(records), progress=True)
         accepted, errors = outcome.accepted, outcome.errors
@@ -166,8 +163,7 @@ class Player:
         )
         self.ledger.trainings.append(log)
         verdict = "promoted to champion" if job.promoted else f"not promoted: {job.error or 'gate refused'}"
-        self.say(f"  training {job.job_id} {log.state}: version {job.version}, {verdict} "
-                 f"({log.wall_seconds:.0f} s)")
+        self.say(f"  training {job.job_id} {log.state}: version {job.version}, {verdict} ({log.wall_seconds:.0f} s)")
         if job.promoted:
             log.online_pickup_seconds = self._await_version(self.online, "online", job.version)
         return log
@@ -219,8 +215,9 @@ class Player:
             raise DemoFailed("the batch predictor ended a run without reporting it")
         state = _RUN_STATES.get(run.state, str(run.state))
         self.ledger.batch_runs.append(
-            BatchRunLog(day, run.run_id, run.model_version, run.rows_total, state, run.error,
-                        time.monotonic() - started)
+            BatchRunLog(
+                day, run.run_id, run.model_version, run.rows_total, state, run.error, time.monotonic() - started
+            )
         )
         if state != "succeeded":
             self.say(f"  batch run {run.run_id} {state}: {run.error}")
@@ -253,11 +250,22 @@ class Player:
                 continue
             self._last_alert_id = alert.alert_id
             data_day = (
-                dt.datetime.fromtimestamp(timestamps.to_ms(alert.data_time, 'data_time') / 1000, dt.timezone.utc).date()
-                if alert.HasField("data_time") else None
+                dt.datetime.fromtimestamp(timestamps.to_ms(alert.data_time, "data_time") / 1000, dt.UTC).date()
+                if alert.HasField("data_time")
+                else None
             )
-            fresh.append(AlertLog(alert.alert_id, _ALERT_KINDS.get(alert.kind, str(alert.kind)), alert.model_version,
-                                  list(alert.features), alert.reason, alert.detector, data_day, today))
+            fresh.append(
+                AlertLog(
+                    alert.alert_id,
+                    _ALERT_KINDS.get(alert.kind, str(alert.kind)),
+                    alert.model_version,
+                    list(alert.features),
+                    alert.reason,
+                    alert.detector,
+                    data_day,
+                    today,
+                )
+            )
         self.ledger.alerts.extend(fresh)
         return fresh
 
@@ -287,8 +295,10 @@ class Player:
 
     def _handle_alerts(self, day: dt.date) -> None:
         for alert in self._new_alerts(day):
-            self.say(f"  alert #{alert.alert_id} {alert.kind} on v{alert.model_version} "
-                     f"({', '.join(alert.features[:4]) or alert.detector}): {alert.reason[:120]}")
+            self.say(
+                f"  alert #{alert.alert_id} {alert.kind} on v{alert.model_version} "
+                f"({', '.join(alert.features[:4]) or alert.detector}): {alert.reason[:120]}"
+            )
             if self._retrain_due is None:
                 self._retrain_due = (alert.data_day or day) + dt.timedelta(days=self.plan.retrain_delay_days)
                 self._retrain_tries = 0
@@ -318,8 +328,10 @@ class Player:
             raise DemoFailed(f"the first model was not promoted: {initial.error or initial.state}")
         # Later versions reach the batch predictor at its next run; the first must be there for the first.
         self._await_version(self.batch, "batch", initial.version)
-        self.say(f"playing {self.plan.days_to_play} days; events: "
-                 + ", ".join(f"{e.kind} on {e.business_day}" for e in self.world.events))
+        self.say(
+            f"playing {self.plan.days_to_play} days; events: "
+            + ", ".join(f"{e.kind} on {e.business_day}" for e in self.world.events)
+        )
         for index, stamp in enumerate(self.world.days[history:]):
             day = stamp.date()
             log = self.play_day(index, day)
@@ -332,8 +344,10 @@ class Player:
         events = [e.kind for e in self.world.events if e.business_day == log.day.isoformat()]
         online_v = int(np.max(log.online.versions)) if len(log.online.versions) else 0
         batch_v = int(np.max(log.batch.versions)) if len(log.batch.versions) else 0
-        line = (f"day {log.index + 1:>3}/{self.plan.days_to_play} {log.day} | entities {len(log.store_ids):,} | "
-                f"online v{online_v} | batch v{batch_v} | alerts {len(self.ledger.alerts)}")
+        line = (
+            f"day {log.index + 1:>3}/{self.plan.days_to_play} {log.day} | entities {len(log.store_ids):,} | "
+            f"online v{online_v} | batch v{batch_v} | alerts {len(self.ledger.alerts)}"
+        )
         evaluated = self.ledger.days[log.index - HORIZON_DAYS] if log.index >= HORIZON_DAYS else None
         errors = measures.day_errors(evaluated) if evaluated is not None else None
         if errors is not None:
@@ -347,7 +361,8 @@ class Player:
             self._new_alerts(self.ledger.days[-1].day)
         reports = self.drift.list_reports(limit=10_000)
         self.ledger.reports = [
-            _report_summary(r) for r in sorted(reports, key=lambda r: timestamps.to_ms(r.window_end_time, 'window_end_time'))
+            _report_summary(r)
+            for r in sorted(reports, key=lambda r: timestamps.to_ms(r.window_end_time, "window_end_time"))
         ]
 
 

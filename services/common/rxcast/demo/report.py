@@ -9,16 +9,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import itertools
 
-from rxcast.demo import measures as M  # noqa: E402
-from rxcast.demo.ledger import Ledger  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+
+from rxcast.demo import measures as M
+from rxcast.demo.ledger import Ledger
 
 COLORS = {"online": "#1f77b4", "batch": "#ff7f0e"}
-ALERT_COLORS = {"data_drift": "#d62728", "prediction_drift": "#9467bd", "concept_drift": "#2ca02c",
-                "data_quality": "#8c564b"}
+ALERT_COLORS = {
+    "data_drift": "#d62728",
+    "prediction_drift": "#9467bd",
+    "concept_drift": "#2ca02c",
+    "data_quality": "#8c564b",
+}
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -38,8 +44,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 def _mark_events(ax, ledger: Ledger) -> None:
     for day, kind in M.event_days(ledger):
         ax.axvline(day, color="black", linestyle="--", linewidth=1)
-        ax.annotate(kind, (day, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-                    fontsize=8)
+        ax.annotate(kind, (day, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right", fontsize=8)
 
 
 def _dates(ax) -> None:
@@ -70,12 +75,16 @@ def _plot_accuracy(ledger: Ledger, daily, path: Path) -> None:
 
 def _plot_latency(ledger: Ledger, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
-    data = [np.concatenate([np.asarray(getattr(log, mode).latencies_ms) for log in ledger.days])
-            for mode in M.MODES]
+    data = [np.concatenate([np.asarray(getattr(log, mode).latencies_ms) for log in ledger.days]) for mode in M.MODES]
     bins = np.logspace(np.log10(max(min(d.min() for d in data), 0.05)), np.log10(max(d.max() for d in data)), 60)
     for mode, values in zip(M.MODES, data):
-        ax.hist(values, bins=bins, alpha=0.6, label=f"{mode} ({'Predict' if mode == 'online' else 'lookup'})",
-                color=COLORS[mode])
+        ax.hist(
+            values,
+            bins=bins,
+            alpha=0.6,
+            label=f"{mode} ({'Predict' if mode == 'online' else 'lookup'})",
+            color=COLORS[mode],
+        )
         for q, style in ((50, "-"), (99, ":")):
             ax.axvline(np.percentile(values, q), color=COLORS[mode], linestyle=style)
     ax.set_xscale("log")
@@ -108,14 +117,19 @@ def _plot_freshness(ledger: Ledger, fresh, path: Path) -> None:
 def _plot_drift(ledger: Ledger, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(11, 4))
     if ledger.reports:
-        ends = [dt.datetime.fromtimestamp(r["window_end_ms"] / 1000, dt.timezone.utc).date() for r in ledger.reports]
+        ends = [dt.datetime.fromtimestamp(r["window_end_ms"] / 1000, dt.UTC).date() for r in ledger.reports]
         counts = [len(r["drifted_features"]) for r in ledger.reports]
         versions = [r["model_version"] for r in ledger.reports]
         palette = plt.get_cmap("tab10")
         for version in sorted(set(versions)):
             pick = [i for i, v in enumerate(versions) if v == version]
-            ax.bar([ends[i] for i in pick], [counts[i] for i in pick], width=0.8, color=palette(version % 10),
-                   label=f"windows of v{version}")
+            ax.bar(
+                [ends[i] for i in pick],
+                [counts[i] for i in pick],
+                width=0.8,
+                color=palette(version % 10),
+                label=f"windows of v{version}",
+            )
     top = max([len(r["drifted_features"]) for r in ledger.reports] + [1])
     for alert in ledger.alerts:
         day = alert.data_day or alert.seen_day
@@ -139,8 +153,14 @@ def _plot_versions(ledger: Ledger, fresh, path: Path) -> None:
     for mode in M.MODES:
         ax.step(fresh["day"], fresh[f"{mode}_version"], where="post", label=mode, color=COLORS[mode], linewidth=2)
     for t in ledger.trainings:
-        ax.scatter([t.day], [t.version], marker="o" if t.promoted else "x", s=50,
-                   color="green" if t.promoted else "red", zorder=3)
+        ax.scatter(
+            [t.day],
+            [t.version],
+            marker="o" if t.promoted else "x",
+            s=50,
+            color="green" if t.promoted else "red",
+            zorder=3,
+        )
     ax.scatter([], [], marker="o", color="green", label="trained, promoted")
     ax.scatter([], [], marker="x", color="red", label="trained, refused by the gate")
     ax.set_ylabel("model version")
@@ -179,6 +199,7 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         weights = daily["rows"].to_numpy()
         for mode in M.MODES:
             wape[mode] = float(np.average(daily[f"{mode}_wape"], weights=weights))
+
     def mean_days(which: str, mode: str):
         known = [a.days_after(getattr(getattr(a, which), f"{mode}_day")) for a in adapt if getattr(a, which)]
         known = [k for k in known if k is not None]
@@ -191,12 +212,21 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         ["latency of one call of ~100 keys, p99 (ms)", lat["online"]["p99_ms"], lat["batch"]["p99_ms"]],
         ["feature age, median (hours)", fresh["online"]["feature_age_h_p50"], fresh["batch"]["feature_age_h_p50"]],
         ["feature age, p99 (hours)", fresh["online"]["feature_age_h_p99"], fresh["batch"]["feature_age_h_p99"]],
-        ["model age, median (days since its training data ends)", fresh["online"]["model_age_d_p50"],
-         fresh["batch"]["model_age_d_p50"]],
-        ["time to adapt: days from an event to serving the next champion (mean over events)",
-         mean_days("promoted", "online"), mean_days("promoted", "batch")],
-        ["... to serving a champion fitted on rows from after the event (mean)",
-         mean_days("fitted", "online"), mean_days("fitted", "batch")],
+        [
+            "model age, median (days since its training data ends)",
+            fresh["online"]["model_age_d_p50"],
+            fresh["batch"]["model_age_d_p50"],
+        ],
+        [
+            "time to adapt: days from an event to serving the next champion (mean over events)",
+            mean_days("promoted", "online"),
+            mean_days("promoted", "batch"),
+        ],
+        [
+            "... to serving a champion fitted on rows from after the event (mean)",
+            mean_days("fitted", "online"),
+            mean_days("fitted", "batch"),
+        ],
         ["CPU seconds per 1,000 forecasts served", cpu["online"]["per_1000"], cpu["batch"]["per_1000"]],
         ["CPU seconds per played day", cpu["online"]["per_day"], cpu["batch"]["per_day"]],
     ]
@@ -204,17 +234,21 @@ def write_report(ledger: Ledger, out: Path) -> Path:
     lines = [
         f"# rxcast demo report: plan `{ledger.plan_name}`",
         "",
-        f"{len(ledger.days)} simulated days played, {first} to {last}; "
-        f"{ledger.seed_records:,} history records seeded in {ledger.seed_seconds:.0f} s; "
-        f"the whole run took {ledger.wall_seconds / 60:.1f} minutes of wall time. "
-        f"Every forecast below went through the services over gRPC on loopback; actuals are the "
-        f"feature service's own (`GetActuals`: units dispensed over the 7 days after the forecast), "
-        f"and both modes are judged on the same rows ({compared_days} days whose horizon had elapsed).",
+        (
+            f"{len(ledger.days)} simulated days played, {first} to {last}; "
+            f"{ledger.seed_records:,} history records seeded in {ledger.seed_seconds:.0f} s; "
+            f"the whole run took {ledger.wall_seconds / 60:.1f} minutes of wall time. "
+            f"Every forecast below went through the services over gRPC on loopback; actuals are the "
+            f"feature service's own (`GetActuals`: units dispensed over the 7 days after the forecast), "
+            f"and both modes are judged on the same rows ({compared_days} days whose horizon had elapsed)."
+        ),
         "",
-        "Online: the inventory app calls `Predict` the morning after each business day (fresh "
-        "features, the newest champion). Batch: the batch predictor scores every entity every "
-        f"{_batch_every(ledger)} days from point-in-time features with the champion of that moment; "
-        "the app reads the newest run by `GetBatchPredictions`.",
+        (
+            "Online: the inventory app calls `Predict` the morning after each business day (fresh "
+            "features, the newest champion). Batch: the batch predictor scores every entity every "
+            f"{_batch_every(ledger)} days from point-in-time features with the champion of that moment; "
+            "the app reads the newest run by `GetBatchPredictions`."
+        ),
         "",
         "Drift events injected: " + ", ".join(f"**{kind}** on {day}" for day, kind in M.event_days(ledger)) + ".",
         "",
@@ -226,73 +260,159 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         "",
         "![accuracy](accuracy.png)",
         "",
-        _table(["period", "days", "online MAE", "batch MAE", "online WAPE", "batch WAPE"],
-               [[r["period"], r["days"], r["online_mae"], r["batch_mae"], r["online_wape"], r["batch_wape"]]
-                for _, r in periods.iterrows()]) if not periods.empty else "(no day with known actuals)",
+        _table(
+            ["period", "days", "online MAE", "batch MAE", "online WAPE", "batch WAPE"],
+            [
+                [r["period"], r["days"], r["online_mae"], r["batch_mae"], r["online_wape"], r["batch_wape"]]
+                for _, r in periods.iterrows()
+            ],
+        )
+        if not periods.empty
+        else "(no day with known actuals)",
         "",
         "## Time to adapt",
         "",
-        "Days after each event (simulated time): the first alert on data from after it; then, for "
-        "the first champion promoted after it and for the first fitted on rows from after it (the "
-        "trainer's holdout and embargo lie between a job's window end and its last training row): "
-        "the day it was trained and the first day each mode served it, and both modes' MAE between "
-        "the online and the batch predictor taking it up.",
+        (
+            "Days after each event (simulated time): the first alert on data from after it; then, for "
+            "the first champion promoted after it and for the first fitted on rows from after it (the "
+            "trainer's holdout and embargo lie between a job's window end and its last training row): "
+            "the day it was trained and the first day each mode served it, and both modes' MAE between "
+            "the online and the batch predictor taking it up."
+        ),
         "",
-        _table(["event", "day", "first alert", "by", "next champion: trained / online / batch",
-                "fitted after it: trained / online / batch", "MAE online / batch in between"],
-               [[a.event, a.day, a.days_after(a.first_alert_day), a.first_alert,
-                 _served_cell(a, a.promoted), _served_cell(a, a.fitted), _between(ledger, a.promoted)]
-                for a in adapt]),
+        _table(
+            [
+                "event",
+                "day",
+                "first alert",
+                "by",
+                "next champion: trained / online / batch",
+                "fitted after it: trained / online / batch",
+                "MAE online / batch in between",
+            ],
+            [
+                [
+                    a.event,
+                    a.day,
+                    a.days_after(a.first_alert_day),
+                    a.first_alert,
+                    _served_cell(a, a.promoted),
+                    _served_cell(a, a.fitted),
+                    _between(ledger, a.promoted),
+                ]
+                for a in adapt
+            ],
+        ),
         "",
         "## Latency",
         "",
         "![latency](latency.png)",
         "",
-        _table(["mode", "calls", "keys per call", "p50 (ms)", "p99 (ms)"],
-               [[mode, lat[mode]["calls"], lat[mode]["keys_per_call"], lat[mode]["p50_ms"], lat[mode]["p99_ms"]]
-                for mode in M.MODES]),
+        _table(
+            ["mode", "calls", "keys per call", "p50 (ms)", "p99 (ms)"],
+            [
+                [mode, lat[mode]["calls"], lat[mode]["keys_per_call"], lat[mode]["p50_ms"], lat[mode]["p99_ms"]]
+                for mode in M.MODES
+            ],
+        ),
         "",
         "## Freshness",
         "",
         "![freshness](freshness.png)",
         "",
-        _table(["mode", "feature age p50 (h)", "feature age p99 (h)", "model age p50 (d)", "model age p99 (d)"],
-               [[mode, fresh[mode]["feature_age_h_p50"], fresh[mode]["feature_age_h_p99"],
-                 fresh[mode]["model_age_d_p50"], fresh[mode]["model_age_d_p99"]] for mode in M.MODES]),
+        _table(
+            ["mode", "feature age p50 (h)", "feature age p99 (h)", "model age p50 (d)", "model age p99 (d)"],
+            [
+                [
+                    mode,
+                    fresh[mode]["feature_age_h_p50"],
+                    fresh[mode]["feature_age_h_p99"],
+                    fresh[mode]["model_age_d_p50"],
+                    fresh[mode]["model_age_d_p99"],
+                ]
+                for mode in M.MODES
+            ],
+        ),
         "",
         "## Compute cost",
         "",
-        "CPU seconds (user + system) of the processes doing the work, read from the OS around each "
-        "phase: online counts the online predictor and the feature service while forecasts are "
-        "asked for; batch counts the batch predictor and the feature service during runs, and the "
-        "batch predictor during lookups.",
+        (
+            "CPU seconds (user + system) of the processes doing the work, read from the OS around each "
+            "phase: online counts the online predictor and the feature service while forecasts are "
+            "asked for; batch counts the batch predictor and the feature service during runs, and the "
+            "batch predictor during lookups."
+        ),
         "",
-        _table(["mode", "CPU s", "per 1,000 forecasts served", "per day", "detail"],
-               [["online", cpu["online"]["cpu_s"], cpu["online"]["per_1000"], cpu["online"]["per_day"], ""],
-                ["batch", cpu["batch"]["cpu_s"], cpu["batch"]["per_1000"], cpu["batch"]["per_day"],
-                 f"runs {cpu['batch']['run_cpu_s']:.2f} s for {cpu['batch']['rows_scored']:,} rows "
-                 f"({cpu['batch']['run_per_1000_scored']:.3f} s per 1,000 scored); "
-                 f"lookups {cpu['batch']['lookup_cpu_s']:.2f} s"]]),
+        _table(
+            ["mode", "CPU s", "per 1,000 forecasts served", "per day", "detail"],
+            [
+                ["online", cpu["online"]["cpu_s"], cpu["online"]["per_1000"], cpu["online"]["per_day"], ""],
+                [
+                    "batch",
+                    cpu["batch"]["cpu_s"],
+                    cpu["batch"]["per_1000"],
+                    cpu["batch"]["per_day"],
+                    (
+                        f"runs {cpu['batch']['run_cpu_s']:.2f} s for {cpu['batch']['rows_scored']:,} rows "
+                        f"({cpu['batch']['run_per_1000_scored']:.3f} s per 1,000 scored); "
+                        f"lookups {cpu['batch']['lookup_cpu_s']:.2f} s"
+                    ),
+                ],
+            ],
+        ),
         "",
         "## Drift timeline",
         "",
         "![drift](drift.png)",
         "",
-        _table(["alert", "data day", "kind", "model", "features", "reason"],
-               [[f"#{a.alert_id}", a.data_day or a.seen_day, a.kind, f"v{a.model_version}",
-                 ", ".join(a.features[:5]) + (" …" if len(a.features) > 5 else ""),
-                 a.reason[:160].replace("|", "/")] for a in ledger.alerts]) if ledger.alerts else "No alerts.",
+        _table(
+            ["alert", "data day", "kind", "model", "features", "reason"],
+            [
+                [
+                    f"#{a.alert_id}",
+                    a.data_day or a.seen_day,
+                    a.kind,
+                    f"v{a.model_version}",
+                    ", ".join(a.features[:5]) + (" …" if len(a.features) > 5 else ""),
+                    a.reason[:160].replace("|", "/"),
+                ]
+                for a in ledger.alerts
+            ],
+        )
+        if ledger.alerts
+        else "No alerts.",
         "",
         "## Model versions",
         "",
         "![versions](versions.png)",
         "",
-        _table(["day", "version", "window", "fitted through", "outcome", "WAPE model", "WAPE champion", "WAPE naive", "reason"],
-               [[t.day, f"v{t.version}", f"{t.window[0]}..{t.window[1]}", t.trained_through,
-                 "promoted" if t.promoted else (t.error[:90] or t.state),
-                 t.metrics.get("model", {}).get("wape"), t.metrics.get("champion", {}).get("wape"),
-                 t.metrics.get("baseline", {}).get("wape"), t.reason[:120].replace("|", "/")]
-                for t in ledger.trainings]),
+        _table(
+            [
+                "day",
+                "version",
+                "window",
+                "fitted through",
+                "outcome",
+                "WAPE model",
+                "WAPE champion",
+                "WAPE naive",
+                "reason",
+            ],
+            [
+                [
+                    t.day,
+                    f"v{t.version}",
+                    f"{t.window[0]}..{t.window[1]}",
+                    t.trained_through,
+                    "promoted" if t.promoted else (t.error[:90] or t.state),
+                    t.metrics.get("model", {}).get("wape"),
+                    t.metrics.get("champion", {}).get("wape"),
+                    t.metrics.get("baseline", {}).get("wape"),
+                    t.reason[:120].replace("|", "/"),
+                ]
+                for t in ledger.trainings
+            ],
+        ),
         "",
         "Batch runs: " + ", ".join(f"{r.day} v{r.model_version} ({r.state})" for r in ledger.batch_runs) + ".",
         "",
@@ -304,15 +424,17 @@ def write_report(ledger: Ledger, out: Path) -> Path:
 
 def _batch_every(ledger: Ledger) -> str:
     days = [r.day for r in ledger.batch_runs]
-    gaps = {(b - a).days for a, b in zip(days, days[1:])}
+    gaps = {(b - a).days for a, b in itertools.pairwise(days)}
     return str(min(gaps)) if gaps else "n"
 
 
 def _served_cell(a: M.Adaptation, served: M.Served | None) -> str:
     if served is None:
         return "none"
-    return (f"v{served.version}: {_fmt(a.days_after(served.trained_day))} / {_fmt(a.days_after(served.online_day))}"
-            f" / {_fmt(a.days_after(served.batch_day))}")
+    return (
+        f"v{served.version}: {_fmt(a.days_after(served.trained_day))} / {_fmt(a.days_after(served.online_day))}"
+        f" / {_fmt(a.days_after(served.batch_day))}"
+    )
 
 
 def _between(ledger: Ledger, served: M.Served | None) -> str:

@@ -32,11 +32,14 @@ def run_demo(plan: DemoPlan, work_dir: Path, say: Callable[[str], None] = print)
     state_dir, log_dir = work_dir / "state", work_dir / "logs"
     if state_dir.exists():
         shutil.rmtree(state_dir)
-    say(f"simulating {plan.scenario.n_stores} stores x {plan.scenario.n_medications} medications, "
-        f"{plan.scenario.n_days} days ...")
+    say(
+        f"simulating {plan.scenario.n_stores} stores x {plan.scenario.n_medications} medications, "
+        f"{plan.scenario.n_days} days ..."
+    )
     world = simulate(plan.scenario)
-    extra = {name: [*DEMO_ARGS.get(name, []), *plan.service_args.get(name, [])]
-             for name in {*DEMO_ARGS, *plan.service_args}}
+    extra = {
+        name: [*DEMO_ARGS.get(name, []), *plan.service_args.get(name, [])] for name in {*DEMO_ARGS, *plan.service_args}
+    }
     say(f"starting the suite (logs in {log_dir}) ...")
     suite = start_suite(log_dir, state_dir, extra_args=extra)
     say("suite up: " + ", ".join(f"{name} {p.address}" for name, p in suite.processes.items()))

@@ -96,8 +96,9 @@ class NumericProfile:
         return self.bin_counts / total if total > 0 else np.zeros_like(self.bin_counts)
 
     @classmethod
-    def build(cls, values: Any, sketch_size: int = DEFAULT_SKETCH_SIZE, bins: int = DEFAULT_BINS,
-              name: str = "values") -> NumericProfile:
+    def build(
+        cls, values: Any, sketch_size: int = DEFAULT_SKETCH_SIZE, bins: int = DEFAULT_BINS, name: str = "values"
+    ) -> NumericProfile:
         array = _as_float_array(values, name)
         nulls = np.isnan(array)
         infinite = np.isinf(array)
@@ -124,8 +125,9 @@ class NumericProfile:
             bin_counts=counts,
         )
 
-    def merge(self, other: NumericProfile, sketch_size: int = DEFAULT_SKETCH_SIZE,
-              bins: int = DEFAULT_BINS) -> NumericProfile:
+    def merge(
+        self, other: NumericProfile, sketch_size: int = DEFAULT_SKETCH_SIZE, bins: int = DEFAULT_BINS
+    ) -> NumericProfile:
         count = self.count + other.count
         if count == 0:
             mean, m2 = 0.0, 0.0
@@ -235,16 +237,19 @@ class CategoricalProfile:
         return self.null_count / self.rows if self.rows else 0.0
 
     @classmethod
-    def build(cls, values: Any, max_categories: int = DEFAULT_MAX_CATEGORIES,
-              name: str = "values") -> CategoricalProfile:
+    def build(
+        cls, values: Any, max_categories: int = DEFAULT_MAX_CATEGORIES, name: str = "values"
+    ) -> CategoricalProfile:
         present, missing = categorical_values(values, name)
         categories, counts = np.unique(present, return_counts=True)
-        return cls._bounded(dict(zip(categories.tolist(), counts.tolist(), strict=True)), int(missing), 0,
-                            max_categories)
+        return cls._bounded(
+            dict(zip(categories.tolist(), counts.tolist(), strict=True)), int(missing), 0, max_categories
+        )
 
     @classmethod
-    def _bounded(cls, counts: dict[str, int], null_count: int, other_count: int,
-                 max_categories: int) -> CategoricalProfile:
+    def _bounded(
+        cls, counts: dict[str, int], null_count: int, other_count: int, max_categories: int
+    ) -> CategoricalProfile:
         if len(counts) > max_categories:
             # Most frequent first; ties by name so the result is deterministic.
             kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_categories]
@@ -256,8 +261,9 @@ class CategoricalProfile:
         counts = dict(self.counts)
         for key, value in other.counts.items():
             counts[key] = counts.get(key, 0) + value
-        return self._bounded(counts, self.null_count + other.null_count, self.other_count + other.other_count,
-                             max_categories)
+        return self._bounded(
+            counts, self.null_count + other.null_count, self.other_count + other.other_count, max_categories
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "null_count": self.null_count, "other_count": self.other_count}
@@ -266,8 +272,9 @@ class CategoricalProfile:
     def from_dict(cls, data: Mapping[str, Any], where: str) -> CategoricalProfile:
         try:
             counts = {str(k): int(v) for k, v in dict(data["counts"]).items()}
-            profile = cls(counts=counts, null_count=int(data["null_count"]),
-                          other_count=int(data.get("other_count", 0)))
+            profile = cls(
+                counts=counts, null_count=int(data["null_count"]), other_count=int(data.get("other_count", 0))
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"{where}: malformed categorical profile ({type(exc).__name__}: {exc})") from None
         if profile.null_count < 0 or profile.other_count < 0 or any(v < 0 for v in counts.values()):
@@ -303,7 +310,7 @@ class ReferenceProfile:
         return max((c.rows for c in columns), default=0)
 
     def kind(self, feature: str) -> str | None:
-        """"numeric", "categorical", or None for a feature the profile lacks."""
+        """ "numeric", "categorical", or None for a feature the profile lacks."""
         if feature in self.numeric:
             return "numeric"
         if feature in self.categorical:

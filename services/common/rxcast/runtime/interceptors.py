@@ -31,7 +31,7 @@ class _MethodMetrics:
     """One method's metric children, resolved once: `labels()` takes the
     metric's lock and builds a key on every call, a cost that showed on fast RPCs."""
 
-    __slots__ = ("_service", "_method", "started", "seconds", "in_flight", "_handled")
+    __slots__ = ("_handled", "_method", "_service", "in_flight", "seconds", "started")
 
     def __init__(self, service: str, method: str):
         self._service = service
@@ -51,7 +51,7 @@ class _MethodMetrics:
 class _Call:
     """Book-keeping for one call between its start and end."""
 
-    __slots__ = ("method", "started", "tokens", "code", "quiet", "metrics")
+    __slots__ = ("code", "method", "metrics", "quiet", "started", "tokens")
 
     def __init__(self, method: str, tokens, quiet: bool, method_metrics: _MethodMetrics):
         self.method = method

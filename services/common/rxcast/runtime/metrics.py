@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-RPC_STARTED = Counter(
-    "rxcast_rpc_started_total", "RPCs started, by method.", ["service", "method"]
-)
+RPC_STARTED = Counter("rxcast_rpc_started_total", "RPCs started, by method.", ["service", "method"])
 RPC_HANDLED = Counter(
     "rxcast_rpc_handled_total", "RPCs finished, by method and status code.", ["service", "method", "code"]
 )

@@ -21,9 +21,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rxcast.runtime.durable import write_json
 from rxcast.runtime import metrics
 from rxcast.runtime.config import C, ServerSettings, load_config
+from rxcast.runtime.durable import write_json
 from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.interceptors import ServerInterceptor
 from rxcast.runtime.logs import configure_logging, get_logger
@@ -146,7 +146,8 @@ def start(app: App, config: ServerSettings) -> Running:
     log.info("serving", host=config.host, port=port, metrics_port=running.metrics_port, services=names)
     if config.ready_file:
         _write_ready_file(
-            config.ready_file, {"service": app.name, "port": port, "metrics_port": running.metrics_port, "pid": os.getpid()}
+            config.ready_file,
+            {"service": app.name, "port": port, "metrics_port": running.metrics_port, "pid": os.getpid()},
         )
     return running
 

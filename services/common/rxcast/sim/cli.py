@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim.scenario import DRIFT_KINDS, DriftEvent, Scenario, default_scenario, drift_kind_defaults
 from rxcast.sim.summary import daily_summary, event_summary

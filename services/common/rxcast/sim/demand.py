@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from rxcast.sim.catalog import FILL_DELAY_KERNEL, FILL_RATE, PRESCRIBING_WEEK, category_profile
 from rxcast.sim.inventory import ESTIMATE_DAYS, run_inventory
 from rxcast.sim.streams import Stream

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from rxcast.sim.catalog import CATEGORIES, REGIONS, RegionProfile, category_profile
 from rxcast.sim.streams import Stream, stream
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from rxcast.sim.catalog import FLAG_FIELDS, NUMERIC_FIELDS, RECORD_COLUMNS
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from rxcast.sim import entities, pricing, seasons
 from rxcast.sim.catalog import NUMERIC_FIELDS, REGIONS, RegionProfile, category_profile
 from rxcast.sim.demand import ChunkInputs, Masked, ar1_noise, simulate_chunk

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim.scenario import CONSTANT_FALLBACK
 from rxcast.sim.streams import Stream, stream

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from rxcast.sim.catalog import RegionProfile
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from rxcast.sim.catalog import NUMERIC_FIELDS
 from rxcast.sim.world import World
 

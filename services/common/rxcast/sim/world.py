@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.sim.catalog import FLAG_FIELDS, NUMERIC_FIELDS, RECORD_COLUMNS
 from rxcast.sim.generator import WARMUP_STEPS, DenseWorld, Plan, generate

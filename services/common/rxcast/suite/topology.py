@@ -43,20 +43,26 @@ NODES: tuple[Node, ...] = (
         "trainer",
         "trainer",
         lambda s, d: [
-            "--feature-address", s["feature"].address,
-            "--registry-dir", str(Path(d) / "trainer" / "registry"),
-            "--job-dir", str(Path(d) / "trainer" / "jobs"),
-        ],  # fmt: skip
+            "--feature-address",
+            s["feature"].address,
+            "--registry-dir",
+            str(Path(d) / "trainer" / "registry"),
+            "--job-dir",
+            str(Path(d) / "trainer" / "jobs"),
+        ],
         ("feature",),
     ),
     Node(
         "drift",
         "drift",
         lambda started, data_dir: [
-            "--data-dir", str(Path(data_dir) / "drift"),
-            "--feature-address", started["feature"].address,
-            "--trainer-address", started["trainer"].address,
-        ],  # fmt: skip
+            "--data-dir",
+            str(Path(data_dir) / "drift"),
+            "--feature-address",
+            started["feature"].address,
+            "--trainer-address",
+            started["trainer"].address,
+        ],
         depends_on=("feature", "trainer"),
     ),
     Node(

@@ -92,10 +92,19 @@ class AlertBook:
         """The open episodes of a version and kind, by feature."""
         prefix = self._key(model_version, kind, "")
         with self._cond:
-            return {k[len(prefix):]: dataclasses.replace(e) for k, e in self._episodes.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: dataclasses.replace(e) for k, e in self._episodes.items() if k.startswith(prefix)}
 
-    def observe(self, model_version: int, kind: str, firing: dict[str, str], *, report_id: str = "",
-                data_ms: int = 0, detector: str = "", now_ms: int = 0) -> Alert | None:
+    def observe(
+        self,
+        model_version: int,
+        kind: str,
+        firing: dict[str, str],
+        *,
+        report_id: str = "",
+        data_ms: int = 0,
+        detector: str = "",
+        now_ms: int = 0,
+    ) -> Alert | None:
         """Record one scored window's outcome for a kind: `firing` maps each
         feature whose signal fired to why. Features without an open episode
         open one, together under one alert (returned); features with one
@@ -103,7 +112,7 @@ class AlertBook:
         prefix = self._key(model_version, kind, "")
         with self._cond:
             changed = False
-            for key in [k for k in self._episodes if k.startswith(prefix) and k[len(prefix):] not in firing]:
+            for key in [k for k in self._episodes if k.startswith(prefix) and k[len(prefix) :] not in firing]:
                 episode = self._episodes[key]
                 episode.clean += 1
                 if episode.clean >= self.clean_windows:
@@ -122,8 +131,19 @@ class AlertBook:
             if new:
                 alert_id = (self._history[-1].alert_id if self._history else 0) + 1
                 reason = "; ".join(f"{f}: {firing[f]}" if firing[f] else f for f in new)
-                alert = Alert(alert_id, kind, model_version, sorted(new), reason,
-                              f"v{model_version}-{kind}-{alert_id}", now_ms, report_id, detector, "", data_ms)
+                alert = Alert(
+                    alert_id,
+                    kind,
+                    model_version,
+                    sorted(new),
+                    reason,
+                    f"v{model_version}-{kind}-{alert_id}",
+                    now_ms,
+                    report_id,
+                    detector,
+                    "",
+                    data_ms,
+                )
                 for feature in new:
                     self._episodes[prefix + feature] = Episode(alert.episode_id, alert_id)
                 self._history.append(alert)
@@ -174,8 +194,10 @@ class AlertBook:
 
     def _save_episodes(self) -> None:
         if self._episodes_path is not None:
-            write_json(self._episodes_path, {"format": EPISODES_FORMAT,
-                                             "episodes": {k: dataclasses.asdict(v) for k, v in self._episodes.items()}})
+            write_json(
+                self._episodes_path,
+                {"format": EPISODES_FORMAT, "episodes": {k: dataclasses.asdict(v) for k, v in self._episodes.items()}},
+            )
 
 
 def _records(kind: Any, records: list, what: str) -> list:

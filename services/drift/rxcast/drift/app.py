@@ -28,11 +28,14 @@ class DriftApp:
         )
         self.collector = (
             ActualsCollector(
-                self.engine, config.feature_address, config.collect_seconds,
+                self.engine,
+                config.feature_address,
+                config.collect_seconds,
                 retry_seconds=config.actuals_retry_seconds,
                 horizon_days=self.trainer.horizon_days if self.trainer else None,
             )
-            if config.feature_address else None
+            if config.feature_address
+            else None
         )
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:

@@ -23,7 +23,7 @@ from rxcast.drift.detectors import ADWIN, PAGE_HINKLEY, DetectorSettings, ErrorS
 ADWIN_DELTAS = (0.002, 0.01, 0.05, 0.1, 0.2, 0.5)
 PH_THRESHOLDS = (8.0, 10.0, 12.0, 15.0, 20.0, 25.0)
 #: A setting that never fires, to measure one detector alone.
-_SILENT = dict(adwin_delta=1e-12, ph_threshold=1e12)
+_SILENT = {"adwin_delta": 1e-12, "ph_threshold": 1e12}
 
 
 def false_alarms_per_10k(settings: DetectorSettings, samples: int, seed: int = 0) -> dict[str, float]:
@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     for detector, setting, rate in rows:
         print(f"| {detector} | {setting} | {rate:.3f} |")
-    print(f"\nchosen for a target of {args.target:g} / 10k: adwin_delta={chosen.adwin_delta:g}, "
-          f"ph_delta={chosen.ph_delta:g}, ph_threshold={chosen.ph_threshold:g}")
+    print(
+        f"\nchosen for a target of {args.target:g} / 10k: adwin_delta={chosen.adwin_delta:g}, "
+        f"ph_delta={chosen.ph_delta:g}, ph_threshold={chosen.ph_threshold:g}"
+    )
 
 
 if __name__ == "__main__":

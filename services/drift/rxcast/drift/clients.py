@@ -169,5 +169,5 @@ class ActualsCollector:
             )
             matched += outcome.matched
             alerts += len(outcome.alerts)
-        log.info("actuals collected", asked=int(len(pending)), matched=matched, alerts=alerts)
+        log.info("actuals collected", asked=len(pending), matched=matched, alerts=alerts)
         return matched

@@ -147,9 +147,11 @@ class Detection:
     def describe(self) -> str:
         # level_before is the detector's own estimate before the change (after an
         # earlier rise it may already be high); level_after is the fresh samples' mean.
-        return (f"{self.detector} at sample {self.sample}: mean error percentile under the reference "
-                f"{self.level_after:.3f} over the {JUDGED_SAMPLES} samples after the detection "
-                f"(0.5 while errors behave as on holdout; {self.level_before:.3f} before it)")
+        return (
+            f"{self.detector} at sample {self.sample}: mean error percentile under the reference "
+            f"{self.level_after:.3f} over the {JUDGED_SAMPLES} samples after the detection "
+            f"(0.5 while errors behave as on holdout; {self.level_before:.3f} before it)"
+        )
 
 
 class ErrorStreamMonitor:
@@ -158,8 +160,9 @@ class ErrorStreamMonitor:
     #: Sum of every u fed: the engine reads the stream's level from it.
     level_total = 0.0
 
-    def __init__(self, settings: DetectorSettings | None = None, reference_errors: np.ndarray | None = None,
-                 seed: int = 0):
+    def __init__(
+        self, settings: DetectorSettings | None = None, reference_errors: np.ndarray | None = None, seed: int = 0
+    ):
         self.settings = settings or DetectorSettings()
         self._seed = seed
         self._transform = None if reference_errors is None else LossTransform(np.abs(reference_errors), seed)
@@ -196,8 +199,19 @@ class ErrorStreamMonitor:
         """The monitor as saved. With other detector `settings` than it was
         saved with, the detectors start afresh under the new ones (the
         transform, counts and detections being confirmed are kept)."""
-        fields = ("settings", "seed", "transform", "warmup", "samples", "level_drops", "below_floor", "level_total",
-                  "confirming", "adwin", "page_hinkley")
+        fields = (
+            "settings",
+            "seed",
+            "transform",
+            "warmup",
+            "samples",
+            "level_drops",
+            "below_floor",
+            "level_total",
+            "confirming",
+            "adwin",
+            "page_hinkley",
+        )
         data = require(data, fields, "monitor")
         settings = settings or DetectorSettings()
         monitor = cls(settings, seed=integer(data["seed"], "monitor.seed"))
@@ -212,14 +226,20 @@ class ErrorStreamMonitor:
         if not isinstance(confirming, dict) or not set(confirming) <= set(DETECTORS):
             raise StateError("monitor.confirming: expected detections by detector")
         for detector, (total, count, level_before) in _triples(confirming):
-            monitor._confirming[detector] = [number(total, "monitor.confirming"), integer(count, "monitor.confirming"),
-                                             number(level_before, "monitor.confirming")]
+            monitor._confirming[detector] = [
+                number(total, "monitor.confirming"),
+                integer(count, "monitor.confirming"),
+                number(level_before, "monitor.confirming"),
+            ]
         if data["settings"] == dataclasses.asdict(settings):
             monitor._adwin = _adwin_from_dict(data["adwin"], settings) or monitor._adwin
             monitor._ph = PageHinkley.from_dict(data["page_hinkley"], settings)
         else:
-            log.warning("detector settings changed: the detectors start afresh", saved=data["settings"],
-                        now=dataclasses.asdict(settings))
+            log.warning(
+                "detector settings changed: the detectors start afresh",
+                saved=data["settings"],
+                now=dataclasses.asdict(settings),
+            )
         return monitor
 
     @property
@@ -248,7 +268,7 @@ class ErrorStreamMonitor:
                 return []
             self._transform = LossTransform(collected[: self.settings.warmup], self._seed)
             self._warmup = []
-            losses = collected[self.settings.warmup:]
+            losses = collected[self.settings.warmup :]
         return list(self._feed(self._transform(losses)))
 
     @property
@@ -331,14 +351,23 @@ class PageHinkley:
 
     def to_dict(self) -> dict[str, Any]:
         # Before its first sample the minimum is +inf, which JSON cannot hold: null.
-        return {"count": self.count, "mean": self.mean, "cumulative": self.cumulative,
-                "minimum": None if self.minimum == float("inf") else self.minimum, "total": self._total,
-                "total_at_minimum": self._total_at_minimum, "count_at_minimum": self._count_at_minimum}
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "cumulative": self.cumulative,
+            "minimum": None if self.minimum == float("inf") else self.minimum,
+            "total": self._total,
+            "total_at_minimum": self._total_at_minimum,
+            "count_at_minimum": self._count_at_minimum,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, settings: DetectorSettings) -> PageHinkley:
-        data = require(data, ("count", "mean", "cumulative", "minimum", "total", "total_at_minimum",
-                              "count_at_minimum"), "page_hinkley")
+        data = require(
+            data,
+            ("count", "mean", "cumulative", "minimum", "total", "total_at_minimum", "count_at_minimum"),
+            "page_hinkley",
+        )
         ph = cls(settings.ph_min_instances, settings.ph_delta, settings.ph_threshold)
         ph.count = integer(data["count"], "page_hinkley.count")
         ph.mean = number(data["mean"], "page_hinkley.mean")
@@ -364,15 +393,20 @@ def _triples(confirming: dict) -> Iterator[tuple[str, list]]:
 # aborts on garbage); such an ADWIN starts afresh, as it does after a detection.
 def _adwin_to_dict(adwin: river_drift.ADWIN) -> dict[str, Any]:
     raw = adwin._helper.__getstate__()
-    return {"river": river.__version__, "state": base64.b64encode(raw).decode("ascii"),
-            "sha256": hashlib.sha256(raw).hexdigest(), "drift_detected": bool(adwin.drift_detected)}
+    return {
+        "river": river.__version__,
+        "state": base64.b64encode(raw).decode("ascii"),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "drift_detected": bool(adwin.drift_detected),
+    }
 
 
 def _adwin_from_dict(data: Any, settings: DetectorSettings) -> river_drift.ADWIN | None:
     data = require(data, ("river", "state", "sha256", "drift_detected"), "adwin")
     if data["river"] != river.__version__:
-        log.warning("ADWIN saved by another river release starts afresh", saved=data["river"],
-                    installed=river.__version__)
+        log.warning(
+            "ADWIN saved by another river release starts afresh", saved=data["river"], installed=river.__version__
+        )
         return None
     try:
         raw = base64.b64decode(data["state"], validate=True)

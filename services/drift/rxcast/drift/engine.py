@@ -57,10 +57,12 @@ log = get_logger("rxcast.drift.engine")
 ROWS_INGESTED = Counter("rxcast_drift_rows_total", "Prediction-log rows received, by outcome.", ["outcome"])
 WINDOWS_SCORED = Counter("rxcast_drift_windows_scored_total", "Closed windows scored, by verdict.", ["verdict"])
 ALERTS_RAISED = Counter("rxcast_drift_alerts_total", "Alerts raised (one per episode), by kind.", ["kind"])
-ACTUALS = Counter("rxcast_drift_actuals_total", "Actuals received, by whether a logged prediction matched.",
-                  ["outcome"])
-DETECTOR_STATE = Gauge("rxcast_drift_detector_state", "Concept-drift detector state per model version.",
-                       ["model_version", "quantity"])
+ACTUALS = Counter(
+    "rxcast_drift_actuals_total", "Actuals received, by whether a logged prediction matched.", ["outcome"]
+)
+DETECTOR_STATE = Gauge(
+    "rxcast_drift_detector_state", "Concept-drift detector state per model version.", ["model_version", "quantity"]
+)
 OPEN_WINDOW_ROWS = Gauge("rxcast_drift_open_window_rows", "Rows in each version's open window.", ["model_version"])
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
@@ -90,7 +92,8 @@ class EngineSettings:
             raise InvalidArgument("windows: window_rows must be >= 1 and window_seconds > 0")
         if min(self.max_reports, self.clean_windows, self.max_logged_predictions, self.concept_clean_samples) < 1:
             raise InvalidArgument(
-                "max_reports, clean_windows, concept_clean_samples and max_logged_predictions must be >= 1")
+                "max_reports, clean_windows, concept_clean_samples and max_logged_predictions must be >= 1"
+            )
 
 
 @dataclasses.dataclass
@@ -115,9 +118,14 @@ AlertHook = Callable[[Alert], str]
 
 
 class DriftEngine:
-    def __init__(self, settings: EngineSettings | None = None, data_dir: Path | str | None = None,
-                 reference_source: ReferenceSource | None = None, on_alert: AlertHook | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        data_dir: Path | str | None = None,
+        reference_source: ReferenceSource | None = None,
+        on_alert: AlertHook | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.settings = settings or EngineSettings()
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._reference_source = reference_source
@@ -172,14 +180,17 @@ class DriftEngine:
             existing = self._references.get(model_version)
             if existing is not None:
                 if json.dumps(existing.to_dict(), sort_keys=True) != json.dumps(canonical, sort_keys=True):
-                    raise AlreadyExists(f"model_version {model_version}: a different reference profile is registered; "
-                                        "model versions are immutable")
+                    raise AlreadyExists(
+                        f"model_version {model_version}: a different reference profile is registered; "
+                        "model versions are immutable"
+                    )
                 return existing
             if self.data_dir is not None:
                 write_json(self.data_dir / "references" / f"v{model_version}.json", canonical)
             self._references[model_version] = reference
-        log.info("reference registered", model_version=model_version, rows=reference.rows,
-                 features=len(reference.features))
+        log.info(
+            "reference registered", model_version=model_version, rows=reference.rows, features=len(reference.features)
+        )
         return reference
 
     def reference(self, model_version: int) -> ReferenceProfile:
@@ -193,8 +204,10 @@ class DriftEngine:
             fetched = self._reference_source(model_version)
             if fetched:
                 return self.register_reference(model_version, fetched)
-        raise NotFound(f"model_version {model_version}: no reference profile registered"
-                       + ("" if self._reference_source else " (and no trainer to fetch it from)"))
+        raise NotFound(
+            f"model_version {model_version}: no reference profile registered"
+            + ("" if self._reference_source else " (and no trainer to fetch it from)")
+        )
 
     def versions(self) -> list[int]:
         with self._lock:
@@ -202,9 +215,17 @@ class DriftEngine:
 
     # ------------------------------------------------------------ predictions
 
-    def log_predictions(self, model_version: int, store_ids: np.ndarray, medication_ids: np.ndarray,
-                        event_ms: np.ndarray, features: Mapping[str, np.ndarray], predictions: np.ndarray,
-                        source: str = "", sync: bool = True) -> LogOutcome:
+    def log_predictions(
+        self,
+        model_version: int,
+        store_ids: np.ndarray,
+        medication_ids: np.ndarray,
+        event_ms: np.ndarray,
+        features: Mapping[str, np.ndarray],
+        predictions: np.ndarray,
+        source: str = "",
+        sync: bool = True,
+    ) -> LogOutcome:
         """Window one batch of prediction logs. Batches that do not fit the
         version's reference (unknown version, features or shapes) are
         rejected whole, with the reason logged; closed windows are scored.
@@ -222,10 +243,17 @@ class DriftEngine:
             self.reject(model_version, rows, source, exc.message)
             outcome.rejected = rows
             return outcome
-        record = None if self._state is None or not rows else {
-            "op": "log", "model_version": model_version, "store_ids": strings_to_list(store_ids),
-            "medication_ids": strings_to_list(medication_ids), "rows": batch.to_dict(),
-        }
+        record = (
+            None
+            if self._state is None or not rows
+            else {
+                "op": "log",
+                "model_version": model_version,
+                "store_ids": strings_to_list(store_ids),
+                "medication_ids": strings_to_list(medication_ids),
+                "rows": batch.to_dict(),
+            }
+        )
         with self._lock:
             written = self._journal(record)
             closed = self._add_rows(model_version, reference, batch, store_ids, medication_ids)
@@ -242,8 +270,14 @@ class DriftEngine:
         self._compact_if_due()
         return outcome
 
-    def _add_rows(self, model_version: int, reference: ReferenceProfile, batch: Batch, store_ids: np.ndarray,
-                  medication_ids: np.ndarray) -> list[Window]:
+    def _add_rows(
+        self,
+        model_version: int,
+        reference: ReferenceProfile,
+        batch: Batch,
+        store_ids: np.ndarray,
+        medication_ids: np.ndarray,
+    ) -> list[Window]:
         """Keep a batch's predictions for their actuals and window its rows;
         the windows it closes (held for scoring). Under the lock."""
         if store_ids.size:
@@ -252,8 +286,13 @@ class DriftEngine:
         kinds = self._kinds(reference)
         buffer = self._windows.get(model_version)
         if buffer is None:
-            buffer = WindowBuffer(model_version, kinds, self.settings.window_rows,
-                                  int(self.settings.window_seconds * 1000), self._first_sequence.get(model_version, 1))
+            buffer = WindowBuffer(
+                model_version,
+                kinds,
+                self.settings.window_rows,
+                int(self.settings.window_seconds * 1000),
+                self._first_sequence.get(model_version, 1),
+            )
         elif buffer.kinds != kinds:  # the features windowed changed (--ignore-features) since it opened
             buffer = buffer.with_kinds(kinds)
         self._windows[model_version] = buffer
@@ -268,8 +307,15 @@ class DriftEngine:
         log.warning("prediction logs rejected", model_version=model_version, rows=rows, source=source, reason=reason)
         ROWS_INGESTED.labels("rejected").inc(rows)
 
-    def _batch(self, reference: ReferenceProfile, event_ms: np.ndarray, features: Mapping[str, np.ndarray],
-               predictions: np.ndarray, store_ids: np.ndarray, medication_ids: np.ndarray) -> Batch:
+    def _batch(
+        self,
+        reference: ReferenceProfile,
+        event_ms: np.ndarray,
+        features: Mapping[str, np.ndarray],
+        predictions: np.ndarray,
+        store_ids: np.ndarray,
+        medication_ids: np.ndarray,
+    ) -> Batch:
         unknown = sorted(set(features) - set(reference.features))
         if unknown:
             raise InvalidArgument(f"features {unknown} are not in the reference profile")
@@ -282,8 +328,9 @@ class DriftEngine:
             kind = reference.kind(name)
             column = features.get(name)
             if column is None:
-                column = np.full(predictions.size, np.nan if kind == NUMERIC else "", dtype=float if kind == NUMERIC
-                                 else object)
+                column = np.full(
+                    predictions.size, np.nan if kind == NUMERIC else "", dtype=float if kind == NUMERIC else object
+                )
             elif kind == NUMERIC and column.dtype.kind not in "fiu":
                 raise InvalidArgument(f"feature {name} is numeric in the reference but was sent as strings")
             elif kind == CATEGORICAL and column.dtype.kind in "fiu":
@@ -321,16 +368,34 @@ class DriftEngine:
         with self._lock:
             self._closing.pop(window.window_id, None)
         WINDOWS_SCORED.labels(report.verdict).inc()
-        log.info("window scored", model_version=window.model_version, window_id=window.window_id,
-                 rows=report.current_rows, verdict=report.verdict)
+        log.info(
+            "window scored",
+            model_version=window.model_version,
+            window_id=window.window_id,
+            rows=report.current_rows,
+            verdict=report.verdict,
+        )
         return report, self._alerts_for(report)
 
     def _report(self, window: Window, reference: ReferenceProfile) -> DriftReport:
         rows = window.rows
-        scores = score(reference, rows.features, rows.predictions if reference.prediction else None,
-                       self.settings.thresholds, self.settings.ignore_features)
-        return DriftReport.from_scores(uuid.uuid4().hex, window.model_version, window.window_id, window.start_ms,
-                                       window.end_ms, reference.rows, scores, self._now_ms())
+        scores = score(
+            reference,
+            rows.features,
+            rows.predictions if reference.prediction else None,
+            self.settings.thresholds,
+            self.settings.ignore_features,
+        )
+        return DriftReport.from_scores(
+            uuid.uuid4().hex,
+            window.model_version,
+            window.window_id,
+            window.start_ms,
+            window.end_ms,
+            reference.rows,
+            scores,
+            self._now_ms(),
+        )
 
     def _alerts_for(self, report: DriftReport) -> list[Alert]:
         results = [*report.features, *([report.prediction] if report.prediction else [])]
@@ -340,11 +405,18 @@ class DriftEngine:
         quality = [r for r in results if r.verdict == DATA_QUALITY]
         prediction = [r for r in [report.prediction] if r is not None and r.verdict == DRIFT]
         raised = []
-        for kind, fired in ((alert_kinds.DATA_DRIFT, drifted), (alert_kinds.DATA_QUALITY, quality),
-                            (alert_kinds.PREDICTION_DRIFT, prediction)):
+        for kind, fired in (
+            (alert_kinds.DATA_DRIFT, drifted),
+            (alert_kinds.DATA_QUALITY, quality),
+            (alert_kinds.PREDICTION_DRIFT, prediction),
+        ):
             alert = self.alerts.observe(
-                report.model_version, kind, {r.feature: r.reason for r in fired}, report_id=report.report_id,
-                data_ms=report.window_end_ms, now_ms=self._now_ms(),
+                report.model_version,
+                kind,
+                {r.feature: r.reason for r in fired},
+                report_id=report.report_id,
+                data_ms=report.window_end_ms,
+                now_ms=self._now_ms(),
             )
             if alert is not None:
                 raised.append(self._raised(alert))
@@ -352,8 +424,14 @@ class DriftEngine:
 
     def _raised(self, alert: Alert) -> Alert:
         ALERTS_RAISED.labels(alert.kind).inc()
-        log.warning("drift alert", alert_id=alert.alert_id, kind=alert.kind, model_version=alert.model_version,
-                    features=alert.features, reason=alert.reason)
+        log.warning(
+            "drift alert",
+            alert_id=alert.alert_id,
+            kind=alert.kind,
+            model_version=alert.model_version,
+            features=alert.features,
+            reason=alert.reason,
+        )
         if self._on_alert is not None:
             try:
                 job_id = self._on_alert(alert)
@@ -383,25 +461,35 @@ class DriftEngine:
             window = buffer.peek(self._now_ms())
         return self._report(window, reference)
 
-    def score_data(self, model_version: int, features: Mapping[str, np.ndarray],
-                   predictions: np.ndarray | None) -> DriftReport:
+    def score_data(
+        self, model_version: int, features: Mapping[str, np.ndarray], predictions: np.ndarray | None
+    ) -> DriftReport:
         reference = self.reference(model_version)
         if not features and (predictions is None or predictions.size == 0):
             raise InvalidArgument("features: no data to score")
         scores = score(reference, features, predictions, self.settings.thresholds, self.settings.ignore_features)
-        return DriftReport.from_scores(uuid.uuid4().hex, model_version, "", 0, 0, reference.rows, scores,
-                                       self._now_ms())
+        return DriftReport.from_scores(
+            uuid.uuid4().hex, model_version, "", 0, 0, reference.rows, scores, self._now_ms()
+        )
 
     # ------------------------------------------------------------ actuals
 
-    def log_actuals(self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray,
-                    actuals: np.ndarray, sync: bool = True) -> ActualsOutcome:
+    def log_actuals(
+        self,
+        store_ids: np.ndarray,
+        medication_ids: np.ndarray,
+        event_ms: np.ndarray,
+        actuals: np.ndarray,
+        sync: bool = True,
+    ) -> ActualsOutcome:
         """Match actuals to logged predictions and feed their errors to the
         versions' monitors; on disk when this returns (see log_predictions)."""
         n = actuals.size
         if store_ids.size != n or medication_ids.size != n or event_ms.size != n:
-            raise InvalidArgument(f"actuals: keys ({store_ids.size}, {medication_ids.size}), event times "
-                                  f"({event_ms.size}) and actuals ({n}) must be of one length")
+            raise InvalidArgument(
+                f"actuals: keys ({store_ids.size}, {medication_ids.size}), event times "
+                f"({event_ms.size}) and actuals ({n}) must be of one length"
+            )
         outcome = ActualsOutcome()
         if n == 0:
             return outcome
@@ -416,11 +504,16 @@ class DriftEngine:
                 mine = found & (versions == version)
                 observed.extend(self._feed_errors(int(version), losses[mine], int(event_ms[mine].max())))
             if found.any():
-                written = self._journal({
-                    "op": "actuals", "matched": uints_to_text(keys[found]),
-                    "monitors": {str(v): self._monitors[v].to_dict() for v in fed},
-                    "concept_clean": {str(v): list(self._concept_clean[v]) for v in fed if v in self._concept_clean},
-                })
+                written = self._journal(
+                    {
+                        "op": "actuals",
+                        "matched": uints_to_text(keys[found]),
+                        "monitors": {str(v): self._monitors[v].to_dict() for v in fed},
+                        "concept_clean": {
+                            str(v): list(self._concept_clean[v]) for v in fed if v in self._concept_clean
+                        },
+                    }
+                )
         if sync:
             self._sync(written)
         outcome.matched = int(found.sum())
@@ -436,8 +529,11 @@ class DriftEngine:
         monitor = self._monitors.get(model_version)
         if monitor is None:
             reference = self._references.get(model_version)
-            errors = None if reference is None or reference.error is None or reference.error.count == 0 \
+            errors = (
+                None
+                if reference is None or reference.error is None or reference.error.count == 0
                 else reference.error.sketch
+            )
             monitor = ErrorStreamMonitor(self.settings.detectors, errors, seed=model_version)
             self._monitors[model_version] = monitor
         before, level_before = monitor.samples, monitor.level_total
@@ -450,8 +546,12 @@ class DriftEngine:
             return []
         self._concept_clean[model_version] = (0, 0.0)
         alert = self.alerts.observe(
-            model_version, alert_kinds.CONCEPT_DRIFT, {PREDICTION: "; ".join(d.describe() for d in detections)},
-            detector=detections[0].detector, data_ms=data_ms, now_ms=self._now_ms(),
+            model_version,
+            alert_kinds.CONCEPT_DRIFT,
+            {PREDICTION: "; ".join(d.describe() for d in detections)},
+            detector=detections[0].detector,
+            data_ms=data_ms,
+            now_ms=self._now_ms(),
         )
         return [] if alert is None else [alert]
 
@@ -471,8 +571,11 @@ class DriftEngine:
                 for _ in range(steps):
                     self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
             elif self.alerts.open_episodes(model_version, alert_kinds.CONCEPT_DRIFT):
-                self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT,
-                                    {PREDICTION: f"error level {mean:.3f} still above {floor:.3f}"})
+                self.alerts.observe(
+                    model_version,
+                    alert_kinds.CONCEPT_DRIFT,
+                    {PREDICTION: f"error level {mean:.3f} still above {floor:.3f}"},
+                )
             count, total = count - steps * step, total - mean * steps * step
         self._concept_clean[model_version] = (count, total)
 
@@ -568,8 +671,11 @@ class DriftEngine:
         if checkpoint is None:
             return
         segment, captured = checkpoint
-        doc = {**captured, "windows": [buffer.to_dict() for buffer in captured["windows"]],
-               "closing": [window.to_dict() for window in captured["closing"]]}
+        doc = {
+            **captured,
+            "windows": [buffer.to_dict() for buffer in captured["windows"]],
+            "closing": [window.to_dict() for window in captured["closing"]],
+        }
         try:
             self._state.write_engine(doc, segment)
         except OSError as exc:  # the journal still holds everything since the last one
@@ -593,8 +699,11 @@ class DriftEngine:
         journal and the time to replay it stay bounded and each row is
         rewritten a bounded number of times; the writing happens outside the lock."""
         with self._lock:
-            if self._state is None or self._compacting or \
-                    self._journaled_rows < max(COMPACT_MIN_ROWS, self._snapshot_rows):
+            if (
+                self._state is None
+                or self._compacting
+                or self._journaled_rows < max(COMPACT_MIN_ROWS, self._snapshot_rows)
+            ):
                 return
             checkpoint = self._capture()
             if checkpoint is None:
@@ -640,13 +749,22 @@ class DriftEngine:
                     self._replay(record, windows, monitors, segment >= predictions_from)
                     replayed += 1
                 except (StateError, ValueError, TypeError, KeyError, RxcastError) as exc:
-                    log.error("journal record not applied", segment=segment, record=index + 1,
-                              error=getattr(exc, "message", str(exc)))
+                    log.error(
+                        "journal record not applied",
+                        segment=segment,
+                        record=index + 1,
+                        error=getattr(exc, "message", str(exc)),
+                    )
                     self._state.damaged.add(segment)
         self._score_unscored()
-        log.info("drift state restored", open_windows=sum(b.rows for b in self._windows.values()),
-                 monitors=len(self._monitors), logged_predictions=len(self.predictions), replayed_records=replayed,
-                 engine_checkpoint=found.engine is not None and not engine_lost)
+        log.info(
+            "drift state restored",
+            open_windows=sum(b.rows for b in self._windows.values()),
+            monitors=len(self._monitors),
+            logged_predictions=len(self.predictions),
+            replayed_records=replayed,
+            engine_checkpoint=found.engine is not None and not engine_lost,
+        )
         if replayed or self._state.damaged or engine_lost:
             with self._lock:
                 checkpoint = self._capture()
@@ -663,8 +781,9 @@ class DriftEngine:
             buffer = WindowBuffer.from_dict(item, self.settings.window_rows, slot_ms)
             windows[buffer.model_version] = buffer
         closing = {w.window_id: w for w in map(Window.from_dict, doc["closing"])}
-        monitors = {int(v): ErrorStreamMonitor.from_dict(m, self.settings.detectors)
-                    for v, m in doc["monitors"].items()}
+        monitors = {
+            int(v): ErrorStreamMonitor.from_dict(m, self.settings.detectors) for v, m in doc["monitors"].items()
+        }
         concept_clean = {int(v): _clean_pair(c) for v, c in doc["concept_clean"].items()}
         self._windows, self._closing, self._monitors, self._concept_clean = windows, closing, monitors, concept_clean
         for version, buffer in windows.items():
@@ -713,8 +832,7 @@ class DriftEngine:
         try:
             return self.reference(model_version)
         except RxcastError as exc:  # its file was set aside and the trainer cannot give it now
-            log.error("logged rows not windowed again: no reference", model_version=model_version,
-                      reason=exc.message)
+            log.error("logged rows not windowed again: no reference", model_version=model_version, reason=exc.message)
             return None
 
     def _score_unscored(self) -> None:
@@ -740,8 +858,12 @@ class DriftEngine:
             self._first_sequence[version] = used + 1
             buffer = self._windows.get(version)
             if buffer is not None and buffer.sequence <= used:
-                log.warning("open window renumbered after the windows reported", model_version=version,
-                            was=buffer.sequence, now=used + 1)
+                log.warning(
+                    "open window renumbered after the windows reported",
+                    model_version=version,
+                    was=buffer.sequence,
+                    now=used + 1,
+                )
                 buffer.sequence = used + 1
 
 

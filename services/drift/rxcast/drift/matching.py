@@ -20,8 +20,7 @@ import pandas as pd
 from rxcast.drift.codec import StateError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_FIELDS = ("key", "seq", "store_id", "medication_id", "event_ms", "model_version", "prediction", "matched",
-           "asked_ms")
+_FIELDS = ("key", "seq", "store_id", "medication_id", "event_ms", "model_version", "prediction", "matched", "asked_ms")
 
 
 def entity_time_keys(store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray) -> np.ndarray:
@@ -29,8 +28,9 @@ def entity_time_keys(store_ids: np.ndarray, medication_ids: np.ndarray, event_ms
     stores = pd.util.hash_array(np.asarray(store_ids, dtype=object))
     medications = pd.util.hash_array(np.asarray(medication_ids, dtype=object))
     with np.errstate(over="ignore"):
-        return (stores * _GOLDEN) ^ (medications + np.asarray(event_ms, dtype=np.int64).view(np.uint64) * _GOLDEN
-                                     + np.uint64(1))
+        return (stores * _GOLDEN) ^ (
+            medications + np.asarray(event_ms, dtype=np.int64).view(np.uint64) * _GOLDEN + np.uint64(1)
+        )
 
 
 class PredictionLog:
@@ -45,21 +45,29 @@ class PredictionLog:
         with self._lock:
             return int(self._consolidated()["key"].size)
 
-    def add(self, model_version: int, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray,
-            predictions: np.ndarray) -> None:
+    def add(
+        self,
+        model_version: int,
+        store_ids: np.ndarray,
+        medication_ids: np.ndarray,
+        event_ms: np.ndarray,
+        predictions: np.ndarray,
+    ) -> None:
         n = int(predictions.size)
         with self._lock:
-            self._pending.append({
-                "key": entity_time_keys(store_ids, medication_ids, event_ms),
-                "seq": np.arange(self._next_seq, self._next_seq + n, dtype=np.int64),
-                "store_id": np.asarray(store_ids, dtype=object),
-                "medication_id": np.asarray(medication_ids, dtype=object),
-                "event_ms": np.asarray(event_ms, dtype=np.int64),
-                "model_version": np.full(n, model_version, dtype=np.int64),
-                "prediction": np.asarray(predictions, dtype=float),
-                "matched": np.zeros(n, dtype=bool),
-                "asked_ms": np.zeros(n, dtype=np.int64),
-            })
+            self._pending.append(
+                {
+                    "key": entity_time_keys(store_ids, medication_ids, event_ms),
+                    "seq": np.arange(self._next_seq, self._next_seq + n, dtype=np.int64),
+                    "store_id": np.asarray(store_ids, dtype=object),
+                    "medication_id": np.asarray(medication_ids, dtype=object),
+                    "event_ms": np.asarray(event_ms, dtype=np.int64),
+                    "model_version": np.full(n, model_version, dtype=np.int64),
+                    "prediction": np.asarray(predictions, dtype=float),
+                    "matched": np.zeros(n, dtype=bool),
+                    "asked_ms": np.zeros(n, dtype=np.int64),
+                }
+            )
             self._next_seq += n
 
     def _consolidated(self) -> dict[str, np.ndarray]:
@@ -73,13 +81,14 @@ class PredictionLog:
             first[1:] = keys[1:] != keys[:-1]
             order = order[first]
             if order.size > self.max_rows:
-                newest = np.sort(np.argsort(columns["seq"][order])[-self.max_rows:])
+                newest = np.sort(np.argsort(columns["seq"][order])[-self.max_rows :])
                 order = order[newest]
             self._columns = {f: v[order] for f, v in columns.items()}
         return self._columns
 
-    def match(self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def match(
+        self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each actual: whether a logged prediction matches it, and that
         prediction's model version and value. Matched rows are marked."""
         return self.match_keys(entity_time_keys(store_ids, medication_ids, event_ms))
@@ -108,7 +117,6 @@ class PredictionLog:
                 {f: columns[f][chosen] for f in ("store_id", "medication_id", "event_ms", "model_version")}
             )
 
-
     def mark_matched(self, keys: np.ndarray) -> None:
         """Mark the rows of `keys` matched (keys not kept are ignored)."""
         with self._lock:
@@ -136,8 +144,12 @@ class PredictionLog:
             for field in _FIELDS:
                 if field in _STRINGS:
                     codes, values = arrays[f"{field}_codes"], arrays[f"{field}_values"]
-                    if codes.dtype.kind != "i" or values.dtype.kind != "U" or codes.ndim != 1 or \
-                            (codes.size and (codes.min() < 0 or codes.max() >= values.size)):
+                    if (
+                        codes.dtype.kind != "i"
+                        or values.dtype.kind != "U"
+                        or codes.ndim != 1
+                        or (codes.size and (codes.min() < 0 or codes.max() >= values.size))
+                    ):
                         raise StateError(f"predictions.{field}: codes do not index its values")
                     columns[field] = values.astype(object)[codes]
                 else:
@@ -191,8 +203,17 @@ class Snapshot:
 
 
 def _types() -> dict[str, Any]:
-    return {"key": np.uint64, "seq": np.int64, "store_id": object, "medication_id": object, "event_ms": np.int64,
-            "model_version": np.int64, "prediction": float, "matched": bool, "asked_ms": np.int64}
+    return {
+        "key": np.uint64,
+        "seq": np.int64,
+        "store_id": object,
+        "medication_id": object,
+        "event_ms": np.int64,
+        "model_version": np.int64,
+        "prediction": float,
+        "matched": bool,
+        "asked_ms": np.int64,
+    }
 
 
 def _empty() -> dict[str, np.ndarray]:

@@ -31,10 +31,30 @@ class DriftReport:
     created_ms: int
 
     @classmethod
-    def from_scores(cls, report_id: str, model_version: int, window_id: str, start_ms: int, end_ms: int,
-                    reference_rows: int, scores: Scores, created_ms: int) -> DriftReport:
-        return cls(report_id, model_version, window_id, start_ms, end_ms, reference_rows, scores.current_rows,
-                   scores.features, scores.prediction, scores.verdict, created_ms)
+    def from_scores(
+        cls,
+        report_id: str,
+        model_version: int,
+        window_id: str,
+        start_ms: int,
+        end_ms: int,
+        reference_rows: int,
+        scores: Scores,
+        created_ms: int,
+    ) -> DriftReport:
+        return cls(
+            report_id,
+            model_version,
+            window_id,
+            start_ms,
+            end_ms,
+            reference_rows,
+            scores.current_rows,
+            scores.features,
+            scores.prediction,
+            scores.verdict,
+            created_ms,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

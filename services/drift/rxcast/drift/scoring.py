@@ -88,8 +88,17 @@ class Thresholds:
             raise InvalidArgument(f"thresholds.min_count: must be >= 1, got {self.min_count}")
         if self.mean_ratio <= 1 or self.std_ratio <= 1:
             raise InvalidArgument("thresholds.mean_ratio and std_ratio: must be > 1")
-        for name in ("wasserstein", "psi", "js", "out_of_range", "categorical_js", "unseen_mass", "null_rate_delta",
-                     "infinite_rate_delta", "constant_probability"):
+        for name in (
+            "wasserstein",
+            "psi",
+            "js",
+            "out_of_range",
+            "categorical_js",
+            "unseen_mass",
+            "null_rate_delta",
+            "infinite_rate_delta",
+            "constant_probability",
+        ):
             if not getattr(self, name) > 0:
                 raise InvalidArgument(f"thresholds.{name}: must be > 0")
 
@@ -249,8 +258,9 @@ def _numeric_signals(name: str, ref: NumericProfile, column: Any, t: Thresholds)
     rows, count = values.size, current.size
     pending = _Pending(name, NUMERIC, count, [])
     _rate_signal(pending, "null_rate_delta", ref.null_count, ref.rows, null_count, rows, t.null_rate_delta)
-    _rate_signal(pending, "infinite_rate_delta", ref.infinite_count, ref.rows, infinite_count, rows,
-                 t.infinite_rate_delta)
+    _rate_signal(
+        pending, "infinite_rate_delta", ref.infinite_count, ref.rows, infinite_count, rows, t.infinite_rate_delta
+    )
     if count >= 2 and current[0] == current[-1] and ref.count and ref.sketch[0] != ref.sketch[-1]:
         # P(all `count` values equal v) under the reference, v's mass read off the sketch.
         share = np.count_nonzero(ref.sketch == current[0]) / ref.sketch.size
@@ -325,8 +335,9 @@ def _too_few(pending: _Pending, reference_count: int, count: int, t: Thresholds)
     return bool(pending.note)
 
 
-def _rate_signal(pending: _Pending, name: str, ref_hits: int, ref_rows: int, hits: int, rows: int,
-                 threshold: float) -> None:
+def _rate_signal(
+    pending: _Pending, name: str, ref_hits: int, ref_rows: int, hits: int, rows: int, threshold: float
+) -> None:
     if rows == 0 or ref_rows == 0:
         return
     delta = hits / rows - ref_hits / ref_rows
@@ -390,8 +401,11 @@ def _decide(p: _Pending, t: Thresholds) -> FeatureResult:
         verdict, reason = INSUFFICIENT_DATA, f"insufficient data: {p.note}"
     elif significant:
         verdict = NO_DRIFT
-        reason = (f"no drift: {p.test.describe()} is significant but no effect reaches its floor ("
-                  + ", ".join(s.describe() for s in p.effects) + ")")
+        reason = (
+            f"no drift: {p.test.describe()} is significant but no effect reaches its floor ("
+            + ", ".join(s.describe() for s in p.effects)
+            + ")"
+        )
     else:
         verdict, reason = NO_DRIFT, f"no drift: {p.test.describe()} is not significant"
     return FeatureResult(p.feature, p.kind, verdict, reason, p.signals, p.current_count)

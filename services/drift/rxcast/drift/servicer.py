@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 
-from rxcast.runtime import timestamps
 from rxcast.drift import alerts as alert_kinds
 from rxcast.drift import scoring
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
-from rxcast.model.profile import ReferenceProfile
 from rxcast.drift.reports import DriftReport
 from rxcast.drift.scoring import FeatureResult
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
+from rxcast.model.profile import ReferenceProfile
+from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument
 
 _VERDICTS = {
@@ -50,8 +50,6 @@ def feature_columns(features) -> dict[str, np.ndarray]:
     return columns
 
 
-
-
 def summary_proto(version: int, reference: ReferenceProfile) -> drift_pb2.ReferenceSummary:
     return drift_pb2.ReferenceSummary(
         model_version=version,
@@ -70,8 +68,14 @@ def feature_proto(result: FeatureResult) -> drift_pb2.FeatureDrift:
         reason=result.reason,
         current_count=result.current_count,
         signals=[
-            drift_pb2.Signal(name=s.name, value=s.value, threshold=s.threshold, p_value=s.p_value,
-                             adjusted_p_value=s.adjusted_p_value, fired=s.fired)
+            drift_pb2.Signal(
+                name=s.name,
+                value=s.value,
+                threshold=s.threshold,
+                p_value=s.p_value,
+                adjusted_p_value=s.adjusted_p_value,
+                fired=s.fired,
+            )
             for s in result.signals
         ],
     )
@@ -136,8 +140,14 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
                 continue
             stores, medications = _keys(request.keys)
             outcome = self.engine.log_predictions(
-                request.model_version, stores, medications, np.asarray(request.event_times_unix_ms, dtype=np.int64),
-                features, predictions, request.source, sync=False,
+                request.model_version,
+                stores,
+                medications,
+                np.asarray(request.event_times_unix_ms, dtype=np.int64),
+                features,
+                predictions,
+                request.source,
+                sync=False,
             )
             accepted += outcome.accepted
             rejected += outcome.rejected
@@ -148,9 +158,13 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
         matched = unmatched = 0
         for request in request_iterator:
             stores, medications = _keys(request.keys)
-            outcome = self.engine.log_actuals(stores, medications,
-                                              np.asarray(request.event_times_unix_ms, dtype=np.int64),
-                                              np.asarray(request.actuals, dtype=float), sync=False)
+            outcome = self.engine.log_actuals(
+                stores,
+                medications,
+                np.asarray(request.event_times_unix_ms, dtype=np.int64),
+                np.asarray(request.actuals, dtype=float),
+                sync=False,
+            )
             matched += outcome.matched
             unmatched += outcome.unmatched
         self.engine.sync()
@@ -171,13 +185,15 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
         return drift_pb2.GetReferenceResponse(reference=summary_proto(request.model_version, reference))
 
     def ScoreWindow(self, request, context):
-        return drift_pb2.ScoreWindowResponse(report=report_proto(
-            self.engine.score_window(request.model_version, request.window_id)))
+        return drift_pb2.ScoreWindowResponse(
+            report=report_proto(self.engine.score_window(request.model_version, request.window_id))
+        )
 
     def ScoreData(self, request, context):
         predictions = np.asarray(request.predictions, dtype=float)
-        report = self.engine.score_data(request.model_version, feature_columns(request.features),
-                                        predictions if predictions.size else None)
+        report = self.engine.score_data(
+            request.model_version, feature_columns(request.features), predictions if predictions.size else None
+        )
         return drift_pb2.ScoreDataResponse(report=report_proto(report))
 
     def ListReports(self, request, context):

@@ -120,8 +120,7 @@ def bin_counts(current_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([[0], below, [current_sorted.size]])).astype(float)
 
 
-def psi(reference_counts: np.ndarray, current_counts: np.ndarray,
-        pseudo_count: float = PSI_PSEUDO_COUNT) -> float:
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray, pseudo_count: float = PSI_PSEUDO_COUNT) -> float:
     """Population stability index sum((q - p) * ln(q / p)) over the bins, after
     adding `pseudo_count` to every bin on both sides (see PSI_PSEUDO_COUNT)."""
     p = reference_counts + pseudo_count
@@ -163,8 +162,9 @@ def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray) -> tupl
     return statistic, float(scipy_stats.chi2.sf(statistic, dof)), dof
 
 
-def proportion_p_value(reference_hits: float, reference_total: float,
-                       current_hits: float, current_total: float) -> float:
+def proportion_p_value(
+    reference_hits: float, reference_total: float, current_hits: float, current_total: float
+) -> float:
     """Two-sided p-value of the pooled two-proportion z-test (is a rate, such
     as the null rate, different in the current sample?)."""
     if reference_total <= 0 or current_total <= 0:

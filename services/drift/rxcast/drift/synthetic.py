@@ -24,9 +24,15 @@ def sea(n: int, theta: float, rng: np.random.Generator, noise: float = 0.1) -> t
     return x, np.where(flip, 1 - y, y)
 
 
-def hyperplane(n: int, rng: np.random.Generator, dims: int = 10, drift_from: int | None = None,
-               magnitude: float = 0.001, noise: float = 0.05,
-               weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def hyperplane(
+    n: int,
+    rng: np.random.Generator,
+    dims: int = 10,
+    drift_from: int | None = None,
+    magnitude: float = 0.001,
+    noise: float = 0.05,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """`n` samples of a rotating hyperplane, still until `drift_from` (None: never)."""
     w = rng.random(dims) if weights is None else weights.copy()
     x = rng.random((n, dims))

@@ -55,15 +55,25 @@ class Batch:
         return int(self.event_times_ms.size)
 
     def take(self, index: np.ndarray | slice) -> Batch:
-        return Batch({k: v[index] for k, v in self.features.items()}, self.predictions[index],
-                     self.event_times_ms[index])
+        return Batch(
+            {k: v[index] for k, v in self.features.items()}, self.predictions[index], self.event_times_ms[index]
+        )
 
     def select(self, kinds: Mapping[str, str]) -> Batch:
         """The columns named in `kinds`; one this batch lacks is all missing."""
         n = len(self)
-        return Batch({name: self.features[name] if name in self.features
-                      else np.full(n, np.nan) if kind == NUMERIC else np.full(n, "", dtype=object)
-                      for name, kind in kinds.items()}, self.predictions, self.event_times_ms)
+        return Batch(
+            {
+                name: self.features[name]
+                if name in self.features
+                else np.full(n, np.nan)
+                if kind == NUMERIC
+                else np.full(n, "", dtype=object)
+                for name, kind in kinds.items()
+            },
+            self.predictions,
+            self.event_times_ms,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Columns as JSON: numeric ones as float64 bytes, string ones as lists."""
@@ -73,8 +83,11 @@ class Batch:
                 features[name] = {NUMERIC: floats_to_text(column)}
             else:
                 features[name] = {CATEGORICAL: strings_to_list(column)}
-        return {"features": features, "predictions": floats_to_text(self.predictions),
-                "event_times_ms": ints_to_text(self.event_times_ms)}
+        return {
+            "features": features,
+            "predictions": floats_to_text(self.predictions),
+            "event_times_ms": ints_to_text(self.event_times_ms),
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Batch:
@@ -90,8 +103,11 @@ class Batch:
             else:
                 raise StateError(f"rows.features.{name}: neither numeric nor categorical")
         try:
-            return cls(features, text_to_floats(data["predictions"], "rows.predictions"),
-                       text_to_ints(data["event_times_ms"], "rows.event_times_ms"))
+            return cls(
+                features,
+                text_to_floats(data["predictions"], "rows.predictions"),
+                text_to_ints(data["event_times_ms"], "rows.event_times_ms"),
+            )
         except InvalidArgument as exc:
             raise StateError(exc.message) from None
 
@@ -127,21 +143,30 @@ class Window:
         return int(self.rows.event_times_ms.max()) if len(self.rows) else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_version": self.model_version, "sequence": self.sequence, "opened_ms": self.opened_ms,
-                "rows": self.rows.to_dict()}
+        return {
+            "model_version": self.model_version,
+            "sequence": self.sequence,
+            "opened_ms": self.opened_ms,
+            "rows": self.rows.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Window:
         data = require(data, ("model_version", "sequence", "opened_ms", "rows"), "window")
-        return cls(integer(data["model_version"], "window.model_version"), integer(data["sequence"], "window.sequence"),
-                   Batch.from_dict(data["rows"]), integer(data["opened_ms"], "window.opened_ms"))
+        return cls(
+            integer(data["model_version"], "window.model_version"),
+            integer(data["sequence"], "window.sequence"),
+            Batch.from_dict(data["rows"]),
+            integer(data["opened_ms"], "window.opened_ms"),
+        )
 
 
 class WindowBuffer:
     """The open window of one model version."""
 
-    def __init__(self, model_version: int, feature_names: Mapping[str, str], max_rows: int, slot_ms: int,
-                 next_sequence: int = 1):
+    def __init__(
+        self, model_version: int, feature_names: Mapping[str, str], max_rows: int, slot_ms: int, next_sequence: int = 1
+    ):
         if max_rows < 1 or slot_ms < 1:
             raise InvalidArgument("windows: max_rows and slot length must be >= 1")
         self.model_version = model_version
@@ -211,9 +236,14 @@ class WindowBuffer:
 
     def to_dict(self) -> dict[str, Any]:
         """The open window: its rows, slot and place in the sequence."""
-        return {"model_version": self.model_version, "kinds": dict(self.kinds), "sequence": self.sequence,
-                "slot": self._slot, "opened_ms": self._opened_ms,
-                "rows": self._batch().to_dict() if self._rows else None}
+        return {
+            "model_version": self.model_version,
+            "kinds": dict(self.kinds),
+            "sequence": self.sequence,
+            "slot": self._slot,
+            "opened_ms": self._opened_ms,
+            "rows": self._batch().to_dict() if self._rows else None,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, max_rows: int, slot_ms: int) -> WindowBuffer:
@@ -224,8 +254,13 @@ class WindowBuffer:
         kinds = data["kinds"]
         if not isinstance(kinds, dict) or not all(k in (NUMERIC, CATEGORICAL) for k in kinds.values()):
             raise StateError("open window.kinds: expected feature names mapped to numeric or categorical")
-        buffer = cls(integer(data["model_version"], "open window.model_version"), kinds, max_rows, slot_ms,
-                     integer(data["sequence"], "open window.sequence"))
+        buffer = cls(
+            integer(data["model_version"], "open window.model_version"),
+            kinds,
+            max_rows,
+            slot_ms,
+            integer(data["sequence"], "open window.sequence"),
+        )
         if data["rows"] is not None:
             rows = Batch.from_dict(data["rows"])
             if set(rows.features) != set(kinds):

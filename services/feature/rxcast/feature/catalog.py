@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from feast import FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
@@ -22,7 +22,14 @@ from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 #: Feast value types → the contract's value types.
-VALUE_TYPES = {"Float64": "DOUBLE", "Float32": "DOUBLE", "Int64": "INT64", "Int32": "INT64", "String": "STRING", "Bool": "BOOL"}
+VALUE_TYPES = {
+    "Float64": "DOUBLE",
+    "Float32": "DOUBLE",
+    "Int64": "INT64",
+    "Int32": "INT64",
+    "String": "STRING",
+    "Bool": "BOOL",
+}
 
 
 @dataclass(frozen=True)
@@ -206,5 +213,5 @@ class Catalog:
         proto = self._store.registry.cached_registry_proto
         updated = None
         if proto is not None and proto.HasField("last_updated"):
-            updated = proto.last_updated.ToDatetime(tzinfo=timezone.utc)
+            updated = proto.last_updated.ToDatetime(tzinfo=UTC)
         return Schema(tuple(features), services, entities, DEFAULT_FEATURE_SERVICE, updated)

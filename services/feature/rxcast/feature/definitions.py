@@ -84,7 +84,9 @@ def view_directory(data_dir: Path, view: str) -> Path:
 
 def build_repo(data_dir: Path) -> list:
     """Every Feast object of the repository, with sources under `data_dir`."""
-    store = Entity(name="store", join_keys=["store_id"], value_type=ValueType.STRING, description="a pharmacy of the chain")
+    store = Entity(
+        name="store", join_keys=["store_id"], value_type=ValueType.STRING, description="a pharmacy of the chain"
+    )
     medication = Entity(
         name="medication", join_keys=["medication_id"], value_type=ValueType.STRING, description="a medication (SKU)"
     )

@@ -156,7 +156,9 @@ def derive_rows(history: RecordHistory, codes: np.ndarray, start: np.ndarray, en
     return DerivedRows.concat(parts)
 
 
-def affected_ranges(history: RecordHistory, codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def affected_ranges(
+    history: RecordHistory, codes: np.ndarray, days: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entities and day ranges whose derived rows change when records (codes,
     days) are stored: each record's own day through the last day whose
     windows reach back to it (capped at the entity's latest record)."""

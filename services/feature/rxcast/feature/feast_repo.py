@@ -10,11 +10,11 @@ from urllib.parse import urlparse
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-from feast import FeatureStore, RepoConfig  # noqa: E402
-from feast.repo_config import RegistryConfig  # noqa: E402
+from feast import FeatureStore, RepoConfig
+from feast.repo_config import RegistryConfig
 
-from rxcast.feature.config import OnlineStore, redis_url_problem  # noqa: E402
-from rxcast.feature.definitions import PROJECT, build_repo  # noqa: E402
+from rxcast.feature.config import OnlineStore, redis_url_problem
+from rxcast.feature.definitions import PROJECT, build_repo
 
 
 def redis_connection_string(url: str) -> str:
@@ -57,7 +57,9 @@ def repo_config(data_dir: Path, online_store: OnlineStore = "sqlite", redis_url:
     )
 
 
-def open_store(data_dir: Path, online_store: OnlineStore = "sqlite", redis_url: str = "", apply: bool = True) -> FeatureStore:
+def open_store(
+    data_dir: Path, online_store: OnlineStore = "sqlite", redis_url: str = "", apply: bool = True
+) -> FeatureStore:
     """A FeatureStore over `data_dir`, with rxcast's definitions applied."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

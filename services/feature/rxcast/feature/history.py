@@ -10,9 +10,8 @@ start-up from the durable record log (rxcast.feature.record_log).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,7 +68,9 @@ class Attribute:
         """The values a batch gives, one per (id, day): the last one given."""
         text = np.char.strip(np.asarray(values, dtype=str))
         given = text != ""
-        rows = pd.DataFrame({"id": np.asarray(ids, dtype=object)[given], "day": np.asarray(days)[given], "value": text[given]})
+        rows = pd.DataFrame(
+            {"id": np.asarray(ids, dtype=object)[given], "day": np.asarray(days)[given], "value": text[given]}
+        )
         return rows.drop_duplicates(["id", "day"], keep="last").reset_index(drop=True)
 
     def update(self, ids, days, values) -> None:
@@ -87,7 +88,9 @@ class Attribute:
         rows = self._given(ids, days, values)
         get = self._latest.get
         latest = np.fromiter(
-            (get(i) == (int(d), v) for i, d, v in zip(rows["id"], rows["day"], rows["value"])), dtype=bool, count=len(rows)
+            (get(i) == (int(d), v) for i, d, v in zip(rows["id"], rows["day"], rows["value"])),
+            dtype=bool,
+            count=len(rows),
         )
         return AttributeChange(
             rows["id"].to_numpy(dtype=object), rows["day"].to_numpy(dtype=np.int64),

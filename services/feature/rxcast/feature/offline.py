@@ -217,7 +217,12 @@ class OfflineView:
                 else:
                     columns[name] = column.to_numpy(zero_copy_only=False)
             parts.append(
-                (codes, _micros(table.column(EVENT_TIMESTAMP)) // 1000, _micros(table.column(CREATED_TIMESTAMP)), columns)
+                (
+                    codes,
+                    _micros(table.column(EVENT_TIMESTAMP)) // 1000,
+                    _micros(table.column(CREATED_TIMESTAMP)),
+                    columns,
+                )
             )
         if not parts:
             empty = {name: np.zeros(0) for name in features}

@@ -8,6 +8,7 @@ NumPy, skipping the per-call registry work of `get_online_features`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np

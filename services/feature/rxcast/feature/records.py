@@ -142,7 +142,9 @@ def validate(
     for name in NUMBERS:
         values = getattr(batch, name)
         explicit_nan = (nan_given or {}).get(name)
-        problems.append((np.isinf(values) | (explicit_nan if explicit_nan is not None else False), name, "must be finite"))
+        problems.append(
+            (np.isinf(values) | (explicit_nan if explicit_nan is not None else False), name, "must be finite")
+        )
         finite = np.isfinite(values)
         if name == "unit_price":
             problems.append((finite & (values <= 0), name, "must be > 0"))

@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--scenario", help="simulate a scenario ('default' or a YAML/JSON file) and load its records")
     source.add_argument("--records", type=Path, help="a parquet or CSV file of records (InventoryRecord columns)")
-    parser.add_argument("--days", type=int, default=None, help="with --scenario: load only the first DAYS days "
-                        "(default: the scenario's history)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="with --scenario: load only the first DAYS days (default: the scenario's history)",
+    )
     parser.add_argument("--batch-records", type=int, default=200_000, help="records per IngestRecords call")
     parser.add_argument("--timeout", type=float, default=600.0, help="deadline of each call, seconds")
     args = parser.parse_args(argv)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
-
-
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from google.protobuf import duration_pb2
 
 from rxcast.clients.columns import encode_column
-from rxcast.runtime import timestamps
 from rxcast.feature.online import Column
 from rxcast.feature.records import NUMBERS
 from rxcast.feature.store import InventoryFeatureStore
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.feature.v1 import feature_pb2_grpc
+from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument
 
 _VALUE_TYPES = {
@@ -70,13 +68,15 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
         keys = request.keys
         columns = self.store.online(keys.store_ids, keys.medication_ids, request.features, request.feature_service)
         return pb.GetOnlineFeaturesResponse(
-            columns=[feature_column(c) for c in columns], read_time=timestamps.from_datetime(datetime.now(timezone.utc))
+            columns=[feature_column(c) for c in columns], read_time=timestamps.from_datetime(datetime.now(UTC))
         )
 
     def GetHistoricalFeatures(self, request: pb.GetHistoricalFeaturesRequest, context):
         which = request.WhichOneof("entities")
         if which == "daily_grid":
-            stores, medications, event_ms = self.store.daily_grid(request.daily_grid.start_day, request.daily_grid.end_day)
+            stores, medications, event_ms = self.store.daily_grid(
+                request.daily_grid.start_day, request.daily_grid.end_day
+            )
         elif which == "rows":
             rows = request.rows
             stores, medications, event_ms = rows.keys.store_ids, rows.keys.medication_ids, rows.event_times_unix_ms
@@ -92,7 +92,9 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
                 row_offset=chunk.row_offset,
                 total_rows=chunk.total_rows,
                 rows=pb.EntityRows(
-                    keys=pb.EntityKeys(store_ids=chunk.store_ids.tolist(), medication_ids=chunk.medication_ids.tolist()),
+                    keys=pb.EntityKeys(
+                        store_ids=chunk.store_ids.tolist(), medication_ids=chunk.medication_ids.tolist()
+                    ),
                     event_times_unix_ms=chunk.event_ms.tolist(),
                 ),
                 columns=[feature_column(c) for c in chunk.columns],
@@ -115,9 +117,13 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
             ttl.FromTimedelta(timedelta(seconds=f.ttl_seconds))
             features.append(
                 pb.FeatureSpec(
-                    name=f.name, feature_view=f.feature_view, value_type=_VALUE_TYPES.get(f.value_type, 0),
-                    categorical=f.categorical, ttl=ttl, description=f.description,
-                )  # fmt: skip
+                    name=f.name,
+                    feature_view=f.feature_view,
+                    value_type=_VALUE_TYPES.get(f.value_type, 0),
+                    categorical=f.categorical,
+                    ttl=ttl,
+                    description=f.description,
+                )
             )
         return pb.ListFeaturesResponse(
             features=features,
@@ -141,5 +147,3 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
             end_time=None if done.end is None else timestamps.from_datetime(done.end),
             rows_written=done.rows_written,
         )
-
-

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,6 @@ import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
 from rxcast.feature import feast_repo
-from rxcast.model import timebase
 from rxcast.feature.catalog import Catalog, ReadPlan, Schema
 from rxcast.feature.config import FeatureConfig
 from rxcast.feature.definitions import (
@@ -49,6 +48,7 @@ from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, PRESENT, OfflineView, 
 from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, read_online
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
+from rxcast.model import timebase
 from rxcast.runtime import context
 from rxcast.runtime.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
 from rxcast.runtime.logs import get_logger
@@ -65,7 +65,9 @@ INGEST_SECONDS = Histogram(
 )  # fmt: skip
 ENTITIES = Gauge("rxcast_feature_entities", "(store, medication) pairs with records.")
 LATEST_DAY = Gauge("rxcast_feature_latest_business_day_seconds", "End of the latest business day ingested, Unix time.")
-REGISTRY_CHANGES = Counter("rxcast_feature_registry_changes_total", "Feature definition changes picked up by a refresh.")
+REGISTRY_CHANGES = Counter(
+    "rxcast_feature_registry_changes_total", "Feature definition changes picked up by a refresh."
+)
 HISTORICAL_ROWS = Counter("rxcast_feature_historical_rows_total", "Rows returned by historical retrievals.")
 ONLINE_NOT_FOUND = Counter("rxcast_feature_online_values_not_found_total", "Online values served as NOT_FOUND.")
 
@@ -124,7 +126,7 @@ class _Clock:
 
 
 def _lock_data_dir(data_dir: Path):
-    handle = open(data_dir / ".lock", "a+")
+    handle = open(data_dir / ".lock", "a+")  # noqa: SIM115 - held open (and locked) for the process's life
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -224,7 +226,9 @@ class InventoryFeatureStore:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 # Waited out the caller's deadline behind another batch: store nothing.
-                raise DeadlineExceeded("the call's deadline passed before the batch could be stored; nothing was stored")
+                raise DeadlineExceeded(
+                    "the call's deadline passed before the batch could be stored; nothing was stored"
+                )
             valid, errors = validate(
                 batch, day_parsed, limits, self.history.regions.keys(), self.history.categories.keys(),
                 day_texts=np.asarray(columns["business_day"], dtype=object) if n else None, nan_given=nan_given,
@@ -319,7 +323,9 @@ class InventoryFeatureStore:
             return int(timebase.day_end_ms(self.history.max_day))
         return time.time_ns() // 1_000_000
 
-    def online(self, store_ids, medication_ids, features: Sequence[str] = (), feature_service: str = "") -> list[Column]:
+    def online(
+        self, store_ids, medication_ids, features: Sequence[str] = (), feature_service: str = ""
+    ) -> list[Column]:
         store_ids, medication_ids = list(store_ids), list(medication_ids)
         if len(store_ids) != len(medication_ids):
             raise InvalidArgument(f"keys: {len(store_ids)} store_ids but {len(medication_ids)} medication_ids")
@@ -373,9 +379,7 @@ class InventoryFeatureStore:
         store_ids, medication_ids = _entity_columns(store_ids, medication_ids, "rows.keys")
         event_ms = np.asarray(event_ms, dtype=np.int64)
         if len(event_ms) != len(store_ids):
-            raise InvalidArgument(
-                f"rows.event_times_unix_ms: {len(event_ms)} timestamps for {len(store_ids)} entities"
-            )
+            raise InvalidArgument(f"rows.event_times_unix_ms: {len(event_ms)} timestamps for {len(store_ids)} entities")
         if len(event_ms) and event_ms.min() < 0:
             raise InvalidArgument("rows.event_times_unix_ms: must be >= 0 (ms since the Unix epoch)")
         self._check_rows(len(event_ms))
@@ -436,9 +440,7 @@ class InventoryFeatureStore:
         store_ids, medication_ids = _entity_columns(store_ids, medication_ids, "rows.keys")
         event_ms = np.asarray(event_ms, dtype=np.int64)
         if len(event_ms) != len(store_ids):
-            raise InvalidArgument(
-                f"rows.event_times_unix_ms: {len(event_ms)} timestamps for {len(store_ids)} entities"
-            )
+            raise InvalidArgument(f"rows.event_times_unix_ms: {len(event_ms)} timestamps for {len(store_ids)} entities")
         horizon = horizon_days or self.config.horizon_days
         if not 1 <= horizon <= MAX_HORIZON_DAYS:
             raise InvalidArgument(f"horizon_days: must be within 0..{MAX_HORIZON_DAYS}, got {horizon_days}")
@@ -459,17 +461,17 @@ class InventoryFeatureStore:
         names = list(views) or self.catalog.view_names()
         for name in names:
             self.catalog.view(name)  # NotFound for unknown views
-        end = end or datetime.now(timezone.utc)
+        end = end or datetime.now(UTC)
         if start is not None and start >= end:
             raise InvalidArgument(f"start_time {start.isoformat()} is not before end_time {end.isoformat()}")
-        earliest = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        earliest = datetime(1970, 1, 1, tzinfo=UTC)
         rows_written = 0
         covered_start = start or end
         for name in names:
             view = self.catalog.view(name)
             view_start = start or view.most_recent_end_time or earliest
             if view_start.tzinfo is None:
-                view_start = view_start.replace(tzinfo=timezone.utc)
+                view_start = view_start.replace(tzinfo=UTC)
             offline = self.views.get(name)
             if view_start >= end or (offline is not None and len(offline.rows()) == 0):
                 continue  # nothing to copy (Feast cannot read an empty directory)

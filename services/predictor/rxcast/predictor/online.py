@@ -30,7 +30,9 @@ FEATURE_FETCH_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 FEATURES_UNAVAILABLE = Counter(
-    "rxcast_predictor_features_unavailable_total", "Requests the feature service could not serve, by outcome.", ["outcome"]
+    "rxcast_predictor_features_unavailable_total",
+    "Requests the feature service could not serve, by outcome.",
+    ["outcome"],
 )
 _FLAG_COUNTERS = {bit: FLAGGED_ROWS.labels(name) for bit, name in F.NAMES.items()}
 

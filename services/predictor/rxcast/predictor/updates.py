@@ -44,7 +44,9 @@ class TrainerModelSource:
         self._client.close()
 
 
-def load_verified(downloaded: DownloadedModel, expected: LatestVersion, entity_features: EntityFeatures) -> ServingModel:
+def load_verified(
+    downloaded: DownloadedModel, expected: LatestVersion, entity_features: EntityFeatures
+) -> ServingModel:
     """Check a download (its bytes already match its header) against the poll's answer, then load it."""
     data = downloaded.data
     if downloaded.version != expected.version:
@@ -81,7 +83,7 @@ class ModelPoller:
         source: ModelSource,
         alias: str,
         interval: float,
-        entity_features: EntityFeatures = EntityFeatures(),
+        entity_features: EntityFeatures = EntityFeatures(),  # noqa: B008 - frozen, shared safely
         max_backoff: float = 60.0,
     ):
         self._holder = holder
@@ -132,7 +134,7 @@ class ModelPoller:
             # The client checks a download's bytes as they arrive: a mismatch is a failed verification.
             self._holder.record_failure("verify" if isinstance(exc, ChecksumMismatch) else stage, exc.message)
             return False
-        except Exception as exc:  # a model that breaks the loader must not stop the poller
+        except Exception as exc:  # noqa: BLE001 - a model that breaks the loader must not stop the poller
             self._note_failure(key, failures)
             self._holder.record_failure(stage, f"model {latest.version}: {type(exc).__name__}: {exc}")
             return False
@@ -153,7 +155,7 @@ class ModelPoller:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception as exc:  # the poller outlives any single failed poll
+            except Exception as exc:  # noqa: BLE001 - the poller outlives any single failed poll
                 self._holder.record_failure("poll", f"{type(exc).__name__}: {exc}")
             self._stop.wait(self._interval)
 

@@ -7,9 +7,9 @@ import os
 # LightGBM loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from rxcast.runtime.server import main  # noqa: E402
-from rxcast.trainer.app import TrainerApp  # noqa: E402
-from rxcast.trainer.config import TrainerConfig  # noqa: E402
+from rxcast.runtime.server import main
+from rxcast.trainer.app import TrainerApp
+from rxcast.trainer.config import TrainerConfig
 
 if __name__ == "__main__":
     main(TrainerApp, TrainerConfig, "trainer")

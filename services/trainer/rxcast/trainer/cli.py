@@ -18,8 +18,8 @@ import sys
 import grpc
 from tqdm import tqdm
 
-from rxcast.runtime.errors import RxcastError
 from rxcast.clients.trainer import DEFAULT_ADDRESS, TrainerClient
+from rxcast.runtime.errors import RxcastError
 from rxcast.trainer.v1 import trainer_pb2
 
 #: Fields of TrainingParams settable with --param NAME=VALUE, and their types;
@@ -95,7 +95,9 @@ def _print_job(job: trainer_pb2.TrainingJob) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rxcast.trainer.cli", description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="", help=f"trainer address (env RXCAST_TRAINER_ADDRESS; default {DEFAULT_ADDRESS})")
+    parser.add_argument(
+        "--address", default="", help=f"trainer address (env RXCAST_TRAINER_ADDRESS; default {DEFAULT_ADDRESS})"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline of each call, in seconds")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -185,10 +187,14 @@ def _run(client: TrainerClient, args: argparse.Namespace) -> int:
             created = v.created_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
             window = f"{v.training_window.start_day}..{v.training_window.end_day}"
             wape, base = v.evaluation.model.wape, v.evaluation.baseline.wape
-            print(f"{v.version:>7}  {created:<20} {window:<23} {wape:>7.3f} {base:>7.3f}  {','.join(v.aliases)} {v.reason}")
+            print(
+                f"{v.version:>7}  {created:<20} {window:<23} {wape:>7.3f} {base:>7.3f}  {','.join(v.aliases)} {v.reason}"
+            )
         return 0
     if args.command == "show":
-        request = trainer_pb2.GetModelVersionRequest(version=args.version, alias=args.alias, include_manifest=args.manifest)
+        request = trainer_pb2.GetModelVersionRequest(
+            version=args.version, alias=args.alias, include_manifest=args.manifest
+        )
         v = stub.GetModelVersion(request).version
         print(f"v{v.version} sha256 {v.sha256} ({v.size_bytes} bytes) aliases {list(v.aliases)} reason {v.reason!r}")
         print(f"features: {', '.join(v.feature_names)}")
@@ -202,7 +208,9 @@ def _run(client: TrainerClient, args: argparse.Namespace) -> int:
         print(f"{answer.alias} -> v{answer.version} {answer.sha256}" if answer.version else f"{answer.alias} -> none")
         return 0
     if args.command == "alias":
-        request = trainer_pb2.SetAliasRequest(alias=args.alias, version=args.version, force=args.force, reason=args.reason)
+        request = trainer_pb2.SetAliasRequest(
+            alias=args.alias, version=args.version, force=args.force, reason=args.reason
+        )
         _print_change(stub.SetAlias(request).change)
         return 0
     if args.command == "rollback":

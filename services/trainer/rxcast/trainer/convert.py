@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-
+from rxcast.model.timebase import day_number, day_text
 from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument
-from rxcast.model.timebase import day_text, day_number
 from rxcast.trainer.evaluation import Evaluation, Metrics
 from rxcast.trainer.jobs import JobSnapshot
 from rxcast.trainer.params import TrainingParams

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 from rxcast.model.timebase import day_text
+from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 
 #: Called with (rows loaded so far, rows expected in all) while a source loads.
 LoadProgress = Callable[[int, int], None]

@@ -75,9 +75,7 @@ class FeatureServiceSource:
         # out; whoever needs them finds them missing and says so.
         names = _unique([*schema.feature_names, *(n for n in request.extra_features if n in served)])
         keys, instants, columns = self._historical(request, names, progress)
-        actuals = self._client.actuals(
-            keys[0], keys[1], instants, request.horizon_days, batch_rows=self._actuals_batch
-        )
+        actuals = self._client.actuals(keys[0], keys[1], instants, request.horizon_days, batch_rows=self._actuals_batch)
         labels, horizon = actuals.values, actuals.horizon_days or request.horizon_days
         labelled = ~np.isnan(labels)
         log.info(

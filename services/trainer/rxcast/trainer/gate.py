@@ -46,7 +46,9 @@ class GatePolicy:
         new = candidate.get(m)
         if incumbent_version == 0:
             if new < baseline.get(m):
-                return GateDecision(True, f"v{candidate_version} {m} {new:.4f} beats the naive baseline's {baseline.get(m):.4f}")
+                return GateDecision(
+                    True, f"v{candidate_version} {m} {new:.4f} beats the naive baseline's {baseline.get(m):.4f}"
+                )
             return GateDecision(
                 False, f"v{candidate_version} {m} {new:.4f} does not beat the naive baseline's {baseline.get(m):.4f}"
             )

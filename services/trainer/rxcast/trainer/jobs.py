@@ -167,7 +167,10 @@ class JobManager:
         for job in store.load(keep) if store else []:
             if not job.finished:
                 job = dataclasses.replace(
-                    job, stage=Stage.FAILED, error="the trainer stopped before the job finished", updated_time=time.time()
+                    job,
+                    stage=Stage.FAILED,
+                    error="the trainer stopped before the job finished",
+                    updated_time=time.time(),
                 )
                 store.save(job)
             self._jobs[job.job_id] = job
@@ -188,7 +191,9 @@ class JobManager:
         with self._changed:
             active = sum(1 for j in self._jobs.values() if not j.finished)
             if active >= self._max_pending:
-                raise ResourceExhausted(f"{active} training jobs are queued or running (limit {self._max_pending}); retry later")
+                raise ResourceExhausted(
+                    f"{active} training jobs are queued or running (limit {self._max_pending}); retry later"
+                )
             self._jobs[job.job_id] = job
             self._forget_old()
         metrics.JOBS_ACTIVE.inc()
@@ -213,8 +218,9 @@ class JobManager:
         yield job
         while not job.finished and keep_going():
             with self._changed:
+                seen = job.sequence
                 self._changed.wait_for(
-                    lambda: self._jobs.get(job_id, job).sequence != job.sequence, timeout=poll_seconds
+                    lambda seen=seen: getattr(self._jobs.get(job_id), "sequence", seen) != seen, timeout=poll_seconds
                 )
                 latest = self._jobs.get(job_id, job)
                 missed = [
@@ -222,8 +228,7 @@ class JobManager:
                     for entry in self._stage_entries.get(job_id, ())
                     if job.sequence < entry.sequence < latest.sequence
                 ]
-            for entry in missed:
-                yield entry
+            yield from missed
             if latest.sequence != job.sequence:
                 job = latest
                 yield job
@@ -272,7 +277,9 @@ class JobManager:
                 message=message,
                 succeeded=True,
             )
-        log.info("job_finished", job_id=job_id, stage=self.get(job_id).stage, seconds=round(time.monotonic() - started, 3))
+        log.info(
+            "job_finished", job_id=job_id, stage=self.get(job_id).stage, seconds=round(time.monotonic() - started, 3)
+        )
 
     def _finish(self, job_id: str, error: str = "", succeeded: bool = False, **fields: Any) -> None:
         stage = Stage.SUCCEEDED if succeeded else Stage.FAILED

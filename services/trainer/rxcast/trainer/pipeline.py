@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from rxcast.model import FeatureEncoder, ModelBundle, ModelManifest
+from rxcast.model.timebase import day_text
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TimeSplit, TrainingSet, TrainingSetSource, split_by_time
-from rxcast.model.timebase import day_text
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, error_statistics, evaluate
 from rxcast.trainer.fit import FittedModel, fit_model, threads_for
 from rxcast.trainer.params import TrainingParams
@@ -94,7 +94,12 @@ class _Champion:
 
 
 def library_versions() -> dict[str, str]:
-    return {"lightgbm": lgb.__version__, "numpy": np.__version__, "pandas": pd.__version__, "python": platform.python_version()}
+    return {
+        "lightgbm": lgb.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class TrainingPipeline:
@@ -136,7 +141,9 @@ class TrainingPipeline:
 
     def run(self, spec: JobSpec, report: ProgressReport, should_stop: Callable[[], bool]) -> JobOutcome:
         threads = self.settings.num_threads
-        with self._stage(report, Stage.LOADING, f"loading rows of {day_text(spec.start_day)}..{day_text(spec.end_day)}"):
+        with self._stage(
+            report, Stage.LOADING, f"loading rows of {day_text(spec.start_day)}..{day_text(spec.end_day)}"
+        ):
             champion = self._champion(spec.alias)
             data, split = self._load(spec, champion, report)
 

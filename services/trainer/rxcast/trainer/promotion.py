@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rxcast.model.timebase import day_number
 from rxcast.runtime.errors import Aborted, FailedPrecondition
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TrainingSetSource
-from rxcast.model.timebase import day_number
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, champion_predictions, naive_baseline, score
 from rxcast.trainer.gate import GateDecision, GatePolicy
 from rxcast.trainer.registry import AliasChange, ModelRegistry, VersionInfo, alias_name
@@ -84,7 +84,9 @@ class AliasManager:
         self.registry.get(target)
         if target == current.version:
             raise FailedPrecondition(f"alias {alias!r} already points at v{target}")
-        change = self.registry.move_alias(alias, target, "rollback", reason or "rollback", expected_from=current.version)
+        change = self.registry.move_alias(
+            alias, target, "rollback", reason or "rollback", expected_from=current.version
+        )
         metrics.ALIAS_MOVES.labels(alias, "rollback").inc()
         return change
 
@@ -139,4 +141,3 @@ class AliasManager:
         if count:
             metrics.GATE_DECISIONS.labels("refused").inc()
         return Promotion(False, reason)
-

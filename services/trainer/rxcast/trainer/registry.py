@@ -63,7 +63,7 @@ ALIAS_KINDS = ("gate", "force", "rollback")
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _key(number: int) -> str:
@@ -268,9 +268,7 @@ class ModelRegistry:
             current = self._reconcile(name)
             from_version = current.version if current else 0
             if expected_from is not None and from_version != expected_from:
-                raise Aborted(
-                    f"alias {name!r} moved from v{expected_from} to v{from_version} meanwhile; decide again"
-                )
+                raise Aborted(f"alias {name!r} moved from v{expected_from} to v{from_version} meanwhile; decide again")
             change = AliasChange(
                 alias=name,
                 from_version=from_version,
@@ -292,7 +290,9 @@ class ModelRegistry:
         directory = self._history / name
         if not directory.is_dir():
             return []
-        numbers = sorted((n for n in (_number(p.stem) for p in directory.glob("*.json")) if n is not None), reverse=True)
+        numbers = sorted(
+            (n for n in (_number(p.stem) for p in directory.glob("*.json")) if n is not None), reverse=True
+        )
         return [self._read_change(directory / f"{_key(n)}.json") for n in numbers]
 
     def previous_version(self, name: str) -> int:
@@ -346,7 +346,9 @@ class ModelRegistry:
         directory = self._history / change.alias
         directory.mkdir(exist_ok=True)
         # FileExistsError if the sequence is taken: the commit point of a move.
-        create_exclusive(directory / f"{_key(change.sequence)}.json", json.dumps(change.to_dict(), sort_keys=True).encode())
+        create_exclusive(
+            directory / f"{_key(change.sequence)}.json", json.dumps(change.to_dict(), sort_keys=True).encode()
+        )
 
     def _write_pointer(self, change: AliasChange) -> None:
         pointer = {

@@ -159,7 +159,13 @@ class BatchRunner:
             )
             handle = RunHandle(record)
             self._active = handle
-        log.info("batch_run_started", run_id=record.run_id, as_of_ms=record.as_of_ms, model_version=model.version, reason=record.reason)
+        log.info(
+            "batch_run_started",
+            run_id=record.run_id,
+            as_of_ms=record.as_of_ms,
+            model_version=model.version,
+            reason=record.reason,
+        )
         threading.Thread(target=self._execute, args=(handle, model), name=f"batch-{record.run_id}", daemon=True).start()
         return handle
 
@@ -196,7 +202,9 @@ class BatchRunner:
             self._store.commit(finished, frame.keys.store_ids, frame.keys.medication_ids, forecasts, flags)
             handle.update(state=SUCCEEDED, rows_done=rows, finished=finished.finished)
             BATCH_LAST_SUCCESS.set(finished.finished)
-            log.info("batch_run_succeeded", run_id=record.run_id, rows=rows, seconds=round(time.perf_counter() - started, 3))
+            log.info(
+                "batch_run_succeeded", run_id=record.run_id, rows=rows, seconds=round(time.perf_counter() - started, 3)
+            )
             self._log_predictions(model, record, partitions, scored)
         except Exception as exc:  # a failed run is recorded, never raised into the thread
             message = exc.message if isinstance(exc, RxcastError) else f"{type(exc).__name__}: {exc}"
@@ -206,7 +214,9 @@ class BatchRunner:
             except OSError as io_error:
                 log.error("batch_run_record_failed", run_id=record.run_id, error=str(io_error))
             handle.update(state=FAILED, finished=failed.finished, error=message)
-            log.error("batch_run_failed", run_id=record.run_id, error=message, exc_info=not isinstance(exc, RxcastError))
+            log.error(
+                "batch_run_failed", run_id=record.run_id, error=message, exc_info=not isinstance(exc, RxcastError)
+            )
         finally:
             BATCH_RUNS.labels(handle.record.state.lower()).inc()
             BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -292,4 +302,9 @@ class _Progress:
             self._published = done
         self._handle.update(rows_done=done)
         BATCH_ROWS_DONE.set(done)
-        log.info("batch_run_progress", run_id=self._handle.record.run_id, rows_done=done, rows_total=self._handle.record.rows_total)
+        log.info(
+            "batch_run_progress",
+            run_id=self._handle.record.run_id,
+            rows_done=done,
+            rows_total=self._handle.record.rows_total,
+        )

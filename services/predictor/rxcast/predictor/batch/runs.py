@@ -15,7 +15,7 @@ FAILED = "FAILED"
 
 def new_run_id(now: float) -> str:
     """Sortable by start time, unique across processes."""
-    stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%S")
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 

@@ -85,7 +85,9 @@ class DaskScorer:
             return self._score_on_cluster(model, partitions, as_of_ms, max_age_seconds, on_partition)
         shared = dask.delayed(model, traverse=False)
         tasks = [
-            dask.delayed(score_partition, pure=False)(shared, part, as_of_ms, max_age_seconds, dask_key_name=f"score-{i}")
+            dask.delayed(score_partition, pure=False)(
+                shared, part, as_of_ms, max_age_seconds, dask_key_name=f"score-{i}"
+            )
             for i, part in enumerate(partitions)
         ]
         with _Progress(on_partition):

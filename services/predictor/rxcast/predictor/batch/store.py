@@ -29,8 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rxcast.runtime.durable import atomic_write, fsync_directory, write_text
 from rxcast.predictor.batch.runs import FAILED, SUCCEEDED, RunRecord
+from rxcast.runtime.durable import atomic_write, fsync_directory, write_text
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
 
@@ -61,7 +61,12 @@ class StoredRun:
     def index(cls, record: RunRecord, store_ids, medication_ids, forecasts, flags) -> StoredRun:
         keys = entity_keys(store_ids, medication_ids)
         order = np.argsort(keys, kind="stable")
-        return cls(record, keys[order], np.asarray(forecasts, dtype=np.float64)[order], np.asarray(flags, dtype=np.uint32)[order])
+        return cls(
+            record,
+            keys[order],
+            np.asarray(forecasts, dtype=np.float64)[order],
+            np.asarray(flags, dtype=np.uint32)[order],
+        )
 
     def lookup(self, store_ids, medication_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(forecasts, found, flags) for the entities, in their order."""
