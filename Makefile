@@ -4,16 +4,21 @@
 PYTHON := .venv/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: demo test bootstrap protos lint-protos breaking baseline bench constraints clean
+.PHONY: demo test lint bootstrap protos lint-protos breaking baseline bench constraints clean
 
 ## demo: the main job: play the simulated chain through the suite, write reports/demo/report.md
 demo: bootstrap
 	$(PYTHON) -m rxcast.demo $(DEMO_ARGS)
 
 ## test: run the whole test suite (contract, unit and integration tests)
-test: bootstrap
+test: bootstrap lint
 	scripts/ensure-redis
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff's checks and formatting (the import contracts run as a test)
+lint: bootstrap
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 bootstrap:
 	scripts/bootstrap
