@@ -4,6 +4,7 @@ service for the actuals of logged predictions whose horizon has elapsed."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.request
@@ -53,7 +54,7 @@ def processes(tmp_path_factory):
 def test_actuals_of_elapsed_horizons_are_collected_and_matched(processes):
     feature, drift = processes
     records = world(stores=2, medications=2, days=20, seed=3)
-    records["units_dispensed"] = records["units_dispensed"].fillna(0.0)  # no gaps
+    records["units_dispensed"] = [0.0 if math.isnan(v) else v for v in records["units_dispensed"]]  # no gaps
     with FeatureClient(feature.address, timeout=60.0) as features:
         assert not features.ingest(to_protos(records)).errors
 
