@@ -1,19 +1,37 @@
-"""Open Inference Protocol tensors ↔ NumPy arrays, without per-element Python.
+"""The Open Inference Protocol over gRPC: protos ↔ the data plane's plain types
+(rxcast.predictor.open_inference), and the servicer, each RPC a conversion in,
+a data plane call and a conversion out.
 
-Raw contents (`raw_input_contents`, what tritonclient sends) are little-endian
-bytes read with `np.frombuffer`; BYTES elements are each prefixed by their
-length as a 4-byte little-endian integer, as the protocol specifies.
+Tensors become NumPy arrays without per-element Python: raw contents
+(`raw_input_contents`, what tritonclient sends) are little-endian bytes read in
+place with `np.frombuffer`; BYTES elements are each prefixed by their length as
+a 4-byte little-endian integer, as the protocol specifies. Raw contents in the
+request get raw contents in the response, as Triton does; typed contents get
+typed contents.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import time
 
 import numpy as np
 
 from inference import grpc_predict_v2_pb2 as oip
-from rxcast.runtime.errors import InvalidArgument
+from inference import grpc_predict_v2_pb2_grpc as oip_grpc
+from rxcast.predictor.open_inference import (
+    DataPlane,
+    InferRequest,
+    InferResponse,
+    ModelConfig,
+    ModelIndexEntry,
+    ModelMetadata,
+    ModelStatistics,
+    ServerInfo,
+    TensorSpec,
+)
+from rxcast.runtime.errors import InvalidArgument, RxcastError
 
 #: OIP datatype → (NumPy little-endian dtype, InferTensorContents field).
 DATATYPES: dict[str, tuple[str, str]] = {
@@ -32,13 +50,13 @@ DATATYPES: dict[str, tuple[str, str]] = {
 }
 # Resolved once: a request's path should not look dtypes up by name.
 _DTYPE = {name: np.dtype(code) for name, (code, _) in DATATYPES.items()}
+# The model configuration's names for the protocol's datatypes.
+_CONFIG_TYPES = {name: oip.DataType.Value(f"TYPE_{name}") for name in DATATYPES} | {"BYTES": oip.TYPE_STRING}
 
 
-def _shape(tensor, where: str) -> tuple[int, ...]:
-    shape = tuple(tensor.shape)
-    if shape and min(shape) < 0:
-        raise InvalidArgument(f"{where}.shape: dimensions must be >= 0, got {list(shape)}")
-    return shape
+def _where(index: int, tensor) -> str:
+    """How an error names an input (built only when there is an error)."""
+    return f"inputs[{index}] ({tensor.name!r})"
 
 
 def decode_bytes_elements(raw: bytes, count: int, where: str) -> np.ndarray:
@@ -60,68 +78,236 @@ def decode_bytes_elements(raw: bytes, count: int, where: str) -> np.ndarray:
     return np.asarray(out, dtype=str)
 
 
-def encode_bytes_elements(values: np.ndarray) -> bytes:
-    parts = []
-    for value in np.asarray(values, dtype=str).ravel():
-        data = value.encode("utf-8")
-        parts.append(struct.pack("<I", len(data)))
-        parts.append(data)
-    return b"".join(parts)
-
-
-def input_array(tensor, raw: bytes | None, where: str) -> np.ndarray:
-    """One input tensor as an array of its declared shape."""
-    shape = _shape(tensor, where)
+def input_array(tensor: oip.ModelInferRequest.InferInputTensor, raw: bytes | None, index: int) -> np.ndarray:
+    """One input tensor as an array of its declared shape; raw numbers are a
+    read-only view of `raw`, not a copy."""
+    shape = tuple(tensor.shape)
+    if shape and min(shape) < 0:
+        raise InvalidArgument(f"{_where(index, tensor)}.shape: dimensions must be >= 0, got {list(shape)}")
     count = math.prod(shape)
     datatype = tensor.datatype
+    dtype = _DTYPE.get(datatype)
+    if dtype is not None and raw is not None:  # what tritonclient sends
+        if len(raw) != count * dtype.itemsize:
+            raise InvalidArgument(
+                f"{_where(index, tensor)}: raw contents hold {len(raw)} bytes, shape {list(shape)} of {datatype} "
+                f"needs {count * dtype.itemsize}"
+            )
+        return np.frombuffer(raw, dtype=dtype).reshape(shape)
     if datatype == "BYTES":
         if raw is not None:
-            values = decode_bytes_elements(raw, count, where)
+            values = decode_bytes_elements(raw, count, _where(index, tensor))
         else:
-            values = np.asarray([b.decode("utf-8", errors="replace") for b in tensor.contents.bytes_contents], dtype=str)
-    elif datatype in DATATYPES:
-        dtype, field = _DTYPE[datatype], DATATYPES[datatype][1]
-        if raw is not None:
-            itemsize = dtype.itemsize
-            if len(raw) != count * itemsize:
-                raise InvalidArgument(
-                    f"{where}: raw contents hold {len(raw)} bytes, shape {list(shape)} of {datatype} needs {count * itemsize}"
-                )
-            values = np.frombuffer(raw, dtype=dtype)
-        elif field:
-            values = np.asarray(getattr(tensor.contents, field), dtype=dtype)
-        else:
-            raise InvalidArgument(f"{where}: {datatype} needs raw contents (the protocol has no typed field for it)")
+            values = np.asarray(
+                [b.decode("utf-8", errors="replace") for b in tensor.contents.bytes_contents], dtype=str
+            )
+    elif dtype is not None:
+        field = DATATYPES[datatype][1]
+        if not field:
+            raise InvalidArgument(
+                f"{_where(index, tensor)}: {datatype} needs raw contents (the protocol has no typed field for it)"
+            )
+        values = np.asarray(getattr(tensor.contents, field), dtype=dtype)
     else:
-        raise InvalidArgument(f"{where}.datatype: unsupported {datatype!r}; use one of {', '.join([*DATATYPES, 'BYTES'])}")
+        raise InvalidArgument(
+            f"{_where(index, tensor)}.datatype: unsupported {datatype!r}; use one of {', '.join([*DATATYPES, 'BYTES'])}"
+        )
     if values.size != count:
-        raise InvalidArgument(f"{where}: {values.size} values for shape {list(shape)} ({count} expected)")
+        raise InvalidArgument(
+            f"{_where(index, tensor)}: {values.size} values for shape {list(shape)} ({count} expected)"
+        )
     return values.reshape(shape)
 
 
 def inputs_by_name(request: oip.ModelInferRequest) -> dict[str, np.ndarray]:
     """Every input tensor of a request, decoded, by name."""
+    tensors = request.inputs
     raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
+    if raw and len(raw) != len(tensors):
         raise InvalidArgument(
-            f"raw_input_contents: {len(raw)} entries for {len(request.inputs)} inputs; send one per input or none"
+            f"raw_input_contents: {len(raw)} entries for {len(tensors)} inputs; send one per input or none"
         )
     arrays: dict[str, np.ndarray] = {}
-    for i, tensor in enumerate(request.inputs):
-        where = f"inputs[{i}] ({tensor.name!r})"
-        if not tensor.name:
+    for i, tensor in enumerate(tensors):
+        name = tensor.name
+        if not name:
             raise InvalidArgument(f"inputs[{i}].name: must not be empty")
-        if tensor.name in arrays:
-            raise InvalidArgument(f"{where}: the input is given twice")
-        arrays[tensor.name] = input_array(tensor, raw[i] if raw else None, where)
+        if name in arrays:
+            raise InvalidArgument(f"{_where(i, tensor)}: the input is given twice")
+        arrays[name] = input_array(tensor, raw[i] if raw else None, i)
     return arrays
 
 
-def output_tensor(name: str, values: np.ndarray, datatype: str, raw: bool, response: oip.ModelInferResponse) -> None:
-    """Append one output to `response`, as raw contents or typed contents."""
-    tensor = response.outputs.add(name=name, datatype=datatype, shape=values.shape)
-    array = values if values.dtype == _DTYPE[datatype] else values.astype(_DTYPE[datatype])
-    if raw:
-        response.raw_output_contents.append(array.tobytes())
+# Protos → the data plane's types.
+
+
+def infer_request(request: oip.ModelInferRequest) -> InferRequest:
+    received_ns = time.perf_counter_ns()
+    outputs = request.outputs
+    return InferRequest(
+        request.model_name,
+        request.model_version,
+        request.id,
+        inputs_by_name(request),
+        tuple([o.name for o in outputs]) if outputs else (),
+        received_ns,
+    )
+
+
+# The data plane's types → protos.
+
+
+def infer_response(
+    answer: InferResponse, raw: bool, into: oip.ModelInferResponse | None = None
+) -> oip.ModelInferResponse:
+    """The answer as a ModelInferResponse (filled into `into` when given), its
+    outputs as raw contents when `raw`, else as typed contents."""
+    if into is None:
+        response = oip.ModelInferResponse(
+            model_name=answer.model_name, model_version=answer.model_version, id=answer.id
+        )
     else:
-        getattr(tensor.contents, DATATYPES[datatype][1]).extend(array.ravel().tolist())
+        response = into
+        response.model_name, response.model_version, response.id = answer.model_name, answer.model_version, answer.id
+    for output in answer.outputs:
+        values, datatype = output.values, output.datatype
+        tensor = response.outputs.add(name=output.name, datatype=datatype, shape=values.shape)
+        dtype = _DTYPE[datatype]
+        if values.dtype != dtype:
+            values = values.astype(dtype)
+        if raw:
+            response.raw_output_contents.append(values.tobytes())
+        else:
+            getattr(tensor.contents, DATATYPES[datatype][1]).extend(values.ravel().tolist())
+    return response
+
+
+def stream_error(request: oip.ModelInferRequest, error: RxcastError) -> oip.ModelStreamInferResponse:
+    """A failed request's answer on a stream: the error, with its status code's
+    name, and the request's model, version and id so the caller can match it."""
+    return oip.ModelStreamInferResponse(
+        error_message=f"{error.code}: {error.message}",
+        infer_response=oip.ModelInferResponse(
+            model_name=request.model_name, model_version=request.model_version, id=request.id
+        ),
+    )
+
+
+def server_metadata_response(server: ServerInfo) -> oip.ServerMetadataResponse:
+    return oip.ServerMetadataResponse(name=server.name, version=server.version, extensions=server.extensions)
+
+
+def _tensor_metadata(spec: TensorSpec) -> oip.ModelMetadataResponse.TensorMetadata:
+    return oip.ModelMetadataResponse.TensorMetadata(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+
+
+def metadata_response(metadata: ModelMetadata) -> oip.ModelMetadataResponse:
+    return oip.ModelMetadataResponse(
+        name=metadata.name,
+        versions=metadata.versions,
+        platform=metadata.platform,
+        inputs=[_tensor_metadata(s) for s in metadata.inputs],
+        outputs=[_tensor_metadata(s) for s in metadata.outputs],
+    )
+
+
+def config_response(config: ModelConfig) -> oip.ModelConfigResponse:
+    return oip.ModelConfigResponse(
+        config=oip.ModelConfig(
+            name=config.name,
+            platform=config.platform,
+            backend=config.backend,
+            max_batch_size=config.max_batch_size,
+            input=[
+                oip.ModelInput(name=s.name, data_type=_CONFIG_TYPES[s.datatype], dims=s.shape) for s in config.inputs
+            ],
+            output=[
+                oip.ModelOutput(name=s.name, data_type=_CONFIG_TYPES[s.datatype], dims=s.shape) for s in config.outputs
+            ],
+            parameters={key: oip.ModelParameter(string_value=value) for key, value in config.parameters.items()},
+        )
+    )
+
+
+def _duration(duration) -> oip.StatisticDuration:
+    return oip.StatisticDuration(count=duration.count, ns=duration.ns)
+
+
+def statistics_response(models: list[ModelStatistics]) -> oip.ModelStatisticsResponse:
+    return oip.ModelStatisticsResponse(
+        model_stats=[
+            oip.ModelStatistics(
+                name=model.name,
+                version=str(s.version),
+                last_inference=s.last_inference_ms,
+                inference_count=s.inference_count,
+                execution_count=s.execution_count,
+                inference_stats=oip.InferStatistics(
+                    success=_duration(s.success),
+                    fail=_duration(s.fail),
+                    compute_input=_duration(s.compute_input),
+                    compute_infer=_duration(s.compute_infer),
+                    compute_output=_duration(s.compute_output),
+                ),
+            )
+            for model in models
+            for s in model.versions
+        ]
+    )
+
+
+def index_response(entries: list[ModelIndexEntry]) -> oip.RepositoryIndexResponse:
+    return oip.RepositoryIndexResponse(
+        models=[
+            oip.RepositoryIndexResponse.ModelIndex(name=e.name, version=e.version, state=e.state, reason=e.reason)
+            for e in entries
+        ]
+    )
+
+
+class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
+    """The Open Inference Protocol's gRPC service on a DataPlane."""
+
+    def __init__(self, plane: DataPlane):
+        self._plane = plane
+        self._server_metadata = server_metadata_response(plane.server)
+
+    def ServerLive(self, request, context):
+        return oip.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request, context):
+        return oip.ServerReadyResponse(ready=self._plane.server_ready())
+
+    def ModelReady(self, request, context):
+        return oip.ModelReadyResponse(ready=self._plane.model_ready(request.name, request.version))
+
+    def ServerMetadata(self, request, context):
+        return self._server_metadata
+
+    def ModelMetadata(self, request, context):
+        return metadata_response(self._plane.model_metadata(request.name, request.version))
+
+    def ModelConfig(self, request, context):
+        return config_response(self._plane.model_config(request.name, request.version))
+
+    def ModelStatistics(self, request, context):
+        return statistics_response(self._plane.model_statistics(request.name, request.version))
+
+    def RepositoryIndex(self, request, context):
+        return index_response(self._plane.repository_index(request.ready))
+
+    def ModelInfer(self, request, context):
+        answer = self._plane.infer(infer_request(request))
+        return infer_response(answer, raw=len(request.raw_input_contents) > 0)
+
+    def ModelStreamInfer(self, request_iterator, context):
+        """Each request answered in turn; a domain error answers its request
+        (Triton's semantics) and the stream goes on."""
+        for request in request_iterator:
+            response = oip.ModelStreamInferResponse()
+            try:
+                answer = self._plane.infer(infer_request(request))
+                infer_response(answer, len(request.raw_input_contents) > 0, response.infer_response)
+            except RxcastError as exc:
+                response = stream_error(request, exc)
+            yield response
