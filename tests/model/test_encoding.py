@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rxcast.model import FeatureEncoder, ModelManifest
-from rxcast.model.encoding import valid_codes
+from rxcast.model.encoding import code_levels, valid_codes
 
 FEATURES = ("dispensed_sum_7d", "medication_category", "unit_price", "store_region")
 LEVELS = {"medication_category": ("analgesic", "antiviral", "statin"), "store_region": ("north", "south")}
@@ -23,6 +23,12 @@ def _read_only(matrix: np.ndarray) -> np.ndarray:
 def test_valid_codes_are_whole_numbers_naming_a_level():
     codes = np.array([0.0, 1.0, 2.0, -0.0, 2.5, -0.5, 3.0, 99.0, -1.0, np.nan, np.inf, -np.inf, 1e300])
     assert valid_codes(codes, 3).tolist() == [True] * 4 + [False] * 9
+
+
+def test_code_levels_names_the_level_of_each_valid_code():
+    codes = np.array([2.0, 0.0, 2.5, -0.5, 3.0, np.nan, -0.0])
+    assert code_levels(codes, ("a", "b", "c")).tolist() == ["c", "a", "", "", "", "", "a"]
+    assert code_levels(np.array([0.0]), ()).tolist() == [""]
 
 
 # Rows of 1 and 8 take the small-batch path, 9 and 40 the vectorized one.
@@ -68,7 +74,7 @@ def test_a_valid_matrix_is_returned_as_it_is(rows):
     given = _read_only(matrix)
     checked, missing = ENCODER.check_matrix(given)
     assert checked is given
-    assert not missing.any() and missing.shape == (rows,)
+    assert missing is None  # no row missing anything: no mask to build
 
 
 @pytest.mark.parametrize("rows", [1, 12])
@@ -89,14 +95,21 @@ def test_the_matrix_rule_matches_encoding_the_columns(rows):
     encoded = ENCODER.encode(text)
     checked, missing = ENCODER.check_matrix(np.column_stack([columns[name] for name in FEATURES]))
     np.testing.assert_array_equal(checked, encoded.matrix)
-    np.testing.assert_array_equal(missing, encoded.missing)
+    np.testing.assert_array_equal(np.zeros(rows, bool) if missing is None else missing, encoded.missing)
 
 
 def test_a_model_without_categoricals_checks_values_only():
     encoder = FeatureEncoder(ModelManifest(version=1, feature_names=("a", "b"), categorical_levels={}, horizon_days=7))
     for rows in (1, 20):
         matrix = np.full((rows, 2), 2.5)
-        assert not encoder.check_matrix(matrix)[1].any()
+        assert encoder.check_matrix(matrix)[1] is None
         matrix[0, 1] = np.inf
         checked, missing = encoder.check_matrix(matrix)
         assert missing.tolist() == [True] + [False] * (rows - 1) and np.isnan(checked[0, 1])
+
+
+@pytest.mark.parametrize("rows", [1, 20])
+def test_a_categorical_without_levels_has_no_valid_code(rows):
+    manifest = ModelManifest(version=1, feature_names=("a", "c"), categorical_levels={"c": ()}, horizon_days=7)
+    checked, missing = FeatureEncoder(manifest).check_matrix(np.zeros((rows, 2)))
+    assert missing.all() and np.isnan(checked[:, 1]).all() and (checked[:, 0] == 0).all()

@@ -19,6 +19,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
+from rxcast.model.encoding import code_levels
 from rxcast.predictor.serving import ServingModel
 from rxcast.runtime.channels import connect
 from rxcast.runtime.logs import get_logger
@@ -70,10 +71,8 @@ def _feature_values(entry: LogEntry) -> list[drift_pb2.FeatureValues]:
             continue
         codes = entry.matrix[:, j]
         if levels is not None:
-            table = np.asarray((*levels, ""), dtype=str)
-            known = np.isfinite(codes) & (codes >= 0) & (codes < len(levels))
-            index = np.where(known, codes, len(levels)).astype(np.int64)
-            out.append(drift_pb2.FeatureValues(name=name, categorical=drift_pb2.StringList(values=table[index].tolist())))
+            text = code_levels(codes, levels)
+            out.append(drift_pb2.FeatureValues(name=name, categorical=drift_pb2.StringList(values=text.tolist())))
         else:
             out.append(drift_pb2.FeatureValues(name=name, numeric=drift_pb2.DoubleList(values=codes.tolist())))
     return out

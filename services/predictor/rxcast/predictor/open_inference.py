@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rxcast.model.encoding import code_levels
 from rxcast.predictor import flags as F
 from rxcast.predictor.driftlog import LogEntry, PredictionLogQueue
 from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.infer_stats import StatisticsBook, VersionStatistics
 from rxcast.predictor.serving import ServingModel
-from rxcast.model.encoding import valid_codes
 from rxcast.runtime.errors import InvalidArgument, NotFound
 
 MATRIX_INPUT = "features"
@@ -259,7 +259,7 @@ class DataPlane:
             outputs = [
                 OutputTensor(name, "FP64", forecasts)
                 if name == "forecast"
-                else OutputTensor(name, "UINT32", np.multiply(missing, F.MISSING_FEATURES, dtype=np.uint32))
+                else OutputTensor(name, "UINT32", _flags(missing, len(forecasts)))
                 for name in wanted
             ]
         except Exception:
@@ -283,6 +283,12 @@ def _wanted(outputs: tuple[str, ...]) -> tuple[str, ...]:
     return outputs
 
 
+def _flags(missing: np.ndarray | None, rows: int) -> np.ndarray:
+    if missing is None:
+        return np.zeros(rows, dtype=np.uint32)
+    return np.multiply(missing, F.MISSING_FEATURES, dtype=np.uint32)
+
+
 def _signature(model: ServingModel) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     k = len(model.feature_names)
     inputs = (TensorSpec(MATRIX_INPUT, "FP64", (-1, k)),)
@@ -290,8 +296,9 @@ def _signature(model: ServingModel) -> tuple[tuple[TensorSpec, ...], tuple[Tenso
     return inputs, outputs
 
 
-def _input_matrix(model: ServingModel, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The model's input matrix from either input form, and the rows with a missing value."""
+def _input_matrix(model: ServingModel, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's input matrix from either input form, and the rows with a
+    missing value (None when there are none)."""
     values = inputs.get(MATRIX_INPUT)
     if values is None:
         return _per_feature_matrix(model, inputs)
@@ -328,19 +335,11 @@ def _per_feature_matrix(model: ServingModel, inputs: dict[str, np.ndarray]) -> t
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise InvalidArgument(f"inputs: feature tensors differ in length {sorted(lengths)}")
-    for name in model.manifest.categorical_levels:
-        if columns[name].dtype.kind in "fiub":  # level codes
-            columns[name] = _codes_as_text(model, name, columns[name])
+    for name, levels in model.manifest.categorical_levels.items():
+        if columns[name].dtype.kind in "fiub":  # level codes: an invalid one is missing, as in the matrix
+            columns[name] = code_levels(columns[name], levels)
     encoded = model.bundle.encoder.encode(columns)
     unseen = np.zeros(len(encoded.matrix), dtype=bool)
     for mask in encoded.unseen.values():
         unseen |= mask
     return encoded.matrix, encoded.missing | unseen
-
-
-def _codes_as_text(model: ServingModel, name: str, codes: np.ndarray) -> np.ndarray:
-    """Level codes as their levels' text; an invalid code as "" (missing)."""
-    levels = np.asarray((*model.manifest.categorical_levels[name], ""), dtype=str)
-    codes = np.asarray(codes, dtype=np.float64)
-    known = valid_codes(codes, len(levels) - 1)
-    return levels[np.where(known, codes, len(levels) - 1).astype(np.int64)]
