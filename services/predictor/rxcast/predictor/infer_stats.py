@@ -129,9 +129,6 @@ class StatisticsBook:
                         self._versions.popitem(last=False)
         return counters
 
-    def get(self, version: int) -> VersionCounters | None:
-        return self._versions.get(version)
-
     def versions(self) -> list[int]:
         with self._lock:
             return list(self._versions)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -163,18 +164,20 @@ class DataPlane:
         #: Versions swapped out, newest last → the version that replaced each.
         self._retired: OrderedDict[int, int] = OrderedDict()
         self._serving: int | None = None
+        self._swaps = threading.Lock()  # a swap (poller thread) against an index read
         model = holder.peek()
         if model is not None:
             self._swapped(model)
         holder.on_swap(self._swapped)
 
     def _swapped(self, model: ServingModel) -> None:
-        previous, self._serving = self._serving, model.version
-        self._retired.pop(model.version, None)
-        if previous is not None and previous != model.version:
-            self._retired[previous] = model.version
-            while len(self._retired) > RETIRED_KEPT:
-                self._retired.popitem(last=False)
+        with self._swaps:
+            previous, self._serving = self._serving, model.version
+            self._retired.pop(model.version, None)
+            if previous is not None and previous != model.version:
+                self._retired[previous] = model.version
+                while len(self._retired) > RETIRED_KEPT:
+                    self._retired.popitem(last=False)
 
     # Health and metadata.
 
@@ -220,7 +223,9 @@ class DataPlane:
             entries = [ModelIndexEntry(self.name, "", UNAVAILABLE, f"no version loaded yet: {waiting}")]
         else:
             entries = [ModelIndexEntry(self.name, str(model.version), READY)]
-        for version, successor in reversed(list(self._retired.items())):
+        with self._swaps:
+            retired = list(self._retired.items())
+        for version, successor in reversed(retired):
             entries.append(ModelIndexEntry(self.name, str(version), UNAVAILABLE, f"replaced by version {successor}"))
         return [e for e in entries if e.state == READY] if ready_only else entries
 
