@@ -50,8 +50,17 @@ def training_rows(rows: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def train(version: int = 1, scale: float = 1.0, rows: int = 2000, rounds: int = 20, seed: int = 0) -> TrainedModel:
-    """A tweedie model whose forecasts grow with `scale` (so versions are told apart by their answers)."""
+def train(
+    version: int = 1,
+    scale: float = 1.0,
+    rows: int = 2000,
+    rounds: int = 20,
+    seed: int = 0,
+    category_effect: dict[str, float] | None = None,
+) -> TrainedModel:
+    """A tweedie model whose forecasts grow with `scale` (so versions are told
+    apart by their answers); `category_effect` adds units per medication
+    category, so that the model's answer depends on the category's level."""
     manifest = ModelManifest(
         version=version,
         feature_names=FEATURES,
@@ -63,6 +72,8 @@ def train(version: int = 1, scale: float = 1.0, rows: int = 2000, rounds: int = 
     data = training_rows(rows, seed)
     matrix = FeatureEncoder(manifest).encode(data).matrix
     target = scale * (data["dispensed_sum_7d"] * (1 + 0.5 * data["on_promotion"]) + 1.0)
+    if category_effect:
+        target = target + np.vectorize(category_effect.get)(data["medication_category"])
     dataset = lgb.Dataset(matrix, target, feature_name=list(FEATURES), categorical_feature=[4, 5], free_raw_data=False)
     booster = lgb.train(
         {"objective": "tweedie", "num_leaves": 15, "verbose": -1, "seed": seed, "num_threads": 1},

@@ -1,11 +1,15 @@
 """Calls a predictor through tritonclient.grpc, as an outside client would.
 
 Runs in the tritonclient virtualenv (not rxcast's): python triton_call.py ADDRESS CASE_JSON
-The case names the model, the inputs (as lists) and their datatypes; the
-answer, printed as JSON, holds what the server said.
+The case names the model, the inputs (as lists) and their datatypes, and
+optionally `stream`: requests (each with `inputs` and an `id`) to send on one
+ModelStreamInfer stream. The answer, printed as JSON, holds what the server
+said: probes, metadata, configuration, repository index, the inference
+statistics before and after the calls, the unary answer and the stream's.
 """
 
 import json
+import queue
 import sys
 
 import numpy as np
@@ -13,18 +17,9 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 
-def main() -> None:
-    address, case = sys.argv[1], json.loads(sys.argv[2])
-    client = triton.InferenceServerClient(url=address)
-    out = {
-        "live": client.is_server_live(),
-        "ready": client.is_server_ready(),
-        "model_ready": client.is_model_ready(case["model"]),
-        "server": client.get_server_metadata(as_json=True),
-        "metadata": client.get_model_metadata(case["model"], as_json=True),
-    }
+def _inputs(specs):
     inputs = []
-    for spec in case["inputs"]:
+    for spec in specs:
         if spec["datatype"] == "BYTES":
             data = np.array(spec["data"], dtype=object)
         else:
@@ -32,18 +27,63 @@ def main() -> None:
         tensor = triton.InferInput(spec["name"], list(data.shape), spec["datatype"])
         tensor.set_data_from_numpy(data)
         inputs.append(tensor)
+    return inputs
+
+
+def _result(result) -> dict:
+    response = result.get_response(as_json=True)
+    forecast, flags = result.as_numpy("forecast"), result.as_numpy("flags")
+    return {
+        "model_version": response["model_version"],
+        "id": response.get("id", ""),
+        "forecast": forecast.tolist() if forecast is not None else None,
+        "flags": flags.tolist() if flags is not None else None,
+    }
+
+
+def _error(exc: InferenceServerException) -> dict:
+    return {"status": exc.status(), "message": exc.message()}
+
+
+def _stream(client, model: str, requests: list) -> list:
+    """Every request on one stream; the answers in the order they came."""
+    answers: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: answers.put((result, error)))
+    try:
+        for request in requests:
+            client.async_stream_infer(model, _inputs(request["inputs"]), request_id=request["id"])
+        out = []
+        for _ in requests:
+            result, error = answers.get(timeout=30)
+            out.append({"error": _error(error)} if error is not None else _result(result))
+        return out
+    finally:
+        client.stop_stream()
+
+
+def main() -> None:
+    address, case = sys.argv[1], json.loads(sys.argv[2])
+    model = case["model"]
+    client = triton.InferenceServerClient(url=address)
+    out = {
+        "live": client.is_server_live(),
+        "ready": client.is_server_ready(),
+        "model_ready": client.is_model_ready(model),
+        "server": client.get_server_metadata(as_json=True),
+        "metadata": client.get_model_metadata(model, as_json=True),
+        "config": client.get_model_config(model, as_json=True),
+        "index": client.get_model_repository_index(as_json=True),
+        "statistics_before": client.get_inference_statistics(model, as_json=True),
+    }
     outputs = [triton.InferRequestedOutput(name) for name in case.get("outputs", [])] or None
     try:
-        result = client.infer(case["model"], inputs, outputs=outputs, request_id="call-1")
-        response = result.get_response(as_json=True)
-        out["infer"] = {
-            "model_version": response["model_version"],
-            "id": response["id"],
-            "forecast": result.as_numpy("forecast").tolist() if result.as_numpy("forecast") is not None else None,
-            "flags": result.as_numpy("flags").tolist() if result.as_numpy("flags") is not None else None,
-        }
+        result = client.infer(model, _inputs(case["inputs"]), outputs=outputs, request_id="call-1")
+        out["infer"] = _result(result)
     except InferenceServerException as exc:
-        out["error"] = {"status": exc.status(), "message": exc.message()}
+        out["error"] = _error(exc)
+    if "stream" in case:
+        out["stream"] = _stream(client, model, case["stream"])
+    out["statistics_after"] = client.get_inference_statistics(model, as_json=True)
     print(json.dumps(out))
 
 

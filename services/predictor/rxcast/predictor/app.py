@@ -14,10 +14,11 @@ from rxcast.predictor.config import PredictorConfig
 from rxcast.predictor.driftlog import DriftSink, PredictionLogQueue
 from rxcast.predictor.features import FeatureSource
 from rxcast.predictor.holder import ModelHolder
-from rxcast.predictor.inference import InferenceModel
 from rxcast.predictor.online import OnlinePredictor, OnlineSettings
+from rxcast.predictor.open_inference import DataPlane
+from rxcast.predictor.open_inference_grpc import InferenceServicer
 from rxcast.predictor.serving import EntityFeatures
-from rxcast.predictor.servicer import InferenceServicer, PredictorServicer
+from rxcast.predictor.servicer import PredictorServicer
 from rxcast.predictor.updates import ModelPoller, TrainerModelSource, load_directory
 from rxcast.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from rxcast.runtime.errors import RxcastError
@@ -89,8 +90,8 @@ class PredictorApp:
         )
         names = [SERVICE_NAME]
         if self.config.mode == "online":
-            inference = InferenceModel(self.holder, self.config.model_name, self.log_queue)
-            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(inference), server)
+            plane = DataPlane(self.holder, self.config.model_name, self.log_queue)
+            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)
             names.append(INFERENCE_SERVICE_NAME)
         # Not ready to forecast until a model is loaded; a load balancer must not route here before.
         health.set(NOT_SERVING, names)

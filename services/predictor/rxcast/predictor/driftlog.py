@@ -20,6 +20,7 @@ from prometheus_client import Counter, Gauge
 
 from rxcast.clients import DriftClient
 from rxcast.drift.v1 import drift_pb2
+from rxcast.model.encoding import code_levels
 from rxcast.predictor.serving import ServingModel
 from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.logs import get_logger
@@ -71,10 +72,8 @@ def _feature_values(entry: LogEntry) -> list[drift_pb2.FeatureValues]:
             continue
         codes = entry.matrix[:, j]
         if levels is not None:
-            table = np.asarray((*levels, ""), dtype=str)
-            known = np.isfinite(codes) & (codes >= 0) & (codes < len(levels))
-            index = np.where(known, codes, len(levels)).astype(np.int64)
-            out.append(drift_pb2.FeatureValues(name=name, categorical=drift_pb2.StringList(values=table[index].tolist())))
+            text = code_levels(codes, levels)
+            out.append(drift_pb2.FeatureValues(name=name, categorical=drift_pb2.StringList(values=text.tolist())))
         else:
             out.append(drift_pb2.FeatureValues(name=name, numeric=drift_pb2.DoubleList(values=codes.tolist())))
     return out

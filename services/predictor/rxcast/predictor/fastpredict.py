@@ -13,6 +13,7 @@ which keeps the GIL for the duration of the call. Larger batches go through
 from __future__ import annotations
 
 import ctypes
+import threading
 import weakref
 
 import lightgbm as lgb
@@ -55,20 +56,32 @@ class SingleRowPredictor:
         )
         self._handle = handle
         self._finalizer = weakref.finalize(self, _LIB.LGBM_FastConfigFree, handle)
+        # Each thread's output buffer and its address, kept between calls: a new
+        # array and a `.ctypes` lookup cost more per call than the row itself.
+        self._local = threading.local()
 
     def __reduce__(self):
         # Shipped to Dask workers as its booster; the FastConfig is rebuilt there.
         return (SingleRowPredictor, (self._booster, self._num_features))
 
-    def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Raw model outputs for each row of a (rows, features) float64 matrix."""
+    def predict(self, matrix: np.ndarray, lower: float = -np.inf) -> np.ndarray:
+        """Model outputs for each row of a (rows, features) float64 matrix, as a
+        new array, each at least `lower` (demand forecasts pass 0)."""
         rows = matrix if matrix.dtype == np.float64 and matrix.flags.c_contiguous else np.ascontiguousarray(matrix, np.float64)
         count = rows.shape[0]
-        out = np.empty(count + 1)  # the last slot receives the output length
+        out, out_base = self._buffer(count + 1)  # the last slot receives the output length
         handle = self._handle.value
-        base, step, out_base = rows.ctypes.data, 8 * rows.shape[1], out.ctypes.data
+        base, step = rows.ctypes.data, 8 * rows.shape[1]
         length_address = out_base + 8 * count
         for i in range(count):
             if _PREDICT_ROW(handle, base + i * step, length_address, out_base + 8 * i) != 0:
                 _check(-1)
-        return out[:count]
+        return np.maximum(out[:count], lower)
+
+    def _buffer(self, size: int) -> tuple[np.ndarray, int]:
+        """This thread's output buffer of at least `size` slots, and its address."""
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None or buffer[0].size < size:
+            array = np.empty(max(size, 17))
+            buffer = self._local.buffer = (array, array.ctypes.data)
+        return buffer

@@ -1,20 +1,19 @@
-"""gRPC servicers: protos in, plain arrays to the domain code, protos out."""
+"""The PredictorService servicer: protos in, plain arrays to the domain code, protos out.
+
+(The Open Inference Protocol's servicer is rxcast.predictor.open_inference_grpc.)
+"""
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 
 
-from inference import grpc_predict_v2_pb2 as oip
-from inference import grpc_predict_v2_pb2_grpc as oip_grpc
 from rxcast.runtime import timestamps
 from rxcast.predictor.batch.runner import BatchRunner
 from rxcast.predictor.batch.runs import FAILED, RUNNING, SUCCEEDED, RunRecord
 from rxcast.predictor.batch.store import BatchStore
 from rxcast.predictor.frame import EntityBatch
 from rxcast.predictor.holder import ModelHolder
-from rxcast.predictor.inference import InferenceModel
 from rxcast.predictor.online import OnlinePredictor
 from rxcast.predictor.policy import Forecasts
 from rxcast.predictor.v1 import predictor_pb2 as pb
@@ -142,38 +141,3 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
             response.loaded_time.CopyFrom(_timestamp(model.loaded_at))
             response.feature_names.extend(model.feature_names)
         return response
-
-
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("rxcast")
-    except importlib.metadata.PackageNotFoundError:
-        return "dev"
-
-
-class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
-    """The Open Inference Protocol on the served model (see rxcast.predictor.inference)."""
-
-    def __init__(self, model: InferenceModel):
-        self._model = model
-        self._metadata = oip.ServerMetadataResponse(name="rxcast-predictor", version=_package_version())
-
-    def ServerLive(self, request, context):
-        return oip.ServerLiveResponse(live=True)
-
-    def ServerReady(self, request, context):
-        return oip.ServerReadyResponse(ready=self._model.holder.peek() is not None)
-
-    def ModelReady(self, request, context):
-        return oip.ModelReadyResponse(ready=self._model.ready(request.name, request.version))
-
-    def ServerMetadata(self, request, context):
-        return self._metadata
-
-    def ModelMetadata(self, request, context):
-        return self._model.metadata(request.name, request.version)
-
-    def ModelInfer(self, request, context):
-        return self._model.infer(request)
-
-

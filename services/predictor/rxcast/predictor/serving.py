@@ -97,7 +97,7 @@ class ServingModel:
         if self.fast is not None and matrix.ndim == 2 and 0 < matrix.shape[0] <= FAST_PATH_MAX_ROWS:
             if matrix.shape[1] != len(self.feature_names):
                 raise InvalidArgument(f"input must have shape (rows, {len(self.feature_names)}), got {matrix.shape}")
-            return np.maximum(self.fast.predict(matrix), 0.0)
+            return self.fast.predict(matrix, lower=0.0)
         return self.bundle.predict_matrix(matrix, num_threads)
 
     def warm_up(self) -> None:
