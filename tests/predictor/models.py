@@ -11,7 +11,14 @@ import numpy as np
 from rxcast.model import ModelManifest
 from rxcast.model.bundle import sha256_bytes
 
-FEATURES = ("dispensed_sum_7d", "dispensed_sum_28d", "unit_price", "on_promotion", "medication_category", "store_region")
+FEATURES = (
+    "dispensed_sum_7d",
+    "dispensed_sum_28d",
+    "unit_price",
+    "on_promotion",
+    "medication_category",
+    "store_region",
+)
 CATEGORIES = ("analgesic", "antiviral", "statin")
 REGIONS = ("north", "south")
 STORES = tuple(f"S{i}" for i in range(4))

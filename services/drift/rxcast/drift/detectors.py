@@ -423,8 +423,3 @@ def _adwin_from_dict(data: Any, settings: DetectorSettings) -> river_drift.ADWIN
         raise StateError(f"adwin.state: {exc}") from None
     adwin._drift_detected = bool(data["drift_detected"])
     return adwin
-
-
-def settings_from_dict(data: dict[str, Any]) -> DetectorSettings:
-    known = {f.name for f in dataclasses.fields(DetectorSettings)}
-    return DetectorSettings(**{k: v for k, v in data.items() if k in known})

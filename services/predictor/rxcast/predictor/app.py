@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-
 from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+
 from rxcast.predictor.batch.runner import BatchRunner, BatchSettings, FeatureServicePopulation
 from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.batch.store import BatchStore
@@ -17,8 +17,8 @@ from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.online import OnlinePredictor, OnlineSettings
 from rxcast.predictor.open_inference import DataPlane
 from rxcast.predictor.open_inference_grpc import InferenceServicer
-from rxcast.predictor.serving import EntityFeatures
 from rxcast.predictor.servicer import PredictorServicer
+from rxcast.predictor.serving import EntityFeatures
 from rxcast.predictor.updates import ModelPoller, TrainerModelSource, load_directory
 from rxcast.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from rxcast.runtime.errors import RxcastError
@@ -85,7 +85,9 @@ class PredictorApp:
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         predictor_pb2_grpc.add_PredictorServiceServicer_to_server(
-            PredictorServicer(self.config.mode, self.holder, self.online, self.runner, self.store, self.config.max_keys),
+            PredictorServicer(
+                self.config.mode, self.holder, self.online, self.runner, self.store, self.config.max_keys
+            ),
             server,
         )
         names = [SERVICE_NAME]

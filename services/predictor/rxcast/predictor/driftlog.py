@@ -64,9 +64,17 @@ def _feature_values(entry: LogEntry) -> list[drift_pb2.FeatureValues]:
         if entry.columns is not None and name in entry.columns:
             values = entry.columns[name]
             if levels is not None:
-                out.append(drift_pb2.FeatureValues(name=name, categorical=drift_pb2.StringList(values=np.asarray(values, dtype=str).tolist())))
+                out.append(
+                    drift_pb2.FeatureValues(
+                        name=name, categorical=drift_pb2.StringList(values=np.asarray(values, dtype=str).tolist())
+                    )
+                )
             else:
-                out.append(drift_pb2.FeatureValues(name=name, numeric=drift_pb2.DoubleList(values=np.asarray(values, dtype=np.float64).tolist())))
+                out.append(
+                    drift_pb2.FeatureValues(
+                        name=name, numeric=drift_pb2.DoubleList(values=np.asarray(values, dtype=np.float64).tolist())
+                    )
+                )
             continue
         if entry.matrix is None:
             continue
@@ -174,7 +182,9 @@ class PredictionLogQueue:
             except (RxcastError, grpc.RpcError, ValueError) as exc:
                 LOG_ROWS.labels("dropped_send_failed").inc(rows)
                 if not self._failing:
-                    code = exc.code().name if isinstance(exc, grpc.RpcError) else getattr(exc, "code", type(exc).__name__)
+                    code = (
+                        exc.code().name if isinstance(exc, grpc.RpcError) else getattr(exc, "code", type(exc).__name__)
+                    )
                     log.warning("drift_log_send_failed", rows=rows, code=code)
                 self._failing = True
                 return sent

@@ -67,7 +67,11 @@ class SingleRowPredictor:
     def predict(self, matrix: np.ndarray, lower: float = -np.inf) -> np.ndarray:
         """Model outputs for each row of a (rows, features) float64 matrix, as a
         new array, each at least `lower` (demand forecasts pass 0)."""
-        rows = matrix if matrix.dtype == np.float64 and matrix.flags.c_contiguous else np.ascontiguousarray(matrix, np.float64)
+        rows = (
+            matrix
+            if matrix.dtype == np.float64 and matrix.flags.c_contiguous
+            else np.ascontiguousarray(matrix, np.float64)
+        )
         count = rows.shape[0]
         out, out_base = self._buffer(count + 1)  # the last slot receives the output length
         handle = self._handle.value

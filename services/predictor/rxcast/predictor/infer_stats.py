@@ -54,7 +54,7 @@ class VersionStatistics:
 class VersionCounters:
     """The counters of one model version."""
 
-    __slots__ = ("version", "_local", "_cells", "_lock")
+    __slots__ = ("_cells", "_local", "_lock", "version")
 
     def __init__(self, version: int):
         self.version = version

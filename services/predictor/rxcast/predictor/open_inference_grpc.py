@@ -17,9 +17,9 @@ import struct
 import time
 
 import numpy as np
-
 from inference import grpc_predict_v2_pb2 as oip
 from inference import grpc_predict_v2_pb2_grpc as oip_grpc
+
 from rxcast.predictor.open_inference import (
     DataPlane,
     InferRequest,

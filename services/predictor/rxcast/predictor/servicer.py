@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 
-
-from rxcast.runtime import timestamps
 from rxcast.predictor.batch.runner import BatchRunner
 from rxcast.predictor.batch.runs import FAILED, RUNNING, SUCCEEDED, RunRecord
 from rxcast.predictor.batch.store import BatchStore
@@ -18,9 +16,14 @@ from rxcast.predictor.online import OnlinePredictor
 from rxcast.predictor.policy import Forecasts
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from rxcast.predictor.v1 import predictor_pb2_grpc as pb_grpc
+from rxcast.runtime import timestamps
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 
-_STATES = {RUNNING: pb.BATCH_RUN_STATE_RUNNING, SUCCEEDED: pb.BATCH_RUN_STATE_SUCCEEDED, FAILED: pb.BATCH_RUN_STATE_FAILED}
+_STATES = {
+    RUNNING: pb.BATCH_RUN_STATE_RUNNING,
+    SUCCEEDED: pb.BATCH_RUN_STATE_SUCCEEDED,
+    FAILED: pb.BATCH_RUN_STATE_FAILED,
+}
 
 
 def _timestamp(seconds: float | None) -> timestamps.Timestamp | None:
@@ -77,7 +80,9 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
 
     def _require(self, mode: str, rpc: str) -> None:
         if self._mode != mode:
-            raise FailedPrecondition(f"{rpc} is served by predictors in {mode} mode; this one runs in {self._mode} mode")
+            raise FailedPrecondition(
+                f"{rpc} is served by predictors in {mode} mode; this one runs in {self._mode} mode"
+            )
 
     def Predict(self, request, context):
         self._require("online", "Predict")
