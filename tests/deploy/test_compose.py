@@ -22,8 +22,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
-from rxcast.runtime.channels import connect
+from rxcast.clients import FeatureClient
 from rxcast.runtime.config import load_config
 from rxcast.runtime.healthcheck import check
 from rxcast.suite.topology import NODES
@@ -291,11 +290,9 @@ def test_the_compose_configuration_runs_and_every_health_check_passes(tmp_path, 
 
         # The feature service's online store is the Redis the compose file names.
         assert _redis_dbsize(redis_port) == 0
-        service = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
-        with connect(f"127.0.0.1:{by_name['feature'].port}", [service], default_timeout=60) as channel:
-            stub = feature_pb2_grpc.FeatureServiceStub(channel)
-            answer = stub.IngestRecords(feature_pb2.IngestRecordsRequest(records=to_protos(world(1, 2, 3, prefix="c"))))
-            assert answer.accepted_count == 6 and not answer.errors
+        with FeatureClient(f"127.0.0.1:{by_name['feature'].port}", timeout=60) as client:
+            outcome = client.ingest(to_protos(world(1, 2, 3, prefix="c")))
+            assert outcome.accepted == 6 and not outcome.errors
         assert _redis_dbsize(redis_port) > 0
         # Each service made its state directory where the environment put it: on its volume.
         for name in {v for c in CONTAINERS.values() for v in c.mounts}:

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from inference import grpc_predict_v2_pb2_grpc
 
-from rxcast.predictor.v1 import predictor_pb2_grpc
+from rxcast.clients import PredictorClient
 from rxcast.suite.launcher import ServiceProcess
 from tests.predictor.models import MEDICATIONS, STORES, train
 from tests.predictor.standins import StandIns
@@ -27,12 +27,16 @@ class Predictor:
 
     def __init__(self, process: ServiceProcess):
         self.process = process
-        self.channel = grpc.insecure_channel(process.address)
-        self.stub = predictor_pb2_grpc.PredictorServiceStub(self.channel)
-        self.inference = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+        self.client = PredictorClient(process.address)
+        self.channel = self.client.channel
+        self.stub = self.client.stub
+        # The Open Inference Protocol's stub, as an outside client would hold it: a plain channel.
+        self._oip_channel = grpc.insecure_channel(process.address)
+        self.inference = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self._oip_channel)
 
     def close(self) -> None:
-        self.channel.close()
+        self.client.close()
+        self._oip_channel.close()
         self.process.stop()
 
 

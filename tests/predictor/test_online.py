@@ -8,6 +8,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from rxcast.predictor import flags as F
 from rxcast.predictor.v1 import predictor_pb2 as pb
@@ -89,6 +90,14 @@ def test_malformed_request_is_invalid_argument_naming_the_problem(online, keys, 
         online.stub.Predict(pb.PredictRequest(keys=keys), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert re.search(message, caught.value.details()), caught.value.details()
+
+
+def test_an_out_of_range_as_of_time_is_invalid_argument_naming_it(online):
+    for stamp in (Timestamp(seconds=2**40), Timestamp(nanos=-5)):
+        with pytest.raises(grpc.RpcError) as caught:
+            online.stub.Predict(pb.PredictRequest(keys=_keys(["S0"], ["M0"]), as_of_time=stamp), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith("as_of_time: "), caught.value.details()
 
 
 def test_predict_stream_answers_each_request_in_order(online):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import grpc
 import numpy as np
 import pytest
 
-from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+from rxcast.clients import FeatureClient
+from rxcast.feature.v1 import feature_pb2
 from rxcast.model import ModelBundle
 from rxcast.predictor import flags as F
 from rxcast.predictor.v1 import predictor_pb2 as pb
@@ -56,11 +56,9 @@ def feature_service(tmp_path_factory):
     root = tmp_path_factory.mktemp("feature-real")
     process = ServiceProcess("feature", root / "run", ["--data-dir", str(root / "data")], name="feature")
     process.start().wait_ready(180)
-    with grpc.insecure_channel(process.address) as channel:
-        answer = feature_pb2_grpc.FeatureServiceStub(channel).IngestRecords(
-            feature_pb2.IngestRecordsRequest(records=_records()), timeout=120
-        )
-    assert not answer.errors and answer.accepted_count == len(STORES) * len(MEDICATIONS) * DAYS
+    with FeatureClient(process.address, timeout=120) as client:
+        outcome = client.ingest(_records())
+    assert not outcome.errors and outcome.accepted == len(STORES) * len(MEDICATIONS) * DAYS
     yield process
     process.stop()
 
@@ -83,18 +81,8 @@ def online(tmp_path_factory, feature_service, model_dir):
 
 
 def _online_columns(feature_service, stores, medications) -> dict[str, np.ndarray]:
-    with grpc.insecure_channel(feature_service.address) as channel:
-        answer = feature_pb2_grpc.FeatureServiceStub(channel).GetOnlineFeatures(
-            feature_pb2.GetOnlineFeaturesRequest(
-                keys=feature_pb2.EntityKeys(store_ids=stores, medication_ids=medications), features=list(FEATURES)
-            ),
-            timeout=10,
-        )
-    from rxcast.predictor.features import frame_from_columns
-    from rxcast.predictor.frame import EntityBatch
-
-    keys = EntityBatch(np.asarray(stores), np.asarray(medications))
-    return dict(frame_from_columns(keys, answer.columns, [c.name for c in answer.columns]).columns)
+    with FeatureClient(feature_service.address, timeout=10) as client:
+        return dict(client.online(stores, medications, list(FEATURES)).values)
 
 
 def test_online_forecasts_are_the_model_on_the_feature_services_values(online, feature_service, first_model):

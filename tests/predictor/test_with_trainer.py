@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 
+from rxcast.clients import TrainerClient
 from rxcast.predictor import flags as F
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from rxcast.suite.launcher import ServiceProcess
@@ -109,10 +110,8 @@ def services(tmp_path_factory, world):
 
 @pytest.fixture(scope="module")
 def trainer_stub(services):
-    from rxcast.trainer.v1 import trainer_pb2_grpc
-
-    with grpc.insecure_channel(services["trainer"].address) as channel:
-        yield trainer_pb2_grpc.TrainerServiceStub(channel)
+    with TrainerClient(services["trainer"].address) as client:
+        yield client.stub
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import grpc
 from tqdm import tqdm
 
 from rxcast.clients.trainer import DEFAULT_ADDRESS, TrainerClient
+from rxcast.runtime import timestamps
 from rxcast.runtime.errors import RxcastError
 from rxcast.trainer.v1 import trainer_pb2
 
@@ -184,7 +185,7 @@ def _run(client: TrainerClient, args: argparse.Namespace) -> int:
         page = stub.ListModelVersions(trainer_pb2.ListModelVersionsRequest(page_size=args.limit))
         print(f"{'version':>7}  {'created':<20} {'window':<23} {'WAPE':>7} {'base':>7}  aliases / reason")
         for v in page.versions:
-            created = v.created_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+            created = timestamps.to_datetime(v.created_time, "created_time").strftime("%Y-%m-%d %H:%M:%S")
             window = f"{v.training_window.start_day}..{v.training_window.end_day}"
             wape, base = v.evaluation.model.wape, v.evaluation.baseline.wape
             print(
@@ -229,7 +230,7 @@ def _run(client: TrainerClient, args: argparse.Namespace) -> int:
 
 
 def _print_change(change: trainer_pb2.AliasChange) -> None:
-    when = change.time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+    when = timestamps.to_datetime(change.time, "time").strftime("%Y-%m-%d %H:%M:%S")
     print(f"{when} {change.alias}: v{change.from_version} -> v{change.to_version} ({change.kind}) {change.reason}")
 
 
