@@ -58,7 +58,7 @@ class DetectorSettings:
     alarms per 10,000 samples of a stream whose errors behave as the reference's."""
 
     #: ADWIN's confidence: smaller cuts less often.
-    adwin_delta: float = 0.1
+    adwin_delta: float = 0.002
     #: How often ADWIN looks for a cut, in samples.
     adwin_clock: int = 32
     #: Page–Hinkley's tolerated rise of the mean of u before it accumulates evidence.
@@ -112,6 +112,29 @@ class LossTransform:
             raise InvalidArgument("reference losses: none are finite")
         self.reference = reference
         self._rng = np.random.default_rng(seed)
+        # The mid-distribution transform m = (F(loss-) + F(loss)) / 2 spans
+        # [m(smallest reference loss), m(largest)]; scaled to [0, 1] over that
+        # span it is `scaled`. Its mean over the reference is exactly 0.5 before
+        # scaling, so `null_level` is the scaled stream's level under the null.
+        n = reference.size
+        self._low = np.searchsorted(reference, reference[0], side="right") / (2 * n)
+        self._high = 1.0 - (n - np.searchsorted(reference, reference[-1], side="left")) / (2 * n)
+        self.null_level = self._scale(0.5) if self._high > self._low else 0.0
+
+    def _scale(self, mid: float | np.ndarray) -> float | np.ndarray:
+        return np.clip((mid - self._low) / (self._high - self._low), 0.0, 1.0)
+
+    def scaled(self, losses: np.ndarray) -> np.ndarray:
+        """The losses' mid-distribution transform under the reference, scaled
+        so the smallest and largest reference losses map to 0 and 1: no
+        randomization, so a 0/1 loss stays exactly the 0/1 stream (what a plain
+        ADWIN sees), and a continuous loss is its reference percentile."""
+        losses = np.asarray(losses, dtype=float)
+        if self._high <= self._low:  # every reference loss equal: above it or not
+            return (losses > self.reference[0]).astype(float)
+        below = np.searchsorted(self.reference, losses, side="left")
+        at_or_below = np.searchsorted(self.reference, losses, side="right")
+        return self._scale((below + at_or_below) / (2 * self.reference.size))
 
     def __call__(self, losses: np.ndarray) -> np.ndarray:
         below = np.searchsorted(self.reference, losses, side="left")
@@ -143,14 +166,19 @@ class Detection:
     sample: int  # 1-based index of the sample in the monitored stream
     level_before: float
     level_after: float
+    #: The level while errors behave as on the reference.
+    null_level: float = 0.5
 
     def describe(self) -> str:
         # level_before is the detector's own estimate before the change (after an
-        # earlier rise it may already be high); level_after is the fresh samples' mean.
+        # earlier rise it may already be high); level_after is the mean of the
+        # samples after it: ADWIN's window after its cut, or Page–Hinkley's
+        # fresh samples.
+        where = "kept by ADWIN" if self.detector == ADWIN else f"the {JUDGED_SAMPLES}"
         return (
-            f"{self.detector} at sample {self.sample}: mean error percentile under the reference "
-            f"{self.level_after:.3f} over the {JUDGED_SAMPLES} samples after the detection "
-            f"(0.5 while errors behave as on holdout; {self.level_before:.3f} before it)"
+            f"{self.detector} at sample {self.sample}: mean scaled error level "
+            f"{self.level_after:.3f} over {where} samples after the detection "
+            f"({self.null_level:.3f} while errors behave as on holdout; {self.level_before:.3f} before it)"
         )
 
 
@@ -269,46 +297,78 @@ class ErrorStreamMonitor:
             self._transform = LossTransform(collected[: self.settings.warmup], self._seed)
             self._warmup = []
             losses = collected[self.settings.warmup :]
-        return list(self._feed(self._transform(losses)))
+        return list(self._feed(self._transform(losses), self._transform.scaled(losses)))
+
+    @property
+    def null_level(self) -> float:
+        """The level of the scaled losses while errors behave as on the
+        reference: 0.5 for continuous losses, the error rate for 0/1 losses."""
+        return 0.5 if self._transform is None else float(self._transform.null_level)
 
     @property
     def floor(self) -> float:
-        """The level of u an alarm must reach: 0.5 plus the effect floor."""
-        return 0.5 + self.settings.min_rise
+        """The level of the scaled losses an alarm must reach: the null level
+        plus the effect floor."""
+        return self.null_level + self.settings.min_rise
 
-    def _feed(self, uniforms: np.ndarray) -> Iterator[Detection]:
+    def _feed(self, uniforms: np.ndarray, scaled: np.ndarray) -> Iterator[Detection]:
         floor = self.floor
-        self.level_total += float(uniforms.sum())
-        for u in uniforms.tolist():
+        self.level_total += float(scaled.sum())
+        for u, v in zip(uniforms.tolist(), scaled.tolist(), strict=True):
             self.samples += 1
             for pending in self._confirming.values():
-                pending[0] += u
+                pending[0] += v
                 pending[1] += 1
+            # ADWIN on the scaled losses (a 0/1 loss is fed as itself, as a
+            # plain ADWIN is): an alarm as soon as its estimate of the new
+            # level, the mean of the window it kept after the cut, clears the
+            # floor: at the cut itself, or, when the window it kept still holds
+            # samples from before the change, within JUDGED_SAMPLES after it.
             before = self._adwin.estimation
-            self._adwin.update(u)
+            self._adwin.update(v)
             if self._adwin.drift_detected:
                 if self._adwin.estimation <= before:
                     self.level_drops += 1
                     self._confirming.pop(ADWIN, None)
                 else:
                     self._confirming.setdefault(ADWIN, [0.0, 0, before])
+            pending = self._confirming.get(ADWIN)
+            if pending is not None:
+                if self._adwin.estimation >= floor and (
+                    self._adwin.drift_detected or self._adwin.width >= ADWIN_MIN_WIDTH
+                ):
+                    del self._confirming[ADWIN]
+                    yield Detection(ADWIN, self.samples, pending[2], self._adwin.estimation, self.null_level)
+                elif pending[1] >= JUDGED_SAMPLES:
+                    del self._confirming[ADWIN]
+                    self.below_floor += 1
+            # Page–Hinkley on the uniform u, where its calibration holds; its
+            # detections are confirmed by the samples after them (below).
             if self._ph.update(u):
-                self._confirming.setdefault(PAGE_HINKLEY, [0.0, 0, self._ph.mean_before_change])
+                self._confirming.setdefault(PAGE_HINKLEY, [0.0, 0, self._ph_level_before()])
                 self._ph = self._new_page_hinkley()
-            # A detection becomes an alarm when the samples after it confirm
-            # the rise: their mean is above the floor. (The detectors' own
-            # estimates of the new level are biased upwards by the search for
-            # the change.)
-            for detector in [d for d, p in self._confirming.items() if p[1] >= JUDGED_SAMPLES]:
+            # A Page–Hinkley detection becomes an alarm when the samples after
+            # it confirm the rise: their mean is above the floor. Without it
+            # Page–Hinkley alone would exceed the target false-alarm rate on
+            # skewed losses; ADWIN, faster, needs no such wait.
+            for detector in [d for d, p in self._confirming.items() if d != ADWIN and p[1] >= JUDGED_SAMPLES]:
                 total, count, level_before = self._confirming.pop(detector)
                 if total / count >= floor:
-                    yield Detection(detector, self.samples, level_before, total / count)
+                    yield Detection(detector, self.samples, level_before, total / count, self.null_level)
                 else:
                     self.below_floor += 1
+
+    def _ph_level_before(self) -> float:
+        """Page–Hinkley's level before its change point, on the scaled losses'
+        scale (its own runs on u, whose mean equals the mid-transform's)."""
+        return float(self._transform._scale(self._ph.mean_before_change)) if self._transform else 0.5
 
 
 #: Samples after a detection whose mean confirms it against the floor.
 JUDGED_SAMPLES = 1000
+#: After its cut, ADWIN's estimate of the new level is judged against the floor
+#: again only over a window of at least this many samples (shorter is too noisy).
+ADWIN_MIN_WIDTH = 100
 
 
 class PageHinkley:
