@@ -33,6 +33,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,6 +121,8 @@ class LossTransform:
         self._low = np.searchsorted(reference, reference[0], side="right") / (2 * n)
         self._high = 1.0 - (n - np.searchsorted(reference, reference[-1], side="left")) / (2 * n)
         self.null_level = self._scale(0.5) if self._high > self._low else 0.0
+        #: The scaled losses' standard deviation under the null (the reference's own).
+        self.null_std = float(np.std(self.scaled(reference)))
 
     def _scale(self, mid: float | np.ndarray) -> float | np.ndarray:
         return np.clip((mid - self._low) / (self._high - self._low), 0.0, 1.0)
@@ -195,6 +198,8 @@ class ErrorStreamMonitor:
         self._seed = seed
         self._transform = None if reference_errors is None else LossTransform(np.abs(reference_errors), seed)
         self._warmup: list[np.ndarray] = []
+        # The newest scaled losses, to judge the level after an ADWIN cut.
+        self._recent: deque[float] = deque(maxlen=JUDGED_SAMPLES)
         self.samples = 0
         self.level_drops = 0
         self.below_floor = 0
@@ -216,6 +221,7 @@ class ErrorStreamMonitor:
             "samples": self.samples,
             "level_drops": self.level_drops,
             "below_floor": self.below_floor,
+            "recent": floats_to_text(np.array(self._recent, dtype=float)),
             "level_total": self.level_total,
             "confirming": {d: list(p) for d, p in self._confirming.items()},
             "adwin": _adwin_to_dict(self._adwin),
@@ -236,6 +242,7 @@ class ErrorStreamMonitor:
             "level_drops",
             "below_floor",
             "level_total",
+            "recent",
             "confirming",
             "adwin",
             "page_hinkley",
@@ -249,6 +256,7 @@ class ErrorStreamMonitor:
         monitor.samples = integer(data["samples"], "monitor.samples")
         monitor.level_drops = integer(data["level_drops"], "monitor.level_drops")
         monitor.below_floor = integer(data["below_floor"], "monitor.below_floor")
+        monitor._recent.extend(text_to_floats(data["recent"], "monitor.recent").tolist())
         monitor.level_total = number(data["level_total"], "monitor.level_total")
         confirming = data["confirming"]
         if not isinstance(confirming, dict) or not set(confirming) <= set(DETECTORS):
@@ -308,14 +316,32 @@ class ErrorStreamMonitor:
     @property
     def floor(self) -> float:
         """The level of the scaled losses an alarm must reach: the null level
-        plus the effect floor."""
-        return self.null_level + self.settings.min_rise
+        plus the effect floor, `min_rise` in units of the uniform's spread
+        (for continuous losses min_rise itself; for 0/1 losses at error rate
+        p, min_rise * sqrt(12 p (1 - p)): a rise as large against its noise)."""
+        spread = 1.0 if self._transform is None else self._transform.null_std * 12**0.5
+        return self.null_level + self.settings.min_rise * (spread or 1.0)
+
+    def _recent_level_clears(self, floor: float) -> float | None:
+        """The mean of the newest samples when it is above the floor beyond
+        doubt (RECENT_Z standard errors, for the most convincing of the newest
+        32, 64, ... samples; the spread bounded by that of a 0/1 variable at
+        the floor); None otherwise."""
+        if len(self._recent) < 32:
+            return None
+        newest = np.fromiter(reversed(self._recent), dtype=float)
+        lengths = np.arange(32, newest.size + 1, 32)
+        means = np.cumsum(newest)[lengths - 1] / lengths
+        z = (means - floor) * np.sqrt(lengths) / np.sqrt(floor * (1.0 - floor))
+        best = int(np.argmax(z))
+        return float(means[best]) if z[best] >= RECENT_Z else None
 
     def _feed(self, uniforms: np.ndarray, scaled: np.ndarray) -> Iterator[Detection]:
         floor = self.floor
         self.level_total += float(scaled.sum())
         for u, v in zip(uniforms.tolist(), scaled.tolist(), strict=True):
             self.samples += 1
+            self._recent.append(v)
             for pending in self._confirming.values():
                 pending[0] += v
                 pending[1] += 1
@@ -334,7 +360,11 @@ class ErrorStreamMonitor:
                     self._confirming.setdefault(ADWIN, [0.0, 0, before])
             pending = self._confirming.get(ADWIN)
             if pending is not None:
-                if self._adwin.estimation >= floor and (
+                recent = self._recent_level_clears(floor)
+                if recent is not None:
+                    del self._confirming[ADWIN]
+                    yield Detection(ADWIN, self.samples, pending[2], recent, self.null_level)
+                elif self._adwin.estimation >= floor and (
                     self._adwin.drift_detected or self._adwin.width >= ADWIN_MIN_WIDTH
                 ):
                     del self._confirming[ADWIN]
@@ -369,6 +399,9 @@ JUDGED_SAMPLES = 1000
 #: After its cut, ADWIN's estimate of the new level is judged against the floor
 #: again only over a window of at least this many samples (shorter is too noisy).
 ADWIN_MIN_WIDTH = 100
+#: Standard errors by which the newest samples' mean must clear the floor to
+#: confirm an ADWIN cut at once.
+RECENT_Z = 3.0
 
 
 class PageHinkley:
