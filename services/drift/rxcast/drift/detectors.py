@@ -1,30 +1,35 @@
 """Concept-drift detectors on a model's error stream, independent of the
-errors' scale and calibrated to a target false-alarm rate.
+errors' scale, as fast as a plain ADWIN and calibrated to a target
+false-alarm rate.
 
-Each error's loss (|actual - prediction|, or a 0/1 misclassification) is
-replaced by its randomized probability integral transform under the
-reference losses (the holdout errors in the version's profile):
-u = F(loss-) + V * (F(loss) - F(loss-)), V uniform. While the model's errors
-behave as on its holdout, u is uniform on [0, 1] whatever the errors' scale,
-shape or ties; when the inputs start to map to other outputs, losses grow
-and u drifts up. Without reference errors the first `warmup` losses of the
-stream serve as the reference.
+Each error's loss (|actual - prediction|, or a 0/1 misclassification) is put
+on the reference losses' scale (the holdout errors in the version's profile)
+twice. The randomized probability integral transform
+u = F(loss-) + V * (F(loss) - F(loss-)), V uniform, is uniform on [0, 1]
+while the errors behave as on the holdout, whatever their scale, shape or
+ties: Page–Hinkley runs on it, calibrated once by simulation. The
+mid-distribution transform (F(loss-) + F(loss)) / 2, scaled so the smallest
+and largest reference losses map to 0 and 1, adds no noise: a 0/1 loss stays
+the 0/1 stream itself (what a plain ADWIN is fed) and a continuous loss is
+its reference percentile. ADWIN (river, its default delta) runs on it, and
+the monitor's level (and the engine's) is its mean. Without reference errors
+the first `warmup` losses of the stream serve as the reference.
 
-On that uniform stream run river's ADWIN and a Page–Hinkley test (the same
-arithmetic as river's, which the tests check, plus the change point) (one-sided: only
-a rise of the loss is an alarm; ADWIN's cuts that lower the level are
-counted apart). A detection is an alarm only when the level of u has risen
-by at least `min_rise` above 0.5 in the JUDGED_SAMPLES samples that follow
-the detection (fresh samples: the detectors' own estimates of the new level
-are biased upwards by their search for the change): on streams of thousands of errors a
-day the detectors also find rises too small to matter. Because the input's null distribution is known exactly,
-the detectors' parameters are calibrated once by simulating uniform streams
-(`python -m rxcast.drift.calibrate`) to a target false-alarm rate, and hold
-for every model and error scale.
+Both are one-sided: only a rise of the loss is an alarm (ADWIN's cuts that
+lower the level are counted apart), and only a rise of at least `min_rise`
+(in units of the uniform's spread: the effect floor, so that a trivial rise
+in a huge stream is not an alarm). An ADWIN cut is an alarm at once when the
+newest samples clear the floor by RECENT_Z standard errors (the window ADWIN
+keeps after a cut still holds the samples before the change, so its own mean
+lags), or later, within JUDGED_SAMPLES, when they or its window do. A
+Page–Hinkley detection is an alarm when the JUDGED_SAMPLES samples after it
+clear the floor: that confirmation keeps Page–Hinkley within the target on
+skewed losses, and costs no delay, since ADWIN fires first.
 
 A monitor's whole state (transform and its random stream, warm-up losses,
-both detectors, detections being confirmed) goes to JSON and back
-(`to_dict`/`from_dict`), so a restarted service continues the same stream.
+the newest losses, both detectors, detections being confirmed) goes to JSON
+and back (`to_dict`/`from_dict`), so a restarted service continues the same
+stream.
 """
 
 from __future__ import annotations
@@ -54,11 +59,12 @@ DETECTORS = (ADWIN, PAGE_HINKLEY)
 
 @dataclasses.dataclass(frozen=True)
 class DetectorSettings:
-    """Detector parameters. The defaults are calibrated (see
-    rxcast.drift.calibrate) to at most TARGET_FALSE_ALARMS_PER_10K false
-    alarms per 10,000 samples of a stream whose errors behave as the reference's."""
+    """Detector parameters. ADWIN's are river's defaults (the plain ADWIN to
+    be as fast as); Page–Hinkley's are calibrated (see rxcast.drift.calibrate);
+    together at most TARGET_FALSE_ALARMS_PER_10K false alarms per 10,000
+    samples of a stream whose errors behave as the reference's."""
 
-    #: ADWIN's confidence: smaller cuts less often.
+    #: ADWIN's confidence: smaller cuts less often (river's default).
     adwin_delta: float = 0.002
     #: How often ADWIN looks for a cut, in samples.
     adwin_clock: int = 32
@@ -70,9 +76,11 @@ class DetectorSettings:
     ph_min_instances: int = 100
     #: Losses that stand in for the reference when the profile has no errors.
     warmup: int = 500
-    #: Effect floor: a detection is an alarm only when the level of u has
-    #: risen at least this far above 0.5 (0.03: errors about 10% larger, for
-    #: normal errors), so that a trivial rise in a huge stream is not an alarm.
+    #: Effect floor: a detection is an alarm only when the level of the scaled
+    #: losses has risen at least this far above its null level, in units of the
+    #: uniform's spread (0.03: errors about 10% larger, for normal errors; for
+    #: 0/1 losses at error rate p, 0.03 * sqrt(12 p (1 - p)): 0.015 at 2%), so
+    #: that a trivial rise in a huge stream is not an alarm.
     min_rise: float = 0.03
 
     def __post_init__(self) -> None:
@@ -203,7 +211,7 @@ class ErrorStreamMonitor:
         self.samples = 0
         self.level_drops = 0
         self.below_floor = 0
-        # Detections being confirmed: detector -> [sum of u since, samples since, level before].
+        # Detections being confirmed: detector -> [sum of the scaled losses since, samples since, level before].
         self._confirming: dict[str, list] = {}
         self._adwin = river_drift.ADWIN(delta=self.settings.adwin_delta, clock=self.settings.adwin_clock)
         self._ph = self._new_page_hinkley()
