@@ -250,7 +250,6 @@ class ErrorStreamMonitor:
             "level_drops",
             "below_floor",
             "level_total",
-            "recent",
             "confirming",
             "adwin",
             "page_hinkley",
@@ -264,7 +263,10 @@ class ErrorStreamMonitor:
         monitor.samples = integer(data["samples"], "monitor.samples")
         monitor.level_drops = integer(data["level_drops"], "monitor.level_drops")
         monitor.below_floor = integer(data["below_floor"], "monitor.below_floor")
-        monitor._recent.extend(text_to_floats(data["recent"], "monitor.recent").tolist())
+        # A monitor saved before the newest losses were kept has none: its
+        # next ADWIN cut is judged on the samples after it.
+        if "recent" in data:
+            monitor._recent.extend(text_to_floats(data["recent"], "monitor.recent").tolist())
         monitor.level_total = number(data["level_total"], "monitor.level_total")
         confirming = data["confirming"]
         if not isinstance(confirming, dict) or not set(confirming) <= set(DETECTORS):
