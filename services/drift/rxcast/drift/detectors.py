@@ -21,7 +21,7 @@ lower the level are counted apart), and only a rise of at least `min_rise`
 in a huge stream is not an alarm). An ADWIN cut is an alarm at once when the
 newest samples clear the floor by RECENT_Z standard errors (the window ADWIN
 keeps after a cut still holds the samples before the change, so its own mean
-lags), or later, within JUDGED_SAMPLES, when they or its window do. A
+lags), or later, within JUDGED_SAMPLES, when they do. A
 Page–Hinkley detection is an alarm when the JUDGED_SAMPLES samples after it
 clear the floor: that confirmation keeps Page–Hinkley within the target on
 skewed losses, and costs no delay, since ADWIN fires first.
@@ -185,10 +185,14 @@ class Detection:
         # earlier rise it may already be high); level_after is the mean of the
         # samples after it: ADWIN's window after its cut, or Page–Hinkley's
         # fresh samples.
-        where = "kept by ADWIN" if self.detector == ADWIN else f"the {JUDGED_SAMPLES}"
+        where = (
+            "the newest samples confirming ADWIN's cut (at it, or samples after the detection)"
+            if self.detector == ADWIN
+            else f"the {JUDGED_SAMPLES} samples after the detection"
+        )
         return (
             f"{self.detector} at sample {self.sample}: mean scaled error level "
-            f"{self.level_after:.3f} over {where} samples after the detection "
+            f"{self.level_after:.3f} over {where} "
             f"({self.null_level:.3f} while errors behave as on holdout; {self.level_before:.3f} before it)"
         )
 
@@ -356,10 +360,11 @@ class ErrorStreamMonitor:
                 pending[0] += v
                 pending[1] += 1
             # ADWIN on the scaled losses (a 0/1 loss is fed as itself, as a
-            # plain ADWIN is): an alarm as soon as its estimate of the new
-            # level, the mean of the window it kept after the cut, clears the
-            # floor: at the cut itself, or, when the window it kept still holds
-            # samples from before the change, within JUDGED_SAMPLES after it.
+            # plain ADWIN is): an alarm as soon as the newest samples clear
+            # the floor beyond doubt, at the cut itself or within
+            # JUDGED_SAMPLES after it. (The window ADWIN keeps after a cut
+            # still holds samples from before the change: its mean lags, and
+            # on correlated real errors it crosses the floor by chance.)
             before = self._adwin.estimation
             self._adwin.update(v)
             if self._adwin.drift_detected:
@@ -374,11 +379,6 @@ class ErrorStreamMonitor:
                 if recent is not None:
                     del self._confirming[ADWIN]
                     yield Detection(ADWIN, self.samples, pending[2], recent, self.null_level)
-                elif self._adwin.estimation >= floor and (
-                    self._adwin.drift_detected or self._adwin.width >= ADWIN_MIN_WIDTH
-                ):
-                    del self._confirming[ADWIN]
-                    yield Detection(ADWIN, self.samples, pending[2], self._adwin.estimation, self.null_level)
                 elif pending[1] >= JUDGED_SAMPLES:
                     del self._confirming[ADWIN]
                     self.below_floor += 1
@@ -406,9 +406,6 @@ class ErrorStreamMonitor:
 
 #: Samples after a detection whose mean confirms it against the floor.
 JUDGED_SAMPLES = 1000
-#: After its cut, ADWIN's estimate of the new level is judged against the floor
-#: again only over a window of at least this many samples (shorter is too noisy).
-ADWIN_MIN_WIDTH = 100
 #: Standard errors by which the newest samples' mean must clear the floor to
 #: confirm an ADWIN cut at once.
 RECENT_Z = 3.0
