@@ -379,7 +379,7 @@ class ErrorStreamMonitor:
                 if recent is not None:
                     del self._confirming[ADWIN]
                     yield Detection(ADWIN, self.samples, pending[2], recent, self.null_level)
-                elif pending[1] >= JUDGED_SAMPLES:
+                elif pending[1] >= ADWIN_PENDING_SAMPLES:
                     del self._confirming[ADWIN]
                     self.below_floor += 1
             # Page–Hinkley on the uniform u, where its calibration holds; its
@@ -406,6 +406,8 @@ class ErrorStreamMonitor:
 
 #: Samples after a detection whose mean confirms it against the floor.
 JUDGED_SAMPLES = 1000
+#: Samples after an ADWIN cut within which the newest samples may confirm it.
+ADWIN_PENDING_SAMPLES = 5000
 #: Standard errors by which the newest samples' mean must clear the floor to
 #: confirm an ADWIN cut at once.
 RECENT_Z = 3.0
