@@ -21,7 +21,7 @@ lower the level are counted apart), and only a rise of at least `min_rise`
 in a huge stream is not an alarm). An ADWIN cut is an alarm at once when the
 newest samples clear the floor by RECENT_Z standard errors (the window ADWIN
 keeps after a cut still holds the samples before the change, so its own mean
-lags), or later, within JUDGED_SAMPLES, when they do. A
+lags), or later, within ADWIN_PENDING_SAMPLES, when they do. A
 Page–Hinkley detection is an alarm when the JUDGED_SAMPLES samples after it
 clear the floor: that confirmation keeps Page–Hinkley within the target on
 skewed losses, and costs no delay, since ADWIN fires first.
@@ -362,7 +362,7 @@ class ErrorStreamMonitor:
             # ADWIN on the scaled losses (a 0/1 loss is fed as itself, as a
             # plain ADWIN is): an alarm as soon as the newest samples clear
             # the floor beyond doubt, at the cut itself or within
-            # JUDGED_SAMPLES after it. (The window ADWIN keeps after a cut
+            # ADWIN_PENDING_SAMPLES after it. (The window ADWIN keeps after a cut
             # still holds samples from before the change: its mean lags, and
             # on correlated real errors it crosses the floor by chance.)
             before = self._adwin.estimation
