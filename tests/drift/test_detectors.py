@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from river import drift as river_drift
 from scipy import stats as scipy_stats
 
+from rxcast.drift import synthetic
 from rxcast.drift.calibrate import false_alarms_per_10k
 from rxcast.drift.detectors import (
     ADWIN,
@@ -136,3 +138,77 @@ def test_a_trivial_rise_in_a_huge_stream_is_below_the_floor():
     # Errors 2% larger: u's level rises by about 0.006, well below min_rise.
     assert monitor.update(np.abs(rng.normal(0, 1.02, 200_000))) == []
     assert monitor.state()["detections_below_floor"] >= 1
+
+
+# ---- as fast as a plain ADWIN on 0/1 error streams (real river, seeded streams)
+
+CHANGE = 10_000
+#: A tie within one of ADWIN's clock ticks (it looks for a cut every 32 samples).
+TIE_MARGIN = 32
+
+
+def _sea_errors(rng, n, theta_model, theta_world):
+    x, y = synthetic.sea(n, theta_world, rng)
+    return ((x[:, 0] + x[:, 1] <= theta_model).astype(int) != y).astype(float)
+
+
+def _hyperplane_errors(rng, n, weights, drift_from=None):
+    x, y = synthetic.hyperplane(n, rng, weights=weights, drift_from=drift_from)
+    return (((x * weights).sum(axis=1) >= weights.sum() / 2).astype(int) != y).astype(float)
+
+
+def _drifting_streams(seed):
+    """(reference errors, stream drifting at CHANGE) of the model of the first concept."""
+    rng = np.random.default_rng(seed)
+    weights = rng.random(10)
+    hyperplane = _hyperplane_errors(rng, CHANGE + 10_000, weights, drift_from=CHANGE)
+    return {
+        "SEA 9 -> 7": (
+            _sea_errors(rng, 2000, 9.0, 9.0),
+            np.concatenate([_sea_errors(rng, CHANGE, 9.0, 9.0), _sea_errors(rng, 10_000, 9.0, 7.0)]),
+        ),
+        "SEA 7 -> 9.5": (
+            _sea_errors(rng, 2000, 7.0, 7.0),
+            np.concatenate([_sea_errors(rng, CHANGE, 7.0, 7.0), _sea_errors(rng, 10_000, 7.0, 9.5)]),
+        ),
+        "hyperplane": (_hyperplane_errors(rng, 2000, weights), hyperplane),
+        "small rise 2% -> 6.5%": (
+            (rng.random(2000) < 0.02).astype(float),
+            np.concatenate([rng.random(CHANGE) < 0.02, rng.random(10_000) < 0.065]).astype(float),
+        ),
+    }
+
+
+def _river_adwin_first(stream, after):
+    adwin = river_drift.ADWIN()
+    for i, loss in enumerate(stream.tolist(), start=1):
+        adwin.update(loss)
+        if adwin.drift_detected and i > after:
+            return i
+    return None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_error_streams_alarm_no_later_than_a_plain_adwin(seed):
+    # SEA, rotating hyperplane and a small rise of the error rate (2% -> 6.5%).
+    for name, (reference, stream) in _drifting_streams(500 + seed).items():
+        theirs = _river_adwin_first(stream, CHANGE)
+        detections = ErrorStreamMonitor(reference_errors=reference, seed=seed).update(stream)
+        assert theirs is not None, name
+        assert detections and detections[0].sample > CHANGE, (name, detections[:1])
+        assert detections[0].sample <= theirs + TIE_MARGIN, (name, detections[0].sample, theirs)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda rng, n: _sea_errors(rng, n, 8.0, 8.0),
+        lambda rng, n: (rng.random(n) < 0.02).astype(float),
+        lambda rng, n: _hyperplane_errors(rng, n, np.random.default_rng(5).random(10)),
+    ],
+)
+def test_no_alarm_on_a_long_error_stream_without_drift(draw):
+    rng = np.random.default_rng(41)
+    monitor = ErrorStreamMonitor(reference_errors=draw(rng, 2000), seed=4)
+    assert monitor.update(draw(rng, 120_000)) == []
+    assert monitor.samples == 120_000

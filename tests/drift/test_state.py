@@ -16,7 +16,7 @@ import river
 from rxcast.drift import detectors
 from rxcast.drift import engine as engine_module
 from rxcast.drift.alerts import DATA_DRIFT, AlertBook
-from rxcast.drift.codec import StateError
+from rxcast.drift.codec import StateError, text_to_floats
 from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, LossTransform, PageHinkley
 from rxcast.drift.engine import DriftEngine, EngineSettings
 from rxcast.drift.matching import PredictionLog
@@ -458,3 +458,13 @@ def test_no_pickle_in_the_drift_service():
     for path in package.glob("*.py"):
         text = path.read_text()
         assert "import pickle" not in text and "allow_pickle=True" not in text, path.name
+
+
+def test_a_monitor_saved_before_the_newest_losses_were_kept_still_loads():
+    monitor = ErrorStreamMonitor(reference_errors=np.random.default_rng(1).normal(size=1000))
+    monitor.update(_stream()[:2000])
+    data = _json(monitor.to_dict())
+    assert len(text_to_floats(data["recent"], "recent")) == 1000
+    del data["recent"]
+    restored = ErrorStreamMonitor.from_dict(data)
+    assert restored.samples == monitor.samples and restored.state() == monitor.state()

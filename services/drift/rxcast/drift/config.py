@@ -60,7 +60,9 @@ class DriftConfig(ServerSettings):
     null_rate_delta: float = Field(
         _THRESHOLDS.null_rate_delta, gt=0, le=1, description="absolute null-rate change that fires"
     )
-    adwin_delta: float = Field(_DETECTORS.adwin_delta, gt=0, lt=1, description="ADWIN confidence (calibrated default)")
+    adwin_delta: float = Field(
+        _DETECTORS.adwin_delta, gt=0, lt=1, description="ADWIN confidence (default: river's, 0.002)"
+    )
     ph_threshold: float = Field(
         _DETECTORS.ph_threshold, gt=0, description="Page-Hinkley alarm level (calibrated default)"
     )

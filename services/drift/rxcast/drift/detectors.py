@@ -1,30 +1,35 @@
 """Concept-drift detectors on a model's error stream, independent of the
-errors' scale and calibrated to a target false-alarm rate.
+errors' scale, as fast as a plain ADWIN and calibrated to a target
+false-alarm rate.
 
-Each error's loss (|actual - prediction|, or a 0/1 misclassification) is
-replaced by its randomized probability integral transform under the
-reference losses (the holdout errors in the version's profile):
-u = F(loss-) + V * (F(loss) - F(loss-)), V uniform. While the model's errors
-behave as on its holdout, u is uniform on [0, 1] whatever the errors' scale,
-shape or ties; when the inputs start to map to other outputs, losses grow
-and u drifts up. Without reference errors the first `warmup` losses of the
-stream serve as the reference.
+Each error's loss (|actual - prediction|, or a 0/1 misclassification) is put
+on the reference losses' scale (the holdout errors in the version's profile)
+twice. The randomized probability integral transform
+u = F(loss-) + V * (F(loss) - F(loss-)), V uniform, is uniform on [0, 1]
+while the errors behave as on the holdout, whatever their scale, shape or
+ties: Page–Hinkley runs on it, calibrated once by simulation. The
+mid-distribution transform (F(loss-) + F(loss)) / 2, scaled so the smallest
+and largest reference losses map to 0 and 1, adds no noise: a 0/1 loss stays
+the 0/1 stream itself (what a plain ADWIN is fed) and a continuous loss is
+its reference percentile. ADWIN (river, its default delta) runs on it, and
+the monitor's level (and the engine's) is its mean. Without reference errors
+the first `warmup` losses of the stream serve as the reference.
 
-On that uniform stream run river's ADWIN and a Page–Hinkley test (the same
-arithmetic as river's, which the tests check, plus the change point) (one-sided: only
-a rise of the loss is an alarm; ADWIN's cuts that lower the level are
-counted apart). A detection is an alarm only when the level of u has risen
-by at least `min_rise` above 0.5 in the JUDGED_SAMPLES samples that follow
-the detection (fresh samples: the detectors' own estimates of the new level
-are biased upwards by their search for the change): on streams of thousands of errors a
-day the detectors also find rises too small to matter. Because the input's null distribution is known exactly,
-the detectors' parameters are calibrated once by simulating uniform streams
-(`python -m rxcast.drift.calibrate`) to a target false-alarm rate, and hold
-for every model and error scale.
+Both are one-sided: only a rise of the loss is an alarm (ADWIN's cuts that
+lower the level are counted apart), and only a rise of at least `min_rise`
+(in units of the uniform's spread: the effect floor, so that a trivial rise
+in a huge stream is not an alarm). An ADWIN cut is an alarm at once when the
+newest samples clear the floor by RECENT_Z standard errors (the window ADWIN
+keeps after a cut still holds the samples before the change, so its own mean
+lags), or later, within ADWIN_PENDING_SAMPLES, when they do. A
+Page–Hinkley detection is an alarm when the JUDGED_SAMPLES samples after it
+clear the floor: that confirmation keeps Page–Hinkley within the target on
+skewed losses, and costs no delay, since ADWIN fires first.
 
 A monitor's whole state (transform and its random stream, warm-up losses,
-both detectors, detections being confirmed) goes to JSON and back
-(`to_dict`/`from_dict`), so a restarted service continues the same stream.
+the newest losses, both detectors, detections being confirmed) goes to JSON
+and back (`to_dict`/`from_dict`), so a restarted service continues the same
+stream.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,12 +59,13 @@ DETECTORS = (ADWIN, PAGE_HINKLEY)
 
 @dataclasses.dataclass(frozen=True)
 class DetectorSettings:
-    """Detector parameters. The defaults are calibrated (see
-    rxcast.drift.calibrate) to at most TARGET_FALSE_ALARMS_PER_10K false
-    alarms per 10,000 samples of a stream whose errors behave as the reference's."""
+    """Detector parameters. ADWIN's are river's defaults (the plain ADWIN to
+    be as fast as); Page–Hinkley's are calibrated (see rxcast.drift.calibrate);
+    together at most TARGET_FALSE_ALARMS_PER_10K false alarms per 10,000
+    samples of a stream whose errors behave as the reference's."""
 
-    #: ADWIN's confidence: smaller cuts less often.
-    adwin_delta: float = 0.1
+    #: ADWIN's confidence: smaller cuts less often (river's default).
+    adwin_delta: float = 0.002
     #: How often ADWIN looks for a cut, in samples.
     adwin_clock: int = 32
     #: Page–Hinkley's tolerated rise of the mean of u before it accumulates evidence.
@@ -69,9 +76,11 @@ class DetectorSettings:
     ph_min_instances: int = 100
     #: Losses that stand in for the reference when the profile has no errors.
     warmup: int = 500
-    #: Effect floor: a detection is an alarm only when the level of u has
-    #: risen at least this far above 0.5 (0.03: errors about 10% larger, for
-    #: normal errors), so that a trivial rise in a huge stream is not an alarm.
+    #: Effect floor: a detection is an alarm only when the level of the scaled
+    #: losses has risen at least this far above its null level, in units of the
+    #: uniform's spread (0.03: errors about 10% larger, for normal errors; for
+    #: 0/1 losses at error rate p, 0.03 * sqrt(12 p (1 - p)): 0.015 at 2%), so
+    #: that a trivial rise in a huge stream is not an alarm.
     min_rise: float = 0.03
 
     def __post_init__(self) -> None:
@@ -112,6 +121,31 @@ class LossTransform:
             raise InvalidArgument("reference losses: none are finite")
         self.reference = reference
         self._rng = np.random.default_rng(seed)
+        # The mid-distribution transform m = (F(loss-) + F(loss)) / 2 spans
+        # [m(smallest reference loss), m(largest)]; scaled to [0, 1] over that
+        # span it is `scaled`. Its mean over the reference is exactly 0.5 before
+        # scaling, so `null_level` is the scaled stream's level under the null.
+        n = reference.size
+        self._low = np.searchsorted(reference, reference[0], side="right") / (2 * n)
+        self._high = 1.0 - (n - np.searchsorted(reference, reference[-1], side="left")) / (2 * n)
+        self.null_level = self._scale(0.5) if self._high > self._low else 0.0
+        #: The scaled losses' standard deviation under the null (the reference's own).
+        self.null_std = float(np.std(self.scaled(reference)))
+
+    def _scale(self, mid: float | np.ndarray) -> float | np.ndarray:
+        return np.clip((mid - self._low) / (self._high - self._low), 0.0, 1.0)
+
+    def scaled(self, losses: np.ndarray) -> np.ndarray:
+        """The losses' mid-distribution transform under the reference, scaled
+        so the smallest and largest reference losses map to 0 and 1: no
+        randomization, so a 0/1 loss stays exactly the 0/1 stream (what a plain
+        ADWIN sees), and a continuous loss is its reference percentile."""
+        losses = np.asarray(losses, dtype=float)
+        if self._high <= self._low:  # every reference loss equal: above it or not
+            return (losses > self.reference[0]).astype(float)
+        below = np.searchsorted(self.reference, losses, side="left")
+        at_or_below = np.searchsorted(self.reference, losses, side="right")
+        return self._scale((below + at_or_below) / (2 * self.reference.size))
 
     def __call__(self, losses: np.ndarray) -> np.ndarray:
         below = np.searchsorted(self.reference, losses, side="left")
@@ -143,14 +177,23 @@ class Detection:
     sample: int  # 1-based index of the sample in the monitored stream
     level_before: float
     level_after: float
+    #: The level while errors behave as on the reference.
+    null_level: float = 0.5
 
     def describe(self) -> str:
         # level_before is the detector's own estimate before the change (after an
-        # earlier rise it may already be high); level_after is the fresh samples' mean.
+        # earlier rise it may already be high); level_after is the mean of the
+        # samples after it: ADWIN's window after its cut, or Page–Hinkley's
+        # fresh samples.
+        where = (
+            "the newest samples confirming ADWIN's cut (at it, or samples after the detection)"
+            if self.detector == ADWIN
+            else f"the {JUDGED_SAMPLES} samples after the detection"
+        )
         return (
-            f"{self.detector} at sample {self.sample}: mean error percentile under the reference "
-            f"{self.level_after:.3f} over the {JUDGED_SAMPLES} samples after the detection "
-            f"(0.5 while errors behave as on holdout; {self.level_before:.3f} before it)"
+            f"{self.detector} at sample {self.sample}: mean scaled error level "
+            f"{self.level_after:.3f} over {where} "
+            f"({self.null_level:.3f} while errors behave as on holdout; {self.level_before:.3f} before it)"
         )
 
 
@@ -167,10 +210,12 @@ class ErrorStreamMonitor:
         self._seed = seed
         self._transform = None if reference_errors is None else LossTransform(np.abs(reference_errors), seed)
         self._warmup: list[np.ndarray] = []
+        # The newest scaled losses, to judge the level after an ADWIN cut.
+        self._recent: deque[float] = deque(maxlen=JUDGED_SAMPLES)
         self.samples = 0
         self.level_drops = 0
         self.below_floor = 0
-        # Detections being confirmed: detector -> [sum of u since, samples since, level before].
+        # Detections being confirmed: detector -> [sum of the scaled losses since, samples since, level before].
         self._confirming: dict[str, list] = {}
         self._adwin = river_drift.ADWIN(delta=self.settings.adwin_delta, clock=self.settings.adwin_clock)
         self._ph = self._new_page_hinkley()
@@ -188,6 +233,7 @@ class ErrorStreamMonitor:
             "samples": self.samples,
             "level_drops": self.level_drops,
             "below_floor": self.below_floor,
+            "recent": floats_to_text(np.array(self._recent, dtype=float)),
             "level_total": self.level_total,
             "confirming": {d: list(p) for d, p in self._confirming.items()},
             "adwin": _adwin_to_dict(self._adwin),
@@ -221,6 +267,10 @@ class ErrorStreamMonitor:
         monitor.samples = integer(data["samples"], "monitor.samples")
         monitor.level_drops = integer(data["level_drops"], "monitor.level_drops")
         monitor.below_floor = integer(data["below_floor"], "monitor.below_floor")
+        # A monitor saved before the newest losses were kept has none: its
+        # next ADWIN cut is judged on the samples after it.
+        if "recent" in data:
+            monitor._recent.extend(text_to_floats(data["recent"], "monitor.recent").tolist())
         monitor.level_total = number(data["level_total"], "monitor.level_total")
         confirming = data["confirming"]
         if not isinstance(confirming, dict) or not set(confirming) <= set(DETECTORS):
@@ -269,46 +319,98 @@ class ErrorStreamMonitor:
             self._transform = LossTransform(collected[: self.settings.warmup], self._seed)
             self._warmup = []
             losses = collected[self.settings.warmup :]
-        return list(self._feed(self._transform(losses)))
+        return list(self._feed(self._transform(losses), self._transform.scaled(losses)))
+
+    @property
+    def null_level(self) -> float:
+        """The level of the scaled losses while errors behave as on the
+        reference: 0.5 for continuous losses, the error rate for 0/1 losses."""
+        return 0.5 if self._transform is None else float(self._transform.null_level)
 
     @property
     def floor(self) -> float:
-        """The level of u an alarm must reach: 0.5 plus the effect floor."""
-        return 0.5 + self.settings.min_rise
+        """The level of the scaled losses an alarm must reach: the null level
+        plus the effect floor, `min_rise` in units of the uniform's spread
+        (for continuous losses min_rise itself; for 0/1 losses at error rate
+        p, min_rise * sqrt(12 p (1 - p)): a rise as large against its noise)."""
+        spread = 1.0 if self._transform is None else self._transform.null_std * 12**0.5
+        return self.null_level + self.settings.min_rise * (spread or 1.0)
 
-    def _feed(self, uniforms: np.ndarray) -> Iterator[Detection]:
+    def _recent_level_clears(self, floor: float) -> float | None:
+        """The mean of the newest samples when it is above the floor beyond
+        doubt (RECENT_Z standard errors, for the most convincing of the newest
+        32, 64, ... samples; the spread bounded by that of a 0/1 variable at
+        the floor); None otherwise."""
+        if len(self._recent) < 32:
+            return None
+        newest = np.fromiter(reversed(self._recent), dtype=float)
+        lengths = np.arange(32, newest.size + 1, 32)
+        means = np.cumsum(newest)[lengths - 1] / lengths
+        z = (means - floor) * np.sqrt(lengths) / np.sqrt(floor * (1.0 - floor))
+        best = int(np.argmax(z))
+        return float(means[best]) if z[best] >= RECENT_Z else None
+
+    def _feed(self, uniforms: np.ndarray, scaled: np.ndarray) -> Iterator[Detection]:
         floor = self.floor
-        self.level_total += float(uniforms.sum())
-        for u in uniforms.tolist():
+        self.level_total += float(scaled.sum())
+        for u, v in zip(uniforms.tolist(), scaled.tolist(), strict=True):
             self.samples += 1
+            self._recent.append(v)
             for pending in self._confirming.values():
-                pending[0] += u
+                pending[0] += v
                 pending[1] += 1
+            # ADWIN on the scaled losses (a 0/1 loss is fed as itself, as a
+            # plain ADWIN is): an alarm as soon as the newest samples clear
+            # the floor beyond doubt, at the cut itself or within
+            # ADWIN_PENDING_SAMPLES after it. (The window ADWIN keeps after a cut
+            # still holds samples from before the change: its mean lags, and
+            # on correlated real errors it crosses the floor by chance.)
             before = self._adwin.estimation
-            self._adwin.update(u)
+            self._adwin.update(v)
             if self._adwin.drift_detected:
                 if self._adwin.estimation <= before:
                     self.level_drops += 1
                     self._confirming.pop(ADWIN, None)
                 else:
                     self._confirming.setdefault(ADWIN, [0.0, 0, before])
+            pending = self._confirming.get(ADWIN)
+            if pending is not None:
+                recent = self._recent_level_clears(floor)
+                if recent is not None:
+                    del self._confirming[ADWIN]
+                    yield Detection(ADWIN, self.samples, pending[2], recent, self.null_level)
+                elif pending[1] >= ADWIN_PENDING_SAMPLES:
+                    del self._confirming[ADWIN]
+                    self.below_floor += 1
+            # Page–Hinkley on the uniform u, where its calibration holds; its
+            # detections are confirmed by the samples after them (below).
             if self._ph.update(u):
-                self._confirming.setdefault(PAGE_HINKLEY, [0.0, 0, self._ph.mean_before_change])
+                self._confirming.setdefault(PAGE_HINKLEY, [0.0, 0, self._ph_level_before()])
                 self._ph = self._new_page_hinkley()
-            # A detection becomes an alarm when the samples after it confirm
-            # the rise: their mean is above the floor. (The detectors' own
-            # estimates of the new level are biased upwards by the search for
-            # the change.)
-            for detector in [d for d, p in self._confirming.items() if p[1] >= JUDGED_SAMPLES]:
+            # A Page–Hinkley detection becomes an alarm when the samples after
+            # it confirm the rise: their mean is above the floor. Without it
+            # Page–Hinkley alone would exceed the target false-alarm rate on
+            # skewed losses; ADWIN, faster, needs no such wait.
+            for detector in [d for d, p in self._confirming.items() if d != ADWIN and p[1] >= JUDGED_SAMPLES]:
                 total, count, level_before = self._confirming.pop(detector)
                 if total / count >= floor:
-                    yield Detection(detector, self.samples, level_before, total / count)
+                    yield Detection(detector, self.samples, level_before, total / count, self.null_level)
                 else:
                     self.below_floor += 1
+
+    def _ph_level_before(self) -> float:
+        """Page–Hinkley's level before its change point, on the scaled losses'
+        scale (its own runs on u, whose mean equals the mid-transform's)."""
+        return float(self._transform._scale(self._ph.mean_before_change)) if self._transform else 0.5
 
 
 #: Samples after a detection whose mean confirms it against the floor.
 JUDGED_SAMPLES = 1000
+#: Samples after an ADWIN cut within which the newest samples may confirm it.
+ADWIN_PENDING_SAMPLES = 5000
+#: Standard errors by which the newest samples' mean must clear the floor to
+#: confirm an ADWIN cut at once.
+RECENT_Z = 3.0
 
 
 class PageHinkley:

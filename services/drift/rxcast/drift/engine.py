@@ -138,7 +138,7 @@ class DriftEngine:
         # Closed windows not scored yet: checkpoints hold them, so a crash before their report does not lose them.
         self._closing: dict[str, Window] = {}
         self._monitors: dict[int, ErrorStreamMonitor] = {}
-        # Per version: (errors since the last judged step, their sum of u).
+        # Per version: (errors since the last judged step, their sum of scaled losses).
         self._concept_clean: dict[int, tuple[int, float]] = {}
         # Per version: the sequence a new window buffer starts at (after the windows reported, when state was lost).
         self._first_sequence: dict[int, int] = {}
@@ -559,7 +559,7 @@ class DriftEngine:
         """Judge the errors since the last detection in steps of
         concept_clean_samples / clean_windows. The detectors adapt to a new
         error level after they fire, so silence alone does not end an episode:
-        a step counts as clean only when its mean u is back below the floor;
+        a step counts as clean only when its mean scaled loss is back below the floor;
         a step still above it keeps the open episode open."""
         step = max(1, self.settings.concept_clean_samples // self.settings.clean_windows)
         count, total = self._concept_clean.get(model_version, (0, 0.0))
