@@ -16,13 +16,12 @@ import grpc
 import numpy as np
 import pytest
 
-from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
+from rxcast.clients import DriftClient
+from rxcast.drift.v1 import drift_pb2
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.model.profile import build_reference_profile
-from rxcast.runtime.channels import connect
 from rxcast.suite.launcher import ServiceProcess
 
-DRIFT = drift_pb2.DESCRIPTOR.services_by_name["DriftService"]
 DAY_MS = 86_400_000
 ROWS = 200
 WINDOW = 150  # 200 rows of one day: one window closes (a checkpoint), 50 rows stay open
@@ -79,8 +78,9 @@ def _actuals(first: int, n: int, day: int = 20_000) -> drift_pb2.LogActualsReque
 
 
 def _stub(process: ServiceProcess):
-    channel = connect(process.address, [DRIFT], default_timeout=30.0)
-    return channel, drift_pb2_grpc.DriftServiceStub(channel)
+    """The shared client's channel and stub, for tests that send raw messages."""
+    client = DriftClient(process.address, timeout=30.0)
+    return client.channel, client.stub
 
 
 def test_predictions_logged_before_a_sigkill_match_their_actuals_after_it(tmp_path, profile_json):
