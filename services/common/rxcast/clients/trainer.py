@@ -1,5 +1,5 @@
 """The trainer's client: model versions (poll, download with checksum),
-training jobs, manifests."""
+training jobs, manifests, training policies and retraining triggers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -16,6 +16,7 @@ import grpc
 
 from rxcast.clients.base import ServiceClient
 from rxcast.model import ModelManifest
+from rxcast.runtime import timestamps
 from rxcast.runtime.durable import atomic_write, write_text
 from rxcast.runtime.errors import FailedPrecondition
 from rxcast.trainer.v1 import trainer_pb2 as pb
@@ -89,6 +90,45 @@ class TrainerClient(ServiceClient):
             return self.stub.StartTraining(request).job
         except grpc.RpcError as exc:
             raise self.failed(exc, "StartTraining") from None
+
+    def submit_trigger(
+        self,
+        trigger_id: str,
+        kind: str,
+        changed_ms: int,
+        reason: str,
+        aliases: Sequence[str] = (),
+    ) -> pb.SubmitTriggerResponse:
+        """Hand the trainer a reason to retrain; the same `trigger_id` again is
+        the same trigger. The answer says whether it was new and, per alias,
+        the newest business day from which its job can run."""
+        request = pb.SubmitTriggerRequest(
+            trigger_id=trigger_id, kind=kind, changed_at=timestamps.from_ms(changed_ms), reason=reason[:2000],
+            aliases=list(aliases),
+        )  # fmt: skip
+        try:
+            return self.stub.SubmitTrigger(request)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "SubmitTrigger") from None
+
+    def set_policy(self, policy: pb.TrainingPolicy) -> pb.TrainingPolicy:
+        try:
+            return self.stub.SetTrainingPolicy(pb.SetTrainingPolicyRequest(policy=policy)).policy
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "SetTrainingPolicy") from None
+
+    def policies(self) -> list[pb.PolicyStatus]:
+        """Every alias's training policy and where it stands."""
+        try:
+            return list(self.stub.ListTrainingPolicies(pb.ListTrainingPoliciesRequest()).policies)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListTrainingPolicies") from None
+
+    def job(self, job_id: str) -> pb.TrainingJob:
+        try:
+            return self.stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job_id)).job
+        except grpc.RpcError as exc:
+            raise self.failed(exc, f"GetTrainingJob({job_id})") from None
 
     def watch(self, job_id: str, timeout: float = 24 * 3600.0) -> Iterator[pb.TrainingJob]:
         """A job's states until it ends."""

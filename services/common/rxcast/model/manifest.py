@@ -43,6 +43,10 @@ class ModelManifest:
     library_versions: dict[str, str] = dataclasses.field(default_factory=dict)
     reason: str = ""
     reference_profile: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: How the shipped model was fitted: "holdout" (on the rows before the
+    #: holdout's embargo) or "refit" (on every labelled row once the holdout
+    #: judged the recipe), and the newest business day it learnt from.
+    fit: dict[str, Any] = dataclasses.field(default_factory=dict)
     format: str = MANIFEST_FORMAT
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ demo, the tests and docker-compose.yml describe the same topology.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,16 @@ def _predictor_dependencies(started: Started) -> list[str]:
     ]  # fmt: skip
 
 
+#: The trainer keeps each predictor's alias current on its own: the online
+#: alias on every newly ingested business day (and on drift triggers, once
+#: labelled rows from after the change exist), the batch alias every 7 days.
+POLICIES = json.dumps(
+    [
+        {"alias": "online", "every_data_days": 1, "window_days": 90, "follow_triggers": True},
+        {"alias": "batch", "every_data_days": 7, "window_days": 90, "follow_triggers": False},
+    ]
+)
+
 NODES: tuple[Node, ...] = (
     Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node(
@@ -49,6 +60,8 @@ NODES: tuple[Node, ...] = (
             str(Path(d) / "trainer" / "registry"),
             "--job-dir",
             str(Path(d) / "trainer" / "jobs"),
+            "--policies",
+            POLICIES,
         ],
         ("feature",),
     ),
@@ -62,19 +75,29 @@ NODES: tuple[Node, ...] = (
             started["feature"].address,
             "--trainer-address",
             started["trainer"].address,
+            "--retrain-on-alert",
+            "true",
         ],
         depends_on=("feature", "trainer"),
     ),
     Node(
         "predictor-online",
         "predictor",
-        lambda s, d: ["--mode", "online", *_predictor_dependencies(s)],
+        lambda s, d: ["--mode", "online", "--alias", "online", *_predictor_dependencies(s)],
         ("feature", "trainer", "drift"),
     ),
     Node(
         "predictor-batch",
         "predictor",
-        lambda s, d: ["--mode", "batch", *_predictor_dependencies(s), "--data-dir", str(Path(d) / "predictor-batch")],
+        lambda s, d: [
+            "--mode",
+            "batch",
+            "--alias",
+            "batch",
+            *_predictor_dependencies(s),
+            "--data-dir",
+            str(Path(d) / "predictor-batch"),
+        ],
         ("feature", "trainer", "drift"),
     ),
 )

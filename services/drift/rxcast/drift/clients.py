@@ -1,5 +1,5 @@
 """The drift service's calls to other services: reference profiles and
-retraining from the trainer, actuals from the feature service."""
+retraining triggers to the trainer, actuals from the feature service."""
 
 from __future__ import annotations
 
@@ -14,25 +14,20 @@ from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
 from rxcast.runtime.errors import FailedPrecondition, Unavailable
 from rxcast.runtime.logs import get_logger
-from rxcast.trainer.v1 import trainer_pb2
 
 log = get_logger("rxcast.drift.clients")
 
 
-#: Retraining jobs remembered to share one job among the alerts of one window.
-_REMEMBERED_JOBS = 256
+#: The trainer's trigger kind of each alert kind that is a retraining cause.
+_TRIGGER_KINDS = {"data_drift": "data_drift", "prediction_drift": "data_drift", "concept_drift": "concept_drift"}
 
 
 class Trainer:
-    """Reference profiles and horizons from version manifests, and retraining on alerts."""
+    """Reference profiles and horizons from version manifests, and retraining triggers on alerts."""
 
     def __init__(self, address: str, retrain_days: int, timeout: float = 10.0):
         self._client = TrainerClient(address, timeout=timeout)
         self.retrain_days = retrain_days
-        # (model version, first day, last day) -> job id: the alerts one window
-        # raises (data drift, prediction drift, ...) start one job, not one each.
-        self._jobs: dict[tuple[int, str, str], str] = {}
-        self._lock = threading.Lock()
         # A published version's manifest never changes: its horizon is read once.
         self._horizons: dict[int, int] = {}
 
@@ -67,35 +62,30 @@ class Trainer:
             self._horizons[model_version] = horizon
 
     def retrain(self, alert: Alert, today: dt.date | None = None) -> str:
-        """Start a training job over the last `retrain_days` days, promoting
-        the result if it passes the gate; returns the job id. An alert of the
-        same version and days as an earlier one shares that alert's job."""
-        end = alert_day(alert) if today is None else today
-        start = end - dt.timedelta(days=self.retrain_days - 1)
-        key = (alert.model_version, start.isoformat(), end.isoformat())
-        request = trainer_pb2.StartTrainingRequest(
-            window=trainer_pb2.DayWindow(start_day=start.isoformat(), end_day=end.isoformat()),
-            reason=f"drift alert {alert.alert_id} ({alert.kind}, model version {alert.model_version}): "
-            f"{', '.join(alert.features)}: {alert.reason}"[:2000],
-            promote=True,
+        """Hand the trainer a retraining trigger for the alert; returns the
+        trigger's id. The trainer's policies decide when its job runs (once
+        labelled rows from after the change exist) and which aliases it serves.
+        The alerts of one version and day share one trigger; data-quality
+        alerts are not retraining causes and submit none."""
+        kind = _TRIGGER_KINDS.get(alert.kind)
+        if kind is None:
+            return ""
+        day = alert_day(alert) if today is None else today
+        trigger_id = f"drift-v{alert.model_version}-{day.isoformat()}"
+        reason = (
+            f"drift alert {alert.alert_id} ({alert.kind}, model version {alert.model_version}): "
+            f"{', '.join(alert.features)}: {alert.reason}"
         )
-        # Held over the call: concurrent alerts of one window must not both start a job.
-        with self._lock:
-            started = self._jobs.get(key)
-            if started:
-                log.info("retraining already started for these days", alert_id=alert.alert_id, job_id=started)
-                return started
-            job = self._client.start_training(request)
-            self._jobs[key] = job.job_id
-            while len(self._jobs) > _REMEMBERED_JOBS:
-                del self._jobs[next(iter(self._jobs))]
+        changed_ms = alert.data_ms or alert.raised_ms
+        answer = self._client.submit_trigger(trigger_id, kind, changed_ms, reason)
         log.info(
-            "retraining started",
+            "retraining trigger submitted",
             alert_id=alert.alert_id,
-            job_id=job.job_id,
-            window=f"{request.window.start_day}..{request.window.end_day}",
+            trigger_id=trigger_id,
+            new=answer.accepted,
+            runnable={t.alias: t.runnable_day for t in answer.trigger.targets},
         )
-        return job.job_id
+        return trigger_id
 
     def close(self) -> None:
         self._client.close()

@@ -14,6 +14,7 @@ from rxcast.feature.records import NUMBERS
 from rxcast.feature.store import InventoryFeatureStore
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.feature.v1 import feature_pb2_grpc
+from rxcast.model import timebase
 from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument
 
@@ -134,6 +135,9 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
             entities=[pb.EntitySpec(name=n, join_key=k, description=d) for n, k, d in schema.entities],
             default_feature_service=schema.default_feature_service,
             horizon_days=self.store.config.horizon_days,
+            latest_business_day=""
+            if self.store.history.max_day is None
+            else timebase.day_text(self.store.history.max_day),
             registry_updated_time=None if schema.updated is None else timestamps.from_datetime(schema.updated),
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import grpc
 import lightgbm as lgb
@@ -15,10 +16,15 @@ from rxcast.trainer.gate import GatePolicy
 from rxcast.trainer.jobs import JobManager, JobStore
 from rxcast.trainer.params import TrainingParams
 from rxcast.trainer.pipeline import PipelineSettings, TrainingPipeline
+from rxcast.trainer.policy import Backoff, parse_policies
 from rxcast.trainer.promotion import AliasManager
 from rxcast.trainer.registry import ModelRegistry
+from rxcast.trainer.runner import PolicyRunner
 from rxcast.trainer.servicer import TrainerServicer
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+
+#: Policies, their progress and triggers, next to the job records they refer to.
+POLICY_FILE = "policy.json"
 
 SERVICE_NAME = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name
 
@@ -51,15 +57,27 @@ class TrainerApp:
         )
         self.pipeline = TrainingPipeline(self.source, self.aliases, settings)
         self.jobs = JobManager(self.pipeline, config.job_workers, config.max_pending_jobs, JobStore(config.job_dir))
+        self.policies = PolicyRunner(
+            Path(config.job_dir) / POLICY_FILE,
+            self.jobs,
+            self.pipeline,
+            self.defaults,
+            self.source.newest_day,
+            parse_policies(config.policies),
+            refit=config.ship_refit,
+            backoff=Backoff(config.retry_base_seconds, max_attempts=config.retry_max_attempts),
+            poll_seconds=config.policy_poll_seconds,
+        )
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
-        servicer = TrainerServicer(self.registry, self.aliases, self.pipeline, self.jobs, self.defaults)
+        servicer = TrainerServicer(self.registry, self.aliases, self.pipeline, self.jobs, self.defaults, self.policies)
         trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     def start(self) -> None:
-        pass
+        self.policies.start()
 
     def stop(self) -> None:
+        self.policies.stop()
         self.jobs.close(timeout=self.config.grace_seconds)
         self.source.close()

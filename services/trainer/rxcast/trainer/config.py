@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings
+from rxcast.runtime.errors import InvalidArgument
 from rxcast.trainer.evaluation import MetricName
 from rxcast.trainer.params import Objective
+from rxcast.trainer.policy import parse_policies
 
 
 class TrainerConfig(ServerSettings):
@@ -20,7 +22,9 @@ class TrainerConfig(ServerSettings):
     feature_address: str = Field("127.0.0.1:50051", min_length=1, description="the feature service's gRPC address")
     feature_timeout_seconds: float = Field(3600.0, gt=0, description="longest a training set may take to load")
     registry_dir: str = Field("data/trainer/registry", min_length=1, description="the model registry's directory")
-    job_dir: str = Field("data/trainer/jobs", min_length=1, description="where training job records are kept")
+    job_dir: str = Field(
+        "data/trainer/jobs", min_length=1, description="where training job records and policy state are kept"
+    )
     gate_metric: MetricName = Field("wape", description="holdout metric the gate compares (lower is better)")
     gate_margin: float = Field(
         0.02, ge=0, lt=1, description="relative improvement over the alias's version a candidate needs"
@@ -30,6 +34,21 @@ class TrainerConfig(ServerSettings):
     num_threads: int = Field(0, ge=0, description="LightGBM threads per job; 0 means one per core")
     min_train_rows: int = Field(500, ge=1, description="fewest training rows a job accepts")
     min_holdout_rows: int = Field(100, ge=1, description="fewest holdout rows a job accepts")
+    policies: str = Field(
+        "",
+        description="training policies (JSON list of objects: alias, every_data_days, every_wall_seconds, "
+        "window_days, holdout_days, follow_triggers) for aliases that have none stored yet; empty: none",
+    )
+    policy_poll_seconds: float = Field(
+        5.0, gt=0, description="how often policies read the newest business day and start due jobs"
+    )
+    ship_refit: bool = Field(
+        True, description="policy jobs ship a model refitted on every labelled row once the holdout judged it"
+    )
+    retry_base_seconds: float = Field(
+        30.0, gt=0, description="backoff before a failed policy job's first retry (doubles)"
+    )
+    retry_max_attempts: int = Field(4, ge=1, description="failed attempts of a policy job before it is given up")
     # The defaults' ranges are TrainingParams' own: a request's params are checked there.
     default_num_boost_round: int = Field(300, ge=1, le=100_000, description="boosting rounds when a request sets none")
     default_learning_rate: float = Field(0.05, gt=0, le=1, description="learning rate when a request sets none")
@@ -38,3 +57,12 @@ class TrainerConfig(ServerSettings):
         "tweedie", description="objective when a request sets none: tweedie or poisson suit counts"
     )
     default_holdout_days: int = Field(14, ge=1, le=366, description="holdout days when a request sets none")
+
+    @field_validator("policies")
+    @classmethod
+    def _policies_parse(cls, value: str) -> str:
+        try:
+            parse_policies(value)
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from None
+        return value

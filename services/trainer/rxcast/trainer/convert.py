@@ -11,7 +11,9 @@ from rxcast.trainer.evaluation import Evaluation, Metrics
 from rxcast.trainer.jobs import JobSnapshot
 from rxcast.trainer.params import TrainingParams
 from rxcast.trainer.pipeline import JobSpec, Stage
+from rxcast.trainer.policy import Policy, Trigger
 from rxcast.trainer.registry import AliasChange, VersionInfo, alias_name
+from rxcast.trainer.runner import Status
 from rxcast.trainer.v1 import trainer_pb2
 
 _PARAM_FIELDS = (
@@ -138,3 +140,56 @@ def change_proto(change: AliasChange) -> trainer_pb2.AliasChange:
         kind=change.kind,
         time=timestamp(change.time),
     )
+
+
+def policy(message: trainer_pb2.TrainingPolicy) -> Policy:
+    """The policy a SetTrainingPolicy request names (checked by Policy itself)."""
+    return Policy(
+        alias=alias_name(message.alias),
+        every_data_days=message.every_data_days,
+        every_wall_seconds=message.every_wall_seconds,
+        window_days=message.window_days,
+        holdout_days=message.holdout_days,
+        follow_triggers=message.follow_triggers,
+    )
+
+
+def policy_proto(value: Policy) -> trainer_pb2.TrainingPolicy:
+    return trainer_pb2.TrainingPolicy(**value.to_dict())
+
+
+def trigger_proto(trigger: Trigger) -> trainer_pb2.Trigger:
+    return trainer_pb2.Trigger(
+        trigger_id=trigger.trigger_id,
+        kind=trigger.kind,
+        changed_at=timestamps.from_ms(trigger.changed_ms),
+        reason=trigger.reason,
+        targets=[
+            trainer_pb2.TriggerTarget(
+                alias=t.alias, runnable_day=day_text(t.runnable_day), state=t.state, job_id=t.job_id, outcome=t.outcome
+            )
+            for t in trigger.targets
+        ],
+        received_time=timestamp(trigger.received_time),
+    )
+
+
+def status_proto(status: Status) -> trainer_pb2.PolicyStatus:
+    state = status.state
+    proto = trainer_pb2.PolicyStatus(
+        policy=policy_proto(status.policy),
+        data_day="" if state.data_day is None else day_text(state.data_day),
+        busy=status.busy,
+        last_job_id=state.last_job_id,
+        why_trained=state.why_trained,
+        why_not_promoted=state.why_not_promoted,
+        next_run_at=status.next_words,
+        next_run_day="" if status.next_day is None else day_text(status.next_day),
+        pending_triggers=[trigger_proto(t) for t in status.triggers],
+        failed_attempts=state.failed_attempts,
+        jobs_started=state.jobs_started,
+        fitted_through="" if state.fitted_through is None else day_text(state.fitted_through),
+    )
+    if status.next_time is not None:
+        proto.next_run_time.CopyFrom(timestamp(status.next_time))
+    return proto

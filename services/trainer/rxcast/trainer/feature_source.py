@@ -17,7 +17,7 @@ import numpy as np
 
 from rxcast.clients import FeatureClient
 from rxcast.feature.v1 import feature_pb2
-from rxcast.model.timebase import as_of_day, day_text
+from rxcast.model.timebase import as_of_day, day_number, day_text
 from rxcast.runtime.errors import FailedPrecondition
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer.dataset import FeatureSchema, LoadProgress, LoadRequest, TrainingSet
@@ -50,6 +50,11 @@ class FeatureServiceSource:
 
     def close(self) -> None:
         self._client.close()
+
+    def newest_day(self) -> int | None:
+        """The feature service's newest ingested business day (None before any ingest)."""
+        latest = self._client.list_features().latest_business_day
+        return day_number(latest, "latest_business_day") if latest else None
 
     def schema(self) -> FeatureSchema:
         return self._schema(self._client.list_features())

@@ -21,3 +21,5 @@ LAST_HOLDOUT_METRIC = Gauge(
     "Holdout metrics of the last trained model, the naive baseline and the champion.",
     ["model", "metric"],
 )
+TRIGGERS = Counter("rxcast_trainer_triggers_total", "Retraining triggers accepted, by kind.", ["kind"])
+POLICY_JOBS = Counter("rxcast_trainer_policy_jobs_total", "Training jobs the policies started, by alias.", ["alias"])

@@ -44,6 +44,9 @@ class JobSpec:
     reason: str = ""
     promote: bool = False
     alias: str = "champion"
+    #: Ship a model refitted on every labelled row of the window (holdout and
+    #: embargo included) once the holdout has judged the recipe.
+    refit: bool = False
 
 
 class Stage:
@@ -163,6 +166,22 @@ class TrainingPipeline:
             report.evaluated(evaluation)
             self._export(evaluation)
             manifest = self._manifest(spec, data, split, fitted, evaluation, predictions)
+
+        if spec.refit:
+            message = f"refitting on all {data.rows} labelled rows through {day_text(split.holdout_end)}"
+            with self._stage(report, Stage.TRAINING, message):
+                shipped = fit_model(data, spec.params, threads, report.rounds, should_stop)
+            # The refit may have seen categorical levels the holdout's model did not.
+            manifest = manifest.with_updates(
+                categorical_levels=shipped.manifest.categorical_levels,
+                fit={"kind": "refit", "fitted_through": day_text(split.holdout_end), "rows": data.rows},
+                training_data_sha256=shipped.training_data_sha256,
+            )
+            fitted = shipped
+        else:
+            manifest = manifest.with_updates(
+                fit={"kind": "holdout", "fitted_through": day_text(split.last_train_day), "rows": split.train.rows}
+            )
 
         with self._stage(report, Stage.PUBLISHING, "writing the version to the registry"):
             info = self.registry.publish(fitted.model_text, manifest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+from rxcast.runtime import timestamps
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 from rxcast.trainer import convert
 from rxcast.trainer.jobs import JobManager
@@ -12,6 +13,7 @@ from rxcast.trainer.params import TrainingParams, validate_with_lightgbm
 from rxcast.trainer.pipeline import TrainingPipeline
 from rxcast.trainer.promotion import AliasManager
 from rxcast.trainer.registry import ModelRegistry, alias_name
+from rxcast.trainer.runner import PolicyRunner
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 DEFAULT_PAGE_SIZE = 50
@@ -28,12 +30,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         pipeline: TrainingPipeline,
         jobs: JobManager,
         defaults: TrainingParams,
+        policies: PolicyRunner,
     ):
         self.registry = registry
         self.aliases = aliases
         self.pipeline = pipeline
         self.jobs = jobs
         self.defaults = defaults
+        self.policies = policies
 
     # -- jobs -----------------------------------------------------------------
 
@@ -129,6 +133,28 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def ListAliasHistory(self, request, context):
         changes = self.registry.history(request.alias)
         return trainer_pb2.ListAliasHistoryResponse(changes=[convert.change_proto(c) for c in changes])
+
+    # -- policies -----------------------------------------------------------------
+
+    def SubmitTrigger(self, request, context):
+        changed_ms = timestamps.optional_ms(request, "changed_at") or 0
+        trigger, new = self.policies.submit_trigger(
+            request.trigger_id, request.kind, changed_ms, request.reason, list(request.aliases)
+        )
+        return trainer_pb2.SubmitTriggerResponse(
+            accepted=new, already_known=not new, trigger=convert.trigger_proto(trigger)
+        )
+
+    def SetTrainingPolicy(self, request, context):
+        if not request.HasField("policy"):
+            raise InvalidArgument("policy: required")
+        policy = self.policies.set_policy(convert.policy(request.policy))
+        return trainer_pb2.SetTrainingPolicyResponse(policy=convert.policy_proto(policy))
+
+    def ListTrainingPolicies(self, request, context):
+        return trainer_pb2.ListTrainingPoliciesResponse(
+            policies=[convert.status_proto(s) for s in self.policies.statuses()]
+        )
 
 
 def _job_id(value: str) -> str:
