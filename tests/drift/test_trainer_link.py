@@ -1,6 +1,6 @@
 """The drift process and the trainer: reference profiles fetched from a
 version's manifest when logs arrive for an unknown version, and a training
-job started for each new alert with --retrain-on-alert.
+retraining trigger submitted for each new alert with --retrain-on-alert.
 
 The trainer here is a minimal TrainerService on loopback answering the two
 RPCs the drift service calls, as the trainer's contract defines them.
@@ -29,7 +29,7 @@ from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 class StandinTrainer(trainer_pb2_grpc.TrainerServiceServicer):
     def __init__(self, manifests: dict[int, str]):
         self.manifests = manifests
-        self.jobs: list[trainer_pb2.StartTrainingRequest] = []
+        self.jobs: list[trainer_pb2.SubmitTriggerRequest] = []
         self.lock = threading.Lock()
 
     def GetModelVersion(self, request, context):
@@ -40,10 +40,12 @@ class StandinTrainer(trainer_pb2_grpc.TrainerServiceServicer):
             version=trainer_pb2.ModelVersion(version=request.version, manifest_json=manifest)
         )
 
-    def StartTraining(self, request, context):
+    def SubmitTrigger(self, request, context):
         with self.lock:
-            self.jobs.append(request)
-            return trainer_pb2.StartTrainingResponse(job=trainer_pb2.TrainingJob(job_id=f"job-{len(self.jobs)}"))
+            known = any(t.trigger_id == request.trigger_id for t in self.jobs)
+            if not known:
+                self.jobs.append(request)
+            return trainer_pb2.SubmitTriggerResponse(accepted=not known, already_known=known)
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +124,11 @@ def test_a_new_alert_starts_a_training_job_with_its_reason(stub, trainer):
     stub.LogPredictions(iter([_logs(3, rng.normal(size=500) + 3.0, 20_001)]))
     alerts = stub.ListAlerts(drift_pb2.ListAlertsRequest(model_version=3)).alerts
     assert {a.kind for a in alerts} == {drift_pb2.ALERT_KIND_DATA_DRIFT, drift_pb2.ALERT_KIND_PREDICTION_DRIFT}
-    # The window's two alerts share one job: one retraining per drift event.
-    assert [a.retrain_job_id for a in alerts] == ["job-1", "job-1"] and len(servicer.jobs) == 1
-    job = servicer.jobs[0]
-    assert job.promote and job.reason.startswith("drift alert ")
-    assert (job.window.start_day, job.window.end_day) == ("2024-09-06", "2024-10-05")
+    # The window's two alerts share one trigger: one retraining per drift event.
+    assert [a.retrain_job_id for a in alerts] == ["drift-v3-2024-10-05"] * 2 and len(servicer.jobs) == 1
+    trigger = servicer.jobs[0]
+    assert trigger.kind == "data_drift" and trigger.reason.startswith("drift alert ")
+    assert trigger.changed_at.ToMilliseconds() // 86_400_000 == 20_001 and not trigger.aliases
 
 
 class Actuals(feature_pb2_grpc.FeatureServiceServicer):

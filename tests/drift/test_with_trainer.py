@@ -1,6 +1,7 @@
 """The drift service with the real trainer and feature service: the reference
 of a version the trainer published comes from its manifest, and a drifted
-window starts one retraining job on the trainer, whose reason is the alert's."""
+window submits one retraining trigger to the trainer, whose reason is the
+alert's and which waits for labelled rows from after the change."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def services(tmp_path_factory, world):
             "--feature-address", feature.address, "--registry-dir", str(root / "registry"),
             "--job-dir", str(root / "jobs"), "--min-train-rows", "200", "--min-holdout-rows", "40",
             "--num-threads", "1", "--default-num-boost-round", "20", "--default-num-leaves", "15",
-            "--default-holdout-days", "10",
+            "--default-holdout-days", "10", "--policies",
+            json.dumps([{"alias": "champion", "window_days": RETRAIN_DAYS, "follow_triggers": True}]),
         ], name="trainer")  # fmt: skip
         started.append(trainer.start().wait_ready(60))
         drift = ServiceProcess("drift", root / "run", [
@@ -98,7 +100,7 @@ def _drifted_logs(version: int, profile: dict, rows: int, day: dt.date) -> drift
     )
 
 
-def test_a_drift_alert_starts_one_retraining_job_on_the_real_trainer(services, world):
+def test_a_drift_alert_submits_one_retraining_trigger_to_the_real_trainer(services, world):
     trainer, drift = services
     version = _train(trainer, world).version
     manifest = json.loads(
@@ -118,17 +120,17 @@ def test_a_drift_alert_starts_one_retraining_job_on_the_real_trainer(services, w
     alerts = drift.ListAlerts(drift_pb2.ListAlertsRequest(model_version=version)).alerts
     kinds = {a.kind for a in alerts}
     assert drift_pb2.ALERT_KIND_DATA_DRIFT in kinds and drift_pb2.ALERT_KIND_PREDICTION_DRIFT in kinds
-    job_ids = {a.retrain_job_id for a in alerts}
-    assert len(job_ids) == 1 and "" not in job_ids, "one retraining job for the window's alerts"
+    trigger_ids = {a.retrain_job_id for a in alerts}
+    assert len(trigger_ids) == 1 and "" not in trigger_ids, "one retraining trigger for the window's alerts"
 
+    # The trainer's policy holds the trigger until labelled rows from after the
+    # change exist: a horizon (7) and the holdout (10) past the business day
+    # the drifted rows stand on (stamped at the start of `day`: the day before).
     first = min(alerts, key=lambda a: a.alert_id)
-    job = trainer.GetTrainingJob(trainer_pb2.GetTrainingJobRequest(job_id=job_ids.pop())).job
-    assert job.request.reason.startswith(f"drift alert {first.alert_id} (")
-    assert first.reason[:200] in job.request.reason
-    assert job.request.promote
-    assert job.request.window.end_day == day.isoformat()
-    assert job.request.window.start_day == (day - dt.timedelta(days=RETRAIN_DAYS - 1)).isoformat()
-    # The retraining runs on the trainer like any other job.
-    final = list(trainer.WatchTrainingJob(trainer_pb2.WatchTrainingJobRequest(job_id=job.job_id)))[-1].job
-    assert final.state in (trainer_pb2.JOB_STATE_SUCCEEDED, trainer_pb2.JOB_STATE_FAILED)
-    assert final.state == trainer_pb2.JOB_STATE_SUCCEEDED, final.error
+    (status,) = trainer.ListTrainingPolicies(trainer_pb2.ListTrainingPoliciesRequest()).policies
+    (trigger,) = status.pending_triggers
+    assert trigger.trigger_id == trigger_ids.pop() and trigger.kind == "data_drift"
+    assert trigger.reason.startswith(f"drift alert {first.alert_id} (") and first.reason[:200] in trigger.reason
+    assert [(t.alias, t.runnable_day, t.state) for t in trigger.targets] == [
+        ("champion", (day - dt.timedelta(days=1) + dt.timedelta(days=7 + 10 - 1)).isoformat(), "waiting")
+    ]
