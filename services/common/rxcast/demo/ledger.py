@@ -75,6 +75,10 @@ class TrainingLog:
     #: The last day whose row (and label) the model was fitted on.
     trained_through: dt.date | None = None
     online_pickup_seconds: float | None = None  # wall time from publish to the online predictor serving it
+    #: The alias the trainer's policy trained for ("online", "batch").
+    alias: str = ""
+    #: CPU seconds of the trainer process attributed to the job.
+    cpu_seconds: float = 0.0
 
 
 @dataclass

@@ -105,8 +105,9 @@ def latency(ledger: Ledger) -> dict[str, dict[str, float]]:
 
 
 def window_ends(ledger: Ledger) -> dict[int, dt.date]:
-    """Per model version the run trained: the last day of its training window."""
-    return {t.version: dt.date.fromisoformat(t.window[1]) for t in ledger.trainings if t.version}
+    """Per model version the run trained: the newest day it learnt from (the
+    end of its window when it was refitted on every labelled row)."""
+    return {t.version: t.trained_through or dt.date.fromisoformat(t.window[1]) for t in ledger.trainings if t.version}
 
 
 def model_age_days(ends: dict[int, dt.date], log: DayLog, mode: str) -> np.ndarray:
@@ -185,23 +186,43 @@ class Adaptation:
         return self.fitted.batch_day if self.fitted else None
 
 
-def _served(ledger: Ledger, training: TrainingLog | None) -> Served | None:
+def _first_serving(ledger: Ledger, mode: str, training: TrainingLog | None) -> dt.date | None:
+    """The first played day on which `mode` served `training`'s version or a later one of its alias."""
     if training is None:
         return None
+    later = {t.version for t in ledger.trainings if t.alias == training.alias and t.version >= training.version}
+    for log in ledger.days:
+        if log.day >= training.day and np.isin(_mode(log, mode).versions, list(later)).any():
+            return log.day
+    return None
 
-    def first(mode: str) -> dt.date | None:
-        for log in ledger.days:
-            if log.day >= training.day and (_mode(log, mode).versions >= training.version).any():
-                return log.day
+
+def _first_training(ledger: Ledger, alias: str, day: dt.date, fitted_after: bool) -> TrainingLog | None:
+    """The first version promoted to `alias` after `day` (fitted on rows from after it, if asked)."""
+    for t in ledger.trainings:
+        if not t.promoted or (t.alias and t.alias != alias):
+            continue
+        if (t.trained_through is not None and t.trained_through >= day) if fitted_after else t.day >= day:
+            return t
+    return None
+
+
+def _served(ledger: Ledger, day: dt.date, fitted_after: bool) -> Served | None:
+    """Each mode's first model after the event, from its own alias."""
+    online = _first_training(ledger, "online", day, fitted_after)
+    batch = _first_training(ledger, "batch", day, fitted_after)
+    if online is None and batch is None:
         return None
-
-    return Served(training.version, training.day, first("online"), first("batch"))
+    first = online or batch
+    return Served(
+        first.version, first.day, _first_serving(ledger, "online", online), _first_serving(ledger, "batch", batch)
+    )
 
 
 def adaptation(ledger: Ledger) -> list[Adaptation]:
     """Per injected event: when the drift service noticed, and when each
-    serving mode first served a champion promoted after it, and one fitted on
-    rows from after it."""
+    serving mode first served a model promoted to its alias after it, and one
+    fitted on rows from after it."""
     events = event_days(ledger)
     out = []
     for i, (day, kind) in enumerate(events):
@@ -212,21 +233,55 @@ def adaptation(ledger: Ledger) -> list[Adaptation]:
             if (a.data_day or a.seen_day) >= day and (until is None or (a.data_day or a.seen_day) < until)
         ]
         first = min(alerts, key=lambda a: (a.data_day or a.seen_day, a.alert_id)) if alerts else None
-        promoted = next((t for t in ledger.trainings if t.promoted and t.day >= day), None)
-        fitted = next(
-            (t for t in ledger.trainings if t.promoted and t.trained_through is not None and t.trained_through >= day),
-            None,
-        )
         out.append(
             Adaptation(
                 kind,
                 day,
                 (first.data_day or first.seen_day) if first else None,
                 f"#{first.alert_id} {first.kind} ({', '.join(first.features[:3]) or first.detector})" if first else "",
-                _served(ledger, promoted),
-                _served(ledger, fitted),
+                _served(ledger, day, fitted_after=False),
+                _served(ledger, day, fitted_after=True),
             )
         )
+    return out
+
+
+def recovery_days(ledger: Ledger, baseline_days: int = 14, tolerance: float = 0.10) -> list[dict]:
+    """Per event and mode: days until the mode's daily MAE is back within
+    `tolerance` of its pooled MAE over the `baseline_days` before the event
+    (and stays there two more days); None if it never is in the played days."""
+    daily = daily_accuracy(ledger)
+    out = []
+    if daily.empty:
+        return out
+    for day, kind in event_days(ledger):
+        row: dict = {"event": kind, "day": day}
+        for mode in MODES:
+            before = daily[(daily["day"] < day) & (daily["day"] >= day - dt.timedelta(days=baseline_days))]
+            if before.empty:
+                row[mode] = None
+                continue
+            level = float(np.average(before[f"{mode}_mae"], weights=before["rows"]))
+            after = daily[daily["day"] >= day].reset_index(drop=True)
+            within = (after[f"{mode}_mae"] <= level * (1 + tolerance)).to_numpy()
+            steady = [i for i in range(len(within)) if within[i : i + 3].all() and len(within[i : i + 3]) == 3]
+            row[f"{mode}_level"] = level
+            row[mode] = (after["day"][steady[0]] - day).days if steady else None
+        out.append(row)
+    return out
+
+
+def training_cost(ledger: Ledger) -> dict[str, dict[str, float]]:
+    """Per mode (its alias): training jobs, promotions, wall and CPU seconds training."""
+    out = {}
+    for mode in MODES:
+        jobs = [t for t in ledger.trainings if t.alias == mode]
+        out[mode] = {
+            "jobs": len(jobs),
+            "promoted": sum(t.promoted for t in jobs),
+            "cpu_s": sum(t.cpu_seconds for t in jobs),
+            "wall_s": sum(t.wall_seconds for t in jobs),
+        }
     return out
 
 

@@ -1,11 +1,14 @@
-"""What a demo run plays: the simulated world, its drift events, and the
-operating policy (batch schedule, training windows, retraining after alerts)."""
+"""What a demo run plays: the simulated world, its drift events, the batch
+schedule and the suite's settings. Training is the trainer's own business
+(its policies, rxcast.suite.topology.POLICIES unless a plan sets others)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from rxcast.sim import DriftEvent, Scenario
+from rxcast.suite.topology import POLICIES
 
 #: The hour of the next morning at which the inventory app asks for forecasts
 #: of the demand after a business day (the feature service stamps a day's
@@ -13,27 +16,20 @@ from rxcast.sim import DriftEvent, Scenario
 REQUEST_HOUR = 8
 
 
+def policies(window_days: int) -> str:
+    """The suite's policies (online: every new business day; batch: every 7)
+    over `window_days` days of rows."""
+    return json.dumps([{**p, "window_days": window_days} for p in json.loads(POLICIES)])
+
+
 @dataclass(frozen=True)
 class DemoPlan:
-    """A scenario to play plus the operating policy around it."""
+    """A scenario to play plus how the app and the suite run around it."""
 
     name: str
     scenario: Scenario
     #: Days between scheduled batch runs (simulated days; run on the first played day too).
     batch_every_days: int = 7
-    #: Days of history the first model version is trained on.
-    initial_train_days: int = 120
-    #: Days of data a retraining job uses.
-    retrain_days: int = 90
-    #: Days after an alert before its retraining job starts: a forecast's label
-    #: is the demand over the horizon after it, and the trainer holds out the
-    #: newest labelled days and embargoes the horizon before them, so a model
-    #: only learns from a change once labels well past it exist.
-    retrain_delay_days: int = 28
-    #: A candidate the gate refuses is retrained this many days later...
-    retrain_retry_days: int = 7
-    #: ...up to this many tries per alert episode.
-    retrain_tries: int = 3
     #: Keys per online Predict call (the inventory app asks store by store).
     keys_per_call: int = 100
     #: Extra command-line settings per suite process.
@@ -66,7 +62,9 @@ def default_plan() -> DemoPlan:
             DriftEvent("unit_change", history + 84, {"field": "units_on_hand", "factor": 10.0}),
         ),
     )
-    return DemoPlan("default", scenario, service_args={"trainer": ["--default-holdout-days", "7"]})
+    return DemoPlan(
+        "default", scenario, service_args={"trainer": ["--default-holdout-days", "7", "--policies", policies(90)]}
+    )
 
 
 def short_plan() -> DemoPlan:
@@ -85,12 +83,10 @@ def short_plan() -> DemoPlan:
     return DemoPlan(
         "short",
         scenario,
-        initial_train_days=100,
-        retrain_days=60,
-        retrain_delay_days=24,
-        retrain_retry_days=5,
         service_args={
             "trainer": [
+                "--policies",
+                policies(window_days=60),
                 "--default-num-boost-round",
                 "80",
                 "--default-num-leaves",

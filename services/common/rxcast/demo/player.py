@@ -2,11 +2,16 @@
 pharmacy chain would: the inventory app pushes the day's records and asks the
 online predictor for forecasts the next morning; the batch predictor runs on
 its schedule and is read by lookup; actuals reach the drift service through
-the feature service; alerts lead to retraining; predictors follow the trainer.
+the feature service; alerts become the trainer's triggers. The player starts
+no training: the trainer's policies keep the `online` and `batch` aliases
+current on their own, and the player reads what the trainer did.
 
-The simulated clock stands still while a training job runs (a job of minutes
-is a moment on the scale of days), so what the run measures in simulated days
-does not depend on this machine's speed.
+The simulated clock stands still while the trainer works on a day (a job of
+minutes is a moment on the scale of days): after each ingest the player waits,
+over gRPC, until every policy has acted on the new business day and none of
+their jobs is queued or running, and until each predictor serves its alias's
+version. What the run measures in simulated days then does not depend on this
+machine's speed.
 """
 
 from __future__ import annotations
@@ -87,9 +92,7 @@ class Player:
         self._clients = (self.feature, self.trainer, self.drift, self.online, self.batch)
         self.cpu = CpuMeter(suite)
         self._last_alert_id = 0
-        self._retrain_due: dt.date | None = None
-        self._retrain_alerts: list[AlertLog] = []
-        self._retrain_tries = 0
+        self._seen_jobs: set[str] = set()
 
     def close(self) -> None:
         for client in self._clients:
@@ -116,57 +119,68 @@ class Player:
         self.ledger.seed_seconds = time.monotonic() - started
         self.ledger.seed_records = accepted
 
-    def train(self, end: dt.date, days: int, reason: str) -> TrainingLog:
-        """A training job over the `days` days ending `end`, promoted through
-        the gate; progress is shown until it ends."""
-        start = end - dt.timedelta(days=days - 1)
-        request = trainer_pb2.StartTrainingRequest(
-            window=trainer_pb2.DayWindow(start_day=start.isoformat(), end_day=end.isoformat()),
-            reason=reason[:2000],
-            promote=True,
-        )
+    def settle(self, day: dt.date, timeout: float = 3600.0) -> list[TrainingLog]:
+        """Wait until the trainer's policies have acted on business day `day`
+        and no job of theirs is queued or running; the jobs they ran, logged."""
         started = time.monotonic()
-        job = self.trainer.start_training(request)
-        last = ""
-        for update in self.trainer.watch(job.job_id, timeout=3600):
-            job = update
-            line = f"  training {job.job_id}: {_JOB_STATES.get(job.state, job.state)}"
-            if job.rows_loaded:
-                line += f", {job.rows_loaded:,} rows"
-            if job.rounds_total:
-                line += f", round {job.rounds_done}/{job.rounds_total}"
-            if line != last and (job.rounds_done % 50 == 0 or job.rounds_done == job.rounds_total):
-                self.say(line)
-                last = line
+        before = self.cpu.snapshot()
+        while True:
+            statuses = self.trainer.policies()
+            if not statuses:
+                raise DemoFailed("the trainer has no training policy: nothing would keep the models current")
+            if all(s.data_day >= day.isoformat() and not s.busy for s in statuses):
+                break
+            if time.monotonic() - started > timeout:
+                raise DemoFailed(f"the trainer's policies did not settle on {day} within {timeout:.0f} s")
+            time.sleep(0.05)
+        trainer_cpu = self.cpu.delta(before, self.cpu.snapshot(), ("trainer",))["trainer"]
+        self.ledger.add_cpu("training", {"trainer": trainer_cpu})
+        logs = [self._training_log(day, s.policy.alias, s.last_job_id) for s in statuses if self._new_job(s)]
+        spent = sum(log.wall_seconds for log in logs) or 1.0
+        for log in logs:
+            # The trainer process's CPU while the day settled, shared by the jobs' wall time.
+            log.cpu_seconds = trainer_cpu * log.wall_seconds / spent
+            self.ledger.trainings.append(log)
+            verdict = "promoted" if log.promoted else f"not promoted: {log.error or 'gate refused'}"
+            self.say(
+                f"  trainer: {log.alias} job {log.job_id} {log.state}: v{log.version} fitted through "
+                f"{log.trained_through}, {verdict} ({log.wall_seconds:.0f} s) | {log.reason[:160]}"
+            )
+        for alias, predictor in (("online", self.online), ("batch", self.batch)):
+            if any(log.promoted and log.alias == alias for log in logs):
+                self._await_version(predictor, alias, self.trainer.latest(alias).version)
+        return logs
+
+    def _new_job(self, status) -> bool:
+        if not status.last_job_id or status.last_job_id in self._seen_jobs:
+            return False
+        self._seen_jobs.add(status.last_job_id)
+        return True
+
+    def _training_log(self, day: dt.date, alias: str, job_id: str) -> TrainingLog:
+        job = self.trainer.job(job_id)
         ev = job.evaluation
         metrics = {
             name: {"mae": m.mae, "rmse": m.rmse, "wape": m.wape, "rows": m.rows}
             for name, m in (("model", ev.model), ("baseline", ev.baseline), ("champion", ev.champion))
             if m.rows
         }
-        trained_through = None
-        if ev.holdout.start_day:
-            # The trainer embargoes the horizon before its holdout (rxcast.trainer.dataset.TimeSplit).
-            trained_through = dt.date.fromisoformat(ev.holdout.start_day) - dt.timedelta(days=HORIZON_DAYS)
-        log = TrainingLog(
-            day=end,
+        fitted = (self.trainer.manifest(job.version) or {}).get("fit", {}) if job.version else {}
+        through = fitted.get("fitted_through")
+        return TrainingLog(
+            day=day,
             job_id=job.job_id,
-            reason=reason,
-            window=(start.isoformat(), end.isoformat()),
+            reason=job.request.reason,
+            window=(job.request.window.start_day, job.request.window.end_day),
             state=_JOB_STATES.get(job.state, str(job.state)),
             version=job.version,
             promoted=job.promoted,
             error=job.error,
-            wall_seconds=time.monotonic() - started,
+            wall_seconds=max(0.0, _seconds(job.updated_time) - _seconds(job.created_time)),
             metrics=metrics,
-            trained_through=trained_through,
+            trained_through=dt.date.fromisoformat(through) if through else None,
+            alias=alias,
         )
-        self.ledger.trainings.append(log)
-        verdict = "promoted to champion" if job.promoted else f"not promoted: {job.error or 'gate refused'}"
-        self.say(f"  training {job.job_id} {log.state}: version {job.version}, {verdict} ({log.wall_seconds:.0f} s)")
-        if job.promoted:
-            log.online_pickup_seconds = self._await_version(self.online, "online", job.version)
-        return log
 
     @staticmethod
     def _await_version(predictor: PredictorClient, mode: str, version: int, timeout: float = 120.0) -> float:
@@ -274,6 +288,8 @@ class Player:
     def play_day(self, index: int, day: dt.date) -> DayLog:
         at_ms = as_of_ms(day)
         records, accepted, rejected = self._measured("ingest", ("feature",), lambda: self._ingest(day))
+        # Overnight the trainer acts on the new day; the app asks the next morning.
+        self.settle(day)
         stores = records["store_id"].to_numpy(dtype=object)
         medications = records["medication_id"].to_numpy(dtype=object)
 
@@ -293,41 +309,15 @@ class Player:
             self._actuals(self.ledger.days[index - HORIZON_DAYS])
         return log
 
-    def _handle_alerts(self, day: dt.date) -> None:
-        for alert in self._new_alerts(day):
-            self.say(
-                f"  alert #{alert.alert_id} {alert.kind} on v{alert.model_version} "
-                f"({', '.join(alert.features[:4]) or alert.detector}): {alert.reason[:120]}"
-            )
-            if self._retrain_due is None:
-                self._retrain_due = (alert.data_day or day) + dt.timedelta(days=self.plan.retrain_delay_days)
-                self._retrain_tries = 0
-                self.say(f"  retraining scheduled for {self._retrain_due} (labels for the changed period by then)")
-            self._retrain_alerts.append(alert)
-        if self._retrain_due is None or day < self._retrain_due:
-            return
-        alerts = self._retrain_alerts
-        reason = "drift alerts " + "; ".join(
-            f"#{a.alert_id} {a.kind} ({', '.join(a.features[:3]) or a.detector})" for a in alerts
-        )
-        self._retrain_tries += 1
-        log = self.train(day, self.plan.retrain_days, reason)
-        if log.promoted or self._retrain_tries >= self.plan.retrain_tries:
-            self._retrain_due, self._retrain_alerts = None, []
-        else:
-            # Refused by the gate: the changed period may still be too short in
-            # the training rows. Try again once a week more of labels is in.
-            self._retrain_due = day + dt.timedelta(days=self.plan.retrain_retry_days)
-            self.say(f"  retraining again on {self._retrain_due}")
-
     def play(self) -> Ledger:
         history = self.plan.scenario.history_days or len(self.world.days)
         first = self.world.days[history - 1].date()
-        initial = self.train(first, self.plan.initial_train_days, "initial model on the history")
-        if not initial.promoted:
-            raise DemoFailed(f"the first model was not promoted: {initial.error or initial.state}")
-        # Later versions reach the batch predictor at its next run; the first must be there for the first.
-        self._await_version(self.batch, "batch", initial.version)
+        self.settle(first)
+        for alias in ("online", "batch"):
+            if not self.trainer.latest(alias).version:
+                raise DemoFailed(f"the trainer promoted no first model to {alias!r}: {self._why_not(alias)}")
+        self._await_version(self.batch, "batch", self.trainer.latest("batch").version)
+        self._await_version(self.online, "online", self.trainer.latest("online").version)
         self.say(
             f"playing {self.plan.days_to_play} days; events: "
             + ", ".join(f"{e.kind} on {e.business_day}" for e in self.world.events)
@@ -335,10 +325,18 @@ class Player:
         for index, stamp in enumerate(self.world.days[history:]):
             day = stamp.date()
             log = self.play_day(index, day)
-            self._handle_alerts(day)
+            for alert in self._new_alerts(day):
+                self.say(
+                    f"  alert #{alert.alert_id} {alert.kind} on v{alert.model_version} "
+                    f"({', '.join(alert.features[:4]) or alert.detector}): {alert.reason[:120]}"
+                )
             self.say(self._progress_line(log))
         self._collect_final()
         return self.ledger
+
+    def _why_not(self, alias: str) -> str:
+        status = next((s for s in self.trainer.policies() if s.policy.alias == alias), None)
+        return "no policy for it" if status is None else status.why_not_promoted or status.next_run_at
 
     def _progress_line(self, log: DayLog) -> str:
         events = [e.kind for e in self.world.events if e.business_day == log.day.isoformat()]
@@ -364,6 +362,10 @@ class Player:
             _report_summary(r)
             for r in sorted(reports, key=lambda r: timestamps.to_ms(r.window_end_time, "window_end_time"))
         ]
+
+
+def _seconds(stamp) -> float:
+    return timestamps.to_ms(stamp, "time") / 1000 if stamp.seconds or stamp.nanos else 0.0
 
 
 def _report_summary(report: drift_pb2.DriftReport) -> dict:

@@ -184,6 +184,8 @@ def write_report(ledger: Ledger, out: Path) -> Path:
     fresh = M.freshness(ledger)
     adapt = M.adaptation(ledger)
     cpu = M.cost(ledger)
+    training = M.training_cost(ledger)
+    recovery = M.recovery_days(ledger)
 
     if not daily.empty:
         _plot_accuracy(ledger, daily, out / "accuracy.png")
@@ -227,6 +229,17 @@ def write_report(ledger: Ledger, out: Path) -> Path:
             mean_days("fitted", "online"),
             mean_days("fitted", "batch"),
         ],
+        [
+            "... until the daily MAE is back within 10% of its pre-event level (mean)",
+            _mean([r["online"] for r in recovery]) if recovery else None,
+            _mean([r["batch"] for r in recovery]) if recovery else None,
+        ],
+        [
+            "training jobs of the mode's alias (promoted)",
+            f"{training['online']['jobs']} ({training['online']['promoted']})",
+            f"{training['batch']['jobs']} ({training['batch']['promoted']})",
+        ],
+        ["CPU seconds training (the trainer's, per job)", training["online"]["cpu_s"], training["batch"]["cpu_s"]],
         ["CPU seconds per 1,000 forecasts served", cpu["online"]["per_1000"], cpu["batch"]["per_1000"]],
         ["CPU seconds per played day", cpu["online"]["per_day"], cpu["batch"]["per_day"]],
     ]
@@ -274,10 +287,11 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         "",
         (
             "Days after each event (simulated time): the first alert on data from after it; then, for "
-            "the first champion promoted after it and for the first fitted on rows from after it (the "
-            "trainer's holdout and embargo lie between a job's window end and its last training row): "
-            "the day it was trained and the first day each mode served it, and both modes' MAE between "
-            "the online and the batch predictor taking it up."
+            "the first model promoted to each mode's alias after it and for the first fitted on rows "
+            "from after it (labels arrive a horizon after a row): the day it was trained (the online "
+            "alias's) and the first day each mode served its own, and both modes' MAE in between. "
+            "The second table: days until each mode's daily MAE is back within 10% of its level over "
+            "the 14 days before the event (and stays there two more days)."
         ),
         "",
         _table(
@@ -303,6 +317,16 @@ def write_report(ledger: Ledger, out: Path) -> Path:
                 for a in adapt
             ],
         ),
+        "",
+        _table(
+            ["event", "day", "online MAE before", "days until online is back", "batch MAE before", "days (batch)"],
+            [
+                [r["event"], r["day"], r.get("online_level"), r["online"], r.get("batch_level"), r["batch"]]
+                for r in recovery
+            ],
+        )
+        if recovery
+        else "",
         "",
         "## Latency",
         "",
@@ -389,6 +413,7 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         _table(
             [
                 "day",
+                "alias",
                 "version",
                 "window",
                 "fitted through",
@@ -401,6 +426,7 @@ def write_report(ledger: Ledger, out: Path) -> Path:
             [
                 [
                     t.day,
+                    t.alias,
                     f"v{t.version}",
                     f"{t.window[0]}..{t.window[1]}",
                     t.trained_through,
@@ -420,6 +446,11 @@ def write_report(ledger: Ledger, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _mean(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
 
 
 def _batch_every(ledger: Ledger) -> str:

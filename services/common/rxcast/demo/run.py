@@ -15,7 +15,8 @@ from rxcast.sim import simulate
 from rxcast.suite.topology import start_suite
 
 #: Settings the played clock needs on top of the suite's wiring: predictors
-#: poll every second; the batch predictor runs when the played calendar says
+#: poll every second; the trainer's policies look for a new business day
+#: five times a second; the batch predictor runs when the played calendar says
 #: so (RunBatch), not on wall-clock hours; the drift service asks the feature
 #: service for actuals every second and re-asks two seconds later while a
 #: horizon has not elapsed yet (a played day takes about that long).
@@ -23,6 +24,7 @@ DEMO_ARGS: dict[str, list[str]] = {
     "predictor-online": ["--poll-interval-seconds", "1"],
     "predictor-batch": ["--poll-interval-seconds", "1", "--batch-interval-seconds", "0"],
     "drift": ["--collect-seconds", "1", "--actuals-retry-seconds", "2"],
+    "trainer": ["--policy-poll-seconds", "0.2"],
 }
 
 

@@ -40,10 +40,12 @@ def _predictor_dependencies(started: Started) -> list[str]:
 
 #: The trainer keeps each predictor's alias current on its own: the online
 #: alias on every newly ingested business day (and on drift triggers, once
-#: labelled rows from after the change exist), the batch alias every 7 days.
+#: labelled rows from after the change exist), shipping a daily refresh unless
+#: it scores worse than the version it replaces (margin 0); the batch alias
+#: every 7 days, at the trainer's margin.
 POLICIES = json.dumps(
     [
-        {"alias": "online", "every_data_days": 1, "window_days": 90, "follow_triggers": True},
+        {"alias": "online", "every_data_days": 1, "window_days": 90, "follow_triggers": True, "gate_margin": 0.0},
         {"alias": "batch", "every_data_days": 7, "window_days": 90, "follow_triggers": False},
     ]
 )

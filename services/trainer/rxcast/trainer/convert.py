@@ -151,11 +151,12 @@ def policy(message: trainer_pb2.TrainingPolicy) -> Policy:
         window_days=message.window_days,
         holdout_days=message.holdout_days,
         follow_triggers=message.follow_triggers,
+        gate_margin=message.gate_margin if message.HasField("gate_margin") else None,
     )
 
 
 def policy_proto(value: Policy) -> trainer_pb2.TrainingPolicy:
-    return trainer_pb2.TrainingPolicy(**value.to_dict())
+    return trainer_pb2.TrainingPolicy(**{k: v for k, v in value.to_dict().items() if v is not None})
 
 
 def trigger_proto(trigger: Trigger) -> trainer_pb2.Trigger:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rxcast.model import FeatureEncoder, ModelBundle, ModelManifest
+from rxcast.model.bundle import sha256_bytes
 from rxcast.model.timebase import day_text
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
@@ -47,6 +48,8 @@ class JobSpec:
     #: Ship a model refitted on every labelled row of the window (holdout and
     #: embargo included) once the holdout has judged the recipe.
     refit: bool = False
+    #: The gate's relative margin for this job; None takes the trainer's.
+    gate_margin: float | None = None
 
 
 class Stage:
@@ -167,6 +170,7 @@ class TrainingPipeline:
             self._export(evaluation)
             manifest = self._manifest(spec, data, split, fitted, evaluation, predictions)
 
+        validation_text = None
         if spec.refit:
             message = f"refitting on all {data.rows} labelled rows through {day_text(split.holdout_end)}"
             with self._stage(report, Stage.TRAINING, message):
@@ -174,21 +178,28 @@ class TrainingPipeline:
             # The refit may have seen categorical levels the holdout's model did not.
             manifest = manifest.with_updates(
                 categorical_levels=shipped.manifest.categorical_levels,
-                fit={"kind": "refit", "fitted_through": day_text(split.holdout_end), "rows": data.rows},
+                fit={
+                    "kind": "refit",
+                    "fitted_through": day_text(split.holdout_end),
+                    "rows": data.rows,
+                    "validated_through": day_text(split.last_train_day),
+                    "validation_sha256": sha256_bytes(fitted.model_text),
+                    "validation_categorical_levels": fitted.manifest.categorical_levels,
+                },
                 training_data_sha256=shipped.training_data_sha256,
             )
-            fitted = shipped
+            validation_text, fitted = fitted.model_text, shipped
         else:
             manifest = manifest.with_updates(
                 fit={"kind": "holdout", "fitted_through": day_text(split.last_train_day), "rows": split.train.rows}
             )
 
         with self._stage(report, Stage.PUBLISHING, "writing the version to the registry"):
-            info = self.registry.publish(fitted.model_text, manifest)
+            info = self.registry.publish(fitted.model_text, manifest, validation_text)
             metrics.VERSIONS_PUBLISHED.inc()
         if not spec.promote:
             return JobOutcome(info.version, evaluation, promoted=False)
-        promotion = self.aliases.promote_evaluated(spec.alias, info.version, evaluation, spec.reason)
+        promotion = self.aliases.promote_evaluated(spec.alias, info.version, evaluation, spec.reason, spec.gate_margin)
         return JobOutcome(info.version, evaluation, promotion.promoted, promotion.refusal)
 
     @contextmanager
@@ -246,15 +257,22 @@ class TrainingPipeline:
         )
 
     def _champion(self, alias: str) -> _Champion:
-        """The alias's current version, loaded; or why it could not be."""
+        """The alias's current version as the gate judges it, loaded; or why it
+        could not be. A refitted version has learnt the candidate's holdout
+        days: the model its own holdout judged stands in for it, so both are
+        scored on days neither has trained on."""
         state = self.registry.alias(alias)
         if state is None or state.version == 0:
             return _Champion(None, 0)
         try:
+            validation = self.registry.load_validation_bundle(state.version)
+            if validation is not None:
+                return _Champion(validation, state.version)
             return _Champion(self.registry.load_bundle(state.version), state.version)
-        except RxcastError as exc:
-            log.warning("champion_unloadable", alias=alias, version=state.version, error=exc.message)
-            return _Champion(None, state.version, f"v{state.version} could not be loaded: {exc.message}")
+        except (RxcastError, OSError) as exc:
+            error = exc.message if isinstance(exc, RxcastError) else str(exc)
+            log.warning("champion_unloadable", alias=alias, version=state.version, error=error)
+            return _Champion(None, state.version, f"v{state.version} could not be loaded: {error}")
 
     @staticmethod
     def _export(evaluation: Evaluation) -> None:

@@ -39,9 +39,13 @@ class Policy:
     window_days: int = 90
     holdout_days: int = 0
     follow_triggers: bool = True
+    #: The gate's relative margin for this alias's jobs; None: the trainer's.
+    gate_margin: float | None = None
 
     def __post_init__(self) -> None:
         alias_name(self.alias)
+        if self.gate_margin is not None and not 0.0 <= self.gate_margin < 1.0:
+            raise InvalidArgument(f"gate_margin: must be in [0, 1), got {self.gate_margin}")
         if self.every_data_days < 0:
             raise InvalidArgument(f"every_data_days: must be >= 0, got {self.every_data_days}")
         if self.every_wall_seconds < 0:

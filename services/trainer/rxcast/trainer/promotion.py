@@ -38,8 +38,10 @@ class AliasManager:
         self.source = source
         self.num_threads = num_threads
 
-    def promote_evaluated(self, alias: str, version: int, evaluation: Evaluation, reason: str) -> Promotion:
-        """Gate a freshly trained version on its own evaluation."""
+    def promote_evaluated(
+        self, alias: str, version: int, evaluation: Evaluation, reason: str, margin: float | None = None
+    ) -> Promotion:
+        """Gate a freshly trained version on its own evaluation (at `margin`, else the gate's own)."""
         alias = alias_name(alias)
         current = self.registry.alias(alias)
         incumbent = current.version if current else 0
@@ -48,7 +50,8 @@ class AliasManager:
                 f"alias {alias!r} moved to v{incumbent} while v{version} was judged against "
                 f"v{evaluation.champion_version}; not promoted"
             )
-        decision = self.gate.decide(
+        gate = self.gate if margin is None else dataclasses.replace(self.gate, margin=margin)
+        decision = gate.decide(
             version, evaluation.model, evaluation.baseline, incumbent, evaluation.champion, evaluation.champion_note
         )
         return self._apply(alias, version, incumbent, decision, reason)

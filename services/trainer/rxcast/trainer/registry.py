@@ -57,6 +57,8 @@ log = get_logger("rxcast.trainer.registry")
 DEFAULT_ALIAS = "champion"
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.txt"
+#: A refitted version\'s holdout-judged model, next to the shipped one.
+VALIDATION_FILE = "validation_model.txt"
 _DIGITS = 10
 _ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 ALIAS_KINDS = ("gate", "force", "rollback")
@@ -140,12 +142,16 @@ class ModelRegistry:
 
     # -- versions -------------------------------------------------------------
 
-    def publish(self, model_text: bytes, manifest: ModelManifest) -> VersionInfo:
-        """Commit a new version; returns it with its number, sha256 and time."""
+    def publish(self, model_text: bytes, manifest: ModelManifest, validation_text: bytes | None = None) -> VersionInfo:
+        """Commit a new version; returns it with its number, sha256 and time.
+        `validation_text`: the model the holdout judged, when the shipped one
+        was refitted after it (kept for fair gate comparisons later)."""
         stage = self._staging / f"{os.getpid()}-{uuid.uuid4().hex}"
         stage.mkdir()
         try:
             write_synced(stage / MODEL_FILE, model_text)
+            if validation_text is not None:
+                write_synced(stage / VALIDATION_FILE, validation_text)
             crash_point("publish:model_staged")
             manifest = manifest.with_updates(sha256=sha256_bytes(model_text), model_file=MODEL_FILE)
             while True:
@@ -198,6 +204,20 @@ class ModelRegistry:
     def load_bundle(self, version: int) -> ModelBundle:
         """A version loaded and checked against its sha256, ready to predict."""
         return ModelBundle.load(self.get(version).model_path.parent)
+
+    def load_validation_bundle(self, version: int) -> ModelBundle | None:
+        """The model a refitted version's holdout judged (its out-of-sample
+        stand-in on the days it was refitted on); None for a version that was
+        not refitted."""
+        info = self.get(version)
+        fit = info.manifest.fit
+        if not fit.get("validation_sha256"):
+            return None
+        manifest = info.manifest.with_updates(
+            sha256=fit["validation_sha256"],
+            categorical_levels={k: tuple(v) for k, v in fit["validation_categorical_levels"].items()},
+        )
+        return ModelBundle.from_bytes((info.model_path.parent / VALIDATION_FILE).read_bytes(), manifest)
 
     # -- aliases --------------------------------------------------------------
 

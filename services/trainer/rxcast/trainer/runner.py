@@ -210,7 +210,7 @@ class PolicyRunner:
         params = dataclasses.replace(self._defaults, holdout_days=self._holdout(policy))
         spec = JobSpec(
             end - policy.window_days + 1, end, params, f"policy {policy.alias}: {run.reason}"[:2000],
-            promote=True, alias=policy.alias, refit=self._refit,
+            promote=True, alias=policy.alias, refit=self._refit, gate_margin=policy.gate_margin,
         )  # fmt: skip
         state.last_run_day, state.last_run_time = newest, self._clock()
         state.why_trained = run.reason
