@@ -1,6 +1,7 @@
 """The closed loop through real processes: the short plan opens stores in a
-new region; the drift service notices, a retrained model passes the gate, the
-online predictor serves it at once, the batch predictor from its next run, and
+new region; the drift service notices, the trainer's policies keep the online
+alias current every business day and the batch alias every week on their own,
+a model fitted on rows from after the event serves online within 10 days, and
 in between online forecasts beat the batch's."""
 
 from __future__ import annotations
@@ -37,28 +38,39 @@ def test_the_loop_closed_after_the_injected_drift(ledger):
     (event,) = measures.adaptation(ledger)
     assert event.event == "new_region"
     assert event.first_alert_day is not None and event.first_alert_day >= event.day
-    assert event.version is not None and event.version > 1, "no model trained after the event was promoted"
+    # The trainer, not the player, trained: a policy job of the online alias,
+    # fitted on labelled rows from after the event, served online within 10 days.
+    assert event.version is not None, "no model fitted on rows from after the event was promoted"
     training = next(t for t in ledger.trainings if t.version == event.version)
-    assert training.state == "succeeded" and "drift alert" in training.reason
-    assert training.online_pickup_seconds is not None
-    # The online predictor serves the new champion from the next played day on.
+    assert training.alias == "online" and training.reason.startswith("policy online: ")
+    assert training.trained_through >= event.day
+    assert event.online_day is not None and (event.online_day - event.day).days <= 10
+    # The online predictor serves it from the next played day on.
     assert (event.online_day - training.day).days == 1
-    # The batch predictor's next run after the promotion uses it.
-    next_run = next(r for r in ledger.batch_runs if r.day > training.day)
-    assert next_run.state == "succeeded" and next_run.model_version == event.version
-    assert event.batch_day == next_run.day
 
 
-def test_online_beats_batch_until_the_batch_catches_up(ledger):
+def test_each_predictor_follows_its_own_alias(ledger):
+    aliases = {t.version: t.alias for t in ledger.trainings if t.promoted}
+    online = {int(v) for log in ledger.days for v in np.unique(log.online.versions)}
+    batch = {r.model_version for r in ledger.batch_runs}
+    assert {aliases[v] for v in online} == {"online"} and {aliases[v] for v in batch} == {"batch"}
+    assert all(r.state == "succeeded" for r in ledger.batch_runs)
+    # The online alias refreshes on new business days; the batch alias weekly.
+    jobs = {mode: [t for t in ledger.trainings if t.alias == mode] for mode in ("online", "batch")}
+    assert len(jobs["online"]) >= len(ledger.days) and len(jobs["batch"]) <= len(ledger.days) // 7 + 2
+
+
+def test_online_recovers_from_the_event_and_beats_batch(ledger):
     (event,) = measures.adaptation(ledger)
-    online, batch, days = measures.pooled_mae(ledger, event.online_day, event.batch_day)
-    assert days >= 1
-    assert online < batch
     before_online, _, _ = measures.pooled_mae(ledger, ledger.days[0].day, event.day)
-    after_online, _, _ = measures.pooled_mae(ledger, event.online_day, None)
     during_online, _, _ = measures.pooled_mae(ledger, event.day, event.online_day)
+    after_online, _, days = measures.pooled_mae(ledger, event.online_day, None)
     assert during_online > before_online, "the new region should hurt the old model"
-    assert after_online < during_online, "the retrained model should recover"
+    assert days >= 1 and after_online < during_online, "the model fitted after the event should recover"
+    overall_online, overall_batch, _ = measures.pooled_mae(ledger, ledger.days[0].day, None)
+    assert overall_online < overall_batch
+    (recovery,) = measures.recovery_days(ledger)
+    assert recovery["online"] is not None
 
 
 def test_the_report_is_written(ledger, tmp_path):

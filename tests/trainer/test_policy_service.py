@@ -129,3 +129,23 @@ def test_ingesting_a_day_starts_the_online_job_and_a_trigger_waits_for_post_chan
         assert job.evaluation.holdout.start_day == changed.isoformat(), "the gate judged on post-change days only"
         fit = client.manifest(job.version)["fit"]
         assert fit["fitted_through"] == (runnable - dt.timedelta(days=7)).isoformat() >= changed.isoformat()
+
+
+def test_the_cli_shows_and_sets_policies(services):
+    import subprocess
+    import sys
+
+    _, state, _ = services
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "rxcast.trainer.cli", "--address", state["trainer"].address, *args],
+            capture_output=True, check=False, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = cli("policies")
+    assert "online: every 1 data day(s)" in shown and "why trained:" in shown and "next run at:" in shown
+    cli("policy", "weekly", "--every-data-days", "7", "--window-days", "60", "--gate-margin", "0")
+    assert "weekly: every 7 data day(s), window 60 d" in cli("policies")

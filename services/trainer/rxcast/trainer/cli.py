@@ -5,6 +5,9 @@
     python -m rxcast.trainer.cli alias 7 --reason "hand-checked"
     python -m rxcast.trainer.cli rollback --reason "bad forecasts in the north"
     python -m rxcast.trainer.cli download --out model-dir
+    python -m rxcast.trainer.cli policies
+    python -m rxcast.trainer.cli policy online --every-data-days 1 --window-days 90 --gate-margin 0
+    python -m rxcast.trainer.cli trigger incident-17 --kind data_drift --changed 2026-01-15 --reason "new region"
 
 The trainer's address comes from --address or RXCAST_TRAINER_ADDRESS.
 """
@@ -12,6 +15,7 @@ The trainer's address comes from --address or RXCAST_TRAINER_ADDRESS.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 
@@ -146,6 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     download.add_argument("--alias", default="")
     download.add_argument("--out", required=True, help="directory to write model file and manifest.json to")
 
+    commands.add_parser("policies", help="every alias's training policy: last job, why, next run, triggers")
+
+    policy = commands.add_parser("policy", help="set an alias's training policy (replaces its old one)")
+    policy.add_argument("alias")
+    policy.add_argument("--every-data-days", type=int, default=0, help="train every N newest business days (0: off)")
+    policy.add_argument("--every-wall-seconds", type=int, default=0, help="train every N wall seconds (0: off)")
+    policy.add_argument("--window-days", type=int, default=90, help="days of rows a job uses")
+    policy.add_argument("--holdout-days", type=int, default=0, help="holdout days (0: the trainer's default)")
+    policy.add_argument("--ignore-triggers", action="store_true", help="drift triggers do not start its jobs")
+    policy.add_argument("--gate-margin", type=float, default=None, help="the gate's margin (default: the trainer's)")
+
+    trigger = commands.add_parser("trigger", help="hand the trainer a retraining trigger (idempotent by id)")
+    trigger.add_argument("trigger_id")
+    trigger.add_argument("--kind", default="data_drift", help="data_drift, concept_drift or performance")
+    trigger.add_argument("--changed", required=True, help="business day the change was first seen, YYYY-MM-DD")
+    trigger.add_argument("--reason", default="manual")
+    trigger.add_argument("--alias", action="append", default=[], help="an alias to retrain (default: all)")
+
     args = parser.parse_args(argv)
     try:
         with TrainerClient(args.address, timeout=args.timeout) as client:
@@ -226,7 +248,48 @@ def _run(client: TrainerClient, args: argparse.Namespace) -> int:
         manifest = client.download_to(args.out, args.version, args.alias)
         print(f"v{manifest.version} ({manifest.sha256}) written to {args.out}")
         return 0
+    if args.command == "policies":
+        for status in client.policies():
+            _print_policy(status)
+        return 0
+    if args.command == "policy":
+        policy = trainer_pb2.TrainingPolicy(
+            alias=args.alias, every_data_days=args.every_data_days, every_wall_seconds=args.every_wall_seconds,
+            window_days=args.window_days, holdout_days=args.holdout_days, follow_triggers=not args.ignore_triggers,
+        )  # fmt: skip
+        if args.gate_margin is not None:
+            policy.gate_margin = args.gate_margin
+        print(client.set_policy(policy))
+        return 0
+    if args.command == "trigger":
+        changed = dt.datetime.combine(dt.date.fromisoformat(args.changed), dt.time(), dt.UTC) + dt.timedelta(days=1)
+        answer = client.submit_trigger(
+            args.trigger_id, args.kind, int(changed.timestamp() * 1000), args.reason, args.alias
+        )
+        print(f"trigger {answer.trigger.trigger_id}: {'accepted' if answer.accepted else 'already known'}")
+        for target in answer.trigger.targets:
+            print(f"  {target.alias}: {target.state}, runs on newest business day {target.runnable_day}")
+        return 0
     raise AssertionError(args.command)
+
+
+def _print_policy(status: trainer_pb2.PolicyStatus) -> None:
+    p = status.policy
+    cadence = [f"every {p.every_data_days} data day(s)"] if p.every_data_days else []
+    cadence += [f"every {p.every_wall_seconds} s"] if p.every_wall_seconds else []
+    print(
+        f"{p.alias}: {', '.join(cadence) or 'no cadence'}; window {p.window_days} d; "
+        f"{'follows' if p.follow_triggers else 'ignores'} triggers; data day {status.data_day or '-'}; "
+        f"fitted through {status.fitted_through or '-'}; {status.jobs_started} job(s)"
+        + ("; busy" if status.busy else "")
+    )
+    print(f"  why trained:      {status.why_trained or '-'}")
+    print(f"  last job:         {status.last_job_id or '-'}")
+    print(f"  why not promoted: {status.why_not_promoted or '-'}")
+    print(f"  next run at:      {status.next_run_at}")
+    for trigger in status.pending_triggers:
+        targets = ", ".join(f"{t.alias} {t.state} from {t.runnable_day}" for t in trigger.targets)
+        print(f"  trigger {trigger.trigger_id} ({trigger.kind}): {targets}: {trigger.reason[:100]}")
 
 
 def _print_change(change: trainer_pb2.AliasChange) -> None:
