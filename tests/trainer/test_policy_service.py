@@ -90,10 +90,10 @@ def test_ingesting_a_day_starts_the_online_job_and_a_trigger_waits_for_post_chan
         version = client.job(after["online"].last_job_id).version
         manifest = client.manifest(version)
         # The shipped model learnt from the newest labelled day (horizon 7 before the newest ingested day).
-        assert manifest["fit"] == {
-            "kind": "refit", "fitted_through": (_day(world, SEEDED) - dt.timedelta(days=7)).isoformat(),
-            "rows": manifest["rows"]["loaded"],
-        }  # fmt: skip
+        fit = manifest["fit"]
+        assert (fit["kind"], fit["fitted_through"], fit["rows"]) == (
+            "refit", (_day(world, SEEDED) - dt.timedelta(days=7)).isoformat(), manifest["rows"]["loaded"]
+        )  # fmt: skip
 
         changed = _day(world, SEEDED)
         changed_ms = int(day_end_ms((changed - dt.date(1970, 1, 1)).days))
