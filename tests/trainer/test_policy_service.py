@@ -148,4 +148,4 @@ def test_the_cli_shows_and_sets_policies(services):
     shown = cli("policies")
     assert "online: every 1 data day(s)" in shown and "why trained:" in shown and "next run at:" in shown
     cli("policy", "weekly", "--every-data-days", "7", "--window-days", "60", "--gate-margin", "0")
-    assert "weekly: every 7 data day(s), window 60 d" in cli("policies")
+    assert "weekly: every 7 data day(s); window 60 d" in cli("policies")
