@@ -18,6 +18,10 @@ from rxcast.demo.run import run_demo
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
+#: The trainer trains every played day (the online alias) and every seventh
+#: (the batch alias): the run takes minutes, more than the default timeout.
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory):
