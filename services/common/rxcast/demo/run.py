@@ -12,7 +12,7 @@ from rxcast.demo.ledger import Ledger
 from rxcast.demo.plan import DemoPlan
 from rxcast.demo.player import Player
 from rxcast.sim import simulate
-from rxcast.suite.topology import start_suite
+from rxcast.suite.topology import Suite, start_suite
 
 #: Settings the played clock needs on top of the suite's wiring: predictors
 #: poll every second; the batch predictor runs when the played calendar says
@@ -26,8 +26,15 @@ DEMO_ARGS: dict[str, list[str]] = {
 }
 
 
-def run_demo(plan: DemoPlan, work_dir: Path, say: Callable[[str], None] = print) -> Ledger:
-    """Play `plan` on a fresh suite whose state and logs live under `work_dir`."""
+def run_demo(
+    plan: DemoPlan,
+    work_dir: Path,
+    say: Callable[[str], None] = print,
+    after_play: Callable[[Suite, Ledger], None] | None = None,
+) -> Ledger:
+    """Play `plan` on a fresh suite whose state and logs live under `work_dir`.
+    `after_play`, if given, runs once the chain has played and before the
+    suite stops (to keep the dashboard up, for instance)."""
     started = time.monotonic()
     state_dir, log_dir = work_dir / "state", work_dir / "logs"
     if state_dir.exists():
@@ -43,10 +50,13 @@ def run_demo(plan: DemoPlan, work_dir: Path, say: Callable[[str], None] = print)
     say(f"starting the suite (logs in {log_dir}) ...")
     suite = start_suite(log_dir, state_dir, extra_args=extra)
     say("suite up: " + ", ".join(f"{name} {p.address}" for name, p in suite.processes.items()))
+    say(f"dashboard: http://{suite['dashboard'].address}/ (live while the chain plays)")
     player = Player(plan, world, suite, say)
     try:
         player.seed_history()
         ledger = player.play()
+        if after_play is not None:
+            after_play(suite, ledger)
     finally:
         player.close()
         suite.stop()

@@ -37,6 +37,19 @@ def _predictor_dependencies(started: Started) -> list[str]:
     ]  # fmt: skip
 
 
+def _dashboard_args(started: Started, data_dir: Path) -> list[str]:
+    online, batch = started["predictor-online"], started["predictor-batch"]
+    return [
+        "--feature-address", started["feature"].address,
+        "--trainer-address", started["trainer"].address,
+        "--drift-address", started["drift"].address,
+        "--online-address", online.address,
+        "--batch-address", batch.address,
+        "--online-metrics-url", f"http://127.0.0.1:{online.metrics_port}/metrics",
+        "--batch-metrics-url", f"http://127.0.0.1:{batch.metrics_port}/metrics",
+    ]  # fmt: skip
+
+
 NODES: tuple[Node, ...] = (
     Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node(
@@ -76,6 +89,13 @@ NODES: tuple[Node, ...] = (
         "predictor",
         lambda s, d: ["--mode", "batch", *_predictor_dependencies(s), "--data-dir", str(Path(d) / "predictor-batch")],
         ("feature", "trainer", "drift"),
+    ),
+    # The dashboard reads every service and is read by people only.
+    Node(
+        "dashboard",
+        "dashboard",
+        _dashboard_args,
+        ("feature", "trainer", "drift", "predictor-online", "predictor-batch"),
     ),
 )
 

@@ -1,0 +1,185 @@
+"""The dashboard in a real browser (the system's headless Chromium, driven by
+Playwright) against the suite that just played the short plan: every page
+loads without console errors and draws data, a new business day reaches the
+forecast chart without a reload, and a rollback made on the page moves the
+alias and the predictor that follows it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rxcast.clients.feature import FeatureClient
+from rxcast.clients.predictor import PredictorClient
+from rxcast.clients.records import normalize, to_protos
+from rxcast.clients.trainer import TrainerClient
+from rxcast.demo.plan import short_plan
+from rxcast.sim import simulate
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "reports" / "dashboard"
+PAGES = ("forecasts", "drift", "models", "comparison", "health")
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _wait_for(condition, timeout: float = 30.0, every: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def url(played) -> str:
+    (line,) = [line for line in played.lines if line.startswith("dashboard: http://")]
+    return line.split()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "the system's chromium is missing (the test command installs Debian's package)"
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: d.accept())
+    page.goto(url)
+    page.problems = problems
+    yield page
+    context.close()
+
+
+def _points(page, chart: str) -> int:
+    return page.evaluate(
+        f"() => (document.getElementById('{chart}').data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)"
+    )
+
+
+def _open(page, name: str) -> None:
+    page.click(f"nav button[data-page='{name}']")
+    page.wait_for_selector(f"#page-{name}.active")
+
+
+def test_the_demo_prints_the_dashboard_url(url):
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+
+
+def test_every_page_loads_and_draws_data_without_console_errors(page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    _wait_for(lambda: _points(page, "forecast-chart") > 0, what="forecast points")
+    assert page.evaluate("() => document.getElementById('forecast-chart').data[1].x.length") > 0, "no batch points"
+    page.screenshot(path=str(SCREENSHOTS / "forecasts.png"))
+
+    _open(page, "drift")
+    _wait_for(lambda: page.locator("#alerts tr").count() > 1, what="the alerts table")
+    assert _points(page, "drift-chart") > 0
+    page.screenshot(path=str(SCREENSHOTS / "drift.png"))
+
+    _open(page, "models")
+    _wait_for(lambda: page.locator("#versions tr").count() > 2, what="the versions table")
+    assert _points(page, "alias-chart") > 0
+    page.screenshot(path=str(SCREENSHOTS / "models.png"))
+
+    _open(page, "comparison")
+    _wait_for(lambda: page.locator("#comparison tr").count() > 5, what="the comparison table")
+    versions = page.locator("#comparison tr:has-text('model version') td").all_inner_texts()
+    assert versions[1] != "–" and versions[2] != "–", versions
+    page.screenshot(path=str(SCREENSHOTS / "comparison.png"))
+
+    _open(page, "health")
+    _wait_for(lambda: page.locator("#health .status-SERVING").count() == 5, what="five serving services")
+    page.screenshot(path=str(SCREENSHOTS / "health.png"))
+    assert page.problems == []
+
+
+def test_a_new_business_day_reaches_the_forecast_chart_without_a_reload(page, played):
+    _wait_for(lambda: _points(page, "forecast-chart") > 0, what="forecast points")
+    page.evaluate("() => { window.notReloaded = true; }")
+    store = page.input_value("#store")
+    before = page.evaluate("() => document.getElementById('forecast-chart').data[0].x.slice(-1)[0]")
+
+    world = simulate(short_plan().scenario)
+    records = normalize(world.records_for_day(world.days[-1]))
+    records = records[records["store_id"] == store].copy()
+    next_day = pd.Timestamp(records["business_day"].iloc[0]) + pd.Timedelta(days=1)
+    records["business_day"] = next_day.strftime("%Y-%m-%d")
+    with FeatureClient(played.suite["feature"].address) as feature:
+        outcome = feature.ingest(to_protos(records))
+    assert outcome.accepted == len(records) and not outcome.errors
+
+    newest = _wait_for(
+        lambda: (
+            day
+            if (day := page.evaluate("() => document.getElementById('forecast-chart').data[0].x.slice(-1)[0]"))
+            != before
+            else None
+        ),
+        timeout=60,
+        what="the new day's online forecast on the chart",
+    )
+    assert newest == next_day.strftime("%Y-%m-%d")
+    assert page.evaluate("() => window.notReloaded === true")
+    assert page.problems == []
+
+
+def test_a_rollback_on_the_page_moves_the_alias_and_the_predictor_follows(page, played):
+    with TrainerClient(played.suite["trainer"].address) as trainer:
+        serving = trainer.latest("champion").version
+        history = trainer.alias_history("champion")
+    assert serving > 1, "the short plan promotes a retrained model"
+    previous = history[0].from_version
+    _open(page, "models")
+    page.wait_for_selector("button.rollback[data-alias='champion']")
+    page.click("button.rollback[data-alias='champion']")
+
+    with TrainerClient(played.suite["trainer"].address) as trainer:
+        _wait_for(lambda: trainer.latest("champion").version == previous, what="the champion rolled back")
+        change = trainer.alias_history("champion")[0]
+    assert change.kind == "rollback" and "dashboard" in change.reason
+    with PredictorClient(played.suite["predictor-online"].address) as online:
+        _wait_for(lambda: online.model_status().model_version == previous, what="the predictor serving it")
+    _wait_for(
+        lambda: page.locator("#aliases tr:has-text('champion') td").nth(1).inner_text() == str(previous),
+        what="the page showing the rollback",
+    )
+    assert page.problems == []
+
+
+def test_bad_requests_get_clear_errors(url):
+    def status(path: str, body: bytes | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(url.rstrip("/") + path, data=body, method="POST" if body else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    code, body = status("/api/forecasts?store=" + "x" * 5000)
+    assert code == 404 and "unknown store" in body["error"] and len(body["error"]) < 200
+    code, body = status("/api/rollback", b"not json")
+    assert code == 400 and "JSON" in body["error"]
+    code, body = status("/api/rollback", b'{"alias": "champion", "to_version": "three"}')
+    assert code == 400 and "to_version" in body["error"]
+    code, body = status("/api/nothing-here")
+    assert code == 404
