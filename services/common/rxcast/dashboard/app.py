@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -194,9 +194,6 @@ def create_app(sources: Sources, refresh_seconds: float, poll: bool = True) -> S
         await run_in_threadpool(poller.refresh)
         return JSONResponse({"alias": alias, "from": answer.change.from_version, "to": answer.change.to_version})
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "SERVING"})
 
@@ -219,7 +216,6 @@ def create_app(sources: Sources, refresh_seconds: float, poll: bool = True) -> S
             Route("/api/events", events),
             Route("/api/rollback", rollback, methods=["POST"]),
             Route("/api/{section}", section),
-            Route("/metrics", metrics),
             Route("/healthz", healthz),
         ],
         lifespan=lifespan,

@@ -14,9 +14,7 @@ class DashboardConfig(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="RXCAST_DASHBOARD_")
 
     port: GrpcPort = Field(8080, description="HTTP port of the pages; 0 picks a free one (see --ready-file)")
-    # The pages' own /metrics; a separate port is not needed, so the flag is kept for
-    # the launcher's sake and -1 or any port both mean "on the pages' port".
-    metrics_port: MetricsPort = -1
+    metrics_port: MetricsPort = 9156
     feature_address: str = Field("", description="feature service host:port; empty leaves its parts blank")
     trainer_address: str = Field("", description="trainer host:port")
     drift_address: str = Field("", description="drift service host:port")
@@ -28,6 +26,9 @@ class DashboardConfig(ServerSettings):
     call_timeout_seconds: float = Field(5.0, gt=0, description="deadline of each call the dashboard makes")
     history_points: int = Field(
         2000, ge=10, le=1_000_000, description="online forecasts remembered per entity for the forecast chart"
+    )
+    watch_stores: int = Field(
+        20, ge=0, le=1000, description="stores whose online forecasts are sampled from the start, besides those viewed"
     )
     batch_runs_shown: int = Field(30, ge=1, le=1000, description="newest batch runs read for the forecast chart")
     entities_ttl_seconds: float = Field(60.0, gt=0, description="how long the list of stores and medications is cached")

@@ -22,6 +22,9 @@ from rxcast.dashboard.views import flag_names
 from rxcast.model.timebase import as_of_day, day_text
 from rxcast.predictor.v1.predictor_pb2 import BATCH_RUN_STATE_SUCCEEDED as SUCCEEDED
 
+#: How long an answer of actuals not all elapsed yet is reused before asking again.
+INCOMPLETE_SECONDS = 10.0
+
 #: Features read to learn a store's newest data instant and its catalogue.
 CATALOG_FEATURES = ("medication_category", "store_region")
 
@@ -98,7 +101,7 @@ class ForecastSources:
         self.runs_shown = runs_shown
         self.samples = SampleCache(points)
         self._batch_cache: OrderedDict[tuple[str, str], dict] = OrderedDict()
-        self._actuals_cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._actuals_cache: OrderedDict[tuple[str, int], tuple[float | None, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         #: Stores someone looked at recently, with when: the poller samples these.
         self._watched: dict[str, float] = {}
@@ -109,13 +112,15 @@ class ForecastSources:
         with self._lock:
             self._watched[store_id] = time.monotonic()
 
-    def watched(self, for_seconds: float = 600.0, most: int = 20) -> list[str]:
+    def watched(self, always: list[str] = (), for_seconds: float = 600.0, most: int = 20) -> list[str]:
+        """The stores viewed in the last `for_seconds` (the most recent `most`), then `always`."""
         now = time.monotonic()
         with self._lock:
             for store, seen in list(self._watched.items()):
                 if now - seen > for_seconds:
                     del self._watched[store]
-            return sorted(self._watched, key=self._watched.__getitem__, reverse=True)[:most]
+            viewed = sorted(self._watched, key=self._watched.__getitem__, reverse=True)[:most]
+        return viewed + [s for s in always if s not in viewed]
 
     # -- reading ---------------------------------------------------------
 
@@ -180,27 +185,32 @@ class ForecastSources:
 
     def actuals(self, store_id: str, medication_ids: np.ndarray, as_of_ms: int) -> np.ndarray:
         """Demand over the horizon after `as_of_ms` per medication; NaN until
-        it has elapsed. Complete answers are cached."""
+        it has elapsed. Complete answers are kept; incomplete ones are asked
+        again after `INCOMPLETE_SECONDS`."""
         key = (store_id, as_of_ms)
         with self._lock:
             cached = self._actuals_cache.get(key)
-        if cached is not None and cached.size == medication_ids.size:
-            return cached
+        if cached is not None and cached[1].size == medication_ids.size:
+            asked, values = cached
+            if asked is None or time.monotonic() - asked < INCOMPLETE_SECONDS:
+                return values
         values = self.feature.actuals(
             np.full(medication_ids.size, store_id), medication_ids, np.full(medication_ids.size, as_of_ms)
         ).values
-        if np.isfinite(values).all():
-            with self._lock:
-                self._actuals_cache[key] = values
-                while len(self._actuals_cache) > 5000:
-                    self._actuals_cache.popitem(last=False)
+        complete = bool(np.isfinite(values).all())
+        with self._lock:
+            self._actuals_cache[key] = (None if complete else time.monotonic(), values)
+            while len(self._actuals_cache) > 5000:
+                self._actuals_cache.popitem(last=False)
         return values
 
     def paired_errors(self, stores: list[str]) -> dict:
-        """MAE of each mode over the watched stores' rows both modes forecast
-        on the same business day and whose actuals are known; and the newest
-        data day sampled."""
-        errors = {"online": [], "batch": []}
+        """MAE of each mode on the same rows, as the app is served: on each
+        data day an online forecast was sampled, the online forecast and the
+        newest batch run's forecast of that day are both judged against the
+        demand over the horizon after the day (once it has elapsed). Also the
+        newest data day sampled."""
+        errors: dict[str, list[np.ndarray]] = {"online": [], "batch": []}
         newest = 0
         for store in stores:
             samples = self.samples.samples(store)
@@ -209,20 +219,19 @@ class ForecastSources:
             newest = max(newest, samples[-1].as_of_ms)
             meds = samples[-1].medication_ids
             plain = StoreCatalog(store, meds, np.full(meds.size, ""), "", samples[-1].as_of_ms)
-            runs = {business_day(r["as_of_ms"]): r for r in self.batch_series(plain)}
+            runs = self.batch_series(plain)
+            run_days = np.asarray([as_of_day(r["as_of_ms"]) for r in runs], dtype=np.int64)
             for sample in samples:
-                run = runs.get(business_day(sample.as_of_ms))
-                if run is None or run["forecasts"].size != sample.forecasts.size:
+                served = np.searchsorted(run_days, as_of_day(sample.as_of_ms), side="right") - 1
+                if served < 0 or not np.array_equal(sample.medication_ids, meds):
                     continue
-                online_actual = self.actuals(store, sample.medication_ids, sample.as_of_ms)
-                batch_actual = self.actuals(store, meds, run["as_of_ms"])
-                both = np.isfinite(online_actual) & np.isfinite(batch_actual)
-                both &= np.isfinite(sample.forecasts) & np.isfinite(run["forecasts"])
-                errors["online"].append(np.abs(sample.forecasts - online_actual)[both])
-                errors["batch"].append(np.abs(run["forecasts"] - batch_actual)[both])
-        result: dict = {"data_day": business_day(newest) if newest else None}
+                batch = runs[served]["forecasts"]
+                actual = self.actuals(store, meds, sample.as_of_ms)
+                both = np.isfinite(actual) & np.isfinite(sample.forecasts) & np.isfinite(batch)
+                errors["online"].append(np.abs(sample.forecasts - actual)[both])
+                errors["batch"].append(np.abs(batch - actual)[both])
         rows = int(sum(e.size for e in errors["online"]))
-        result["rows"] = rows
+        result: dict = {"data_day": business_day(newest) if newest else None, "rows": rows}
         for mode, parts in errors.items():
             result[mode] = float(np.concatenate(parts).mean()) if rows else None
         return result

@@ -180,7 +180,9 @@ class Sources:
         same rows, latency, freshness, model age and cost per mode."""
         versions, _ = _attempt(self.trainer.list_versions) if self.trainer else (None, "")
         window_end = {v.version: v.training_window.end_day for v in versions or ()}
-        accuracy = self.forecasts.paired_errors(self.forecasts.watched())
+        accuracy = self.forecasts.paired_errors(
+            self.forecasts.watched(sorted(self._entities.by_store)[: self.config.watch_stores])
+        )
         data_day = accuracy.pop("data_day", None)
         modes = {}
         for mode, client, method in (
@@ -223,11 +225,19 @@ class Sources:
         chart["data_day"] = business_day(catalog.newest_ms) if catalog.newest_ms else None
         return chart
 
+    def watched_stores(self) -> list[str]:
+        """Stores viewed recently, then the first `watch_stores` the feature service knows."""
+        first = sorted(self.entities().by_store)[: self.config.watch_stores] if self.feature else []
+        return self.forecasts.watched(first)
+
     def sample_watched(self) -> list[str]:
         """Sample the online forecasts of every watched store; the stores whose history changed."""
         changed = []
-        entities = self.entities() if self.forecasts.watched() else Entities()
-        for store in self.forecasts.watched():
+        stores, error = _attempt(self.watched_stores)
+        if error:
+            log.warning("listing stores failed", reason=error)
+        entities = self._entities
+        for store in stores or ():
             meds = entities.by_store.get(store)
             if meds is None:
                 continue

@@ -23,6 +23,8 @@ DEMO_ARGS: dict[str, list[str]] = {
     "predictor-online": ["--poll-interval-seconds", "1"],
     "predictor-batch": ["--poll-interval-seconds", "1", "--batch-interval-seconds", "0"],
     "drift": ["--collect-seconds", "1", "--actuals-retry-seconds", "2"],
+    # Simulated days pass in about a second: sample every one of them.
+    "dashboard": ["--refresh-seconds", "1"],
 }
 
 

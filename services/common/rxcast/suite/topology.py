@@ -45,9 +45,14 @@ def _dashboard_args(started: Started, data_dir: Path) -> list[str]:
         "--drift-address", started["drift"].address,
         "--online-address", online.address,
         "--batch-address", batch.address,
-        "--online-metrics-url", f"http://127.0.0.1:{online.metrics_port}/metrics",
-        "--batch-metrics-url", f"http://127.0.0.1:{batch.metrics_port}/metrics",
+        "--online-metrics-url", _metrics_url(online),
+        "--batch-metrics-url", _metrics_url(batch),
     ]  # fmt: skip
+
+
+def _metrics_url(process) -> str:
+    host = process.address.rsplit(":", 1)[0]
+    return f"http://{host}:{process.metrics_port}/metrics"
 
 
 NODES: tuple[Node, ...] = (
