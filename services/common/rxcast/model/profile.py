@@ -48,6 +48,9 @@ DEFAULT_SKETCH_SIZE = 2048
 DEFAULT_BINS = 10
 #: Most categories kept per categorical feature.
 DEFAULT_MAX_CATEGORIES = 10_000
+#: Sketch size of each stratum's profile: strata are many and small, and
+#: 256 values keep the KS statistic within 1/256 while the manifest stays small.
+DEFAULT_STRATA_SKETCH_SIZE = 256
 #: The name predictions are reported under.
 PREDICTION = "prediction"
 
@@ -295,6 +298,10 @@ class ReferenceProfile:
     sketch_size: int = DEFAULT_SKETCH_SIZE
     bins: int = DEFAULT_BINS
     max_categories: int = DEFAULT_MAX_CATEGORIES
+    #: The features whose values split the rows into strata (e.g. region and weekday)...
+    strata_by: tuple[str, ...] = ()
+    #: ...and each stratum's profile, by its key (`stratum_keys`), without holdout errors.
+    strata: dict[str, ReferenceProfile] = dataclasses.field(default_factory=dict)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -344,8 +351,30 @@ class ReferenceProfile:
             max_categories=self.max_categories,
         )
 
+    def for_strata(self, keys: Collection[str]) -> ReferenceProfile:
+        """The reference of the population made of the strata `keys` (the
+        merge of their profiles, each in its reference proportion), so a
+        window holding some regions on one weekday is compared with those
+        regions on that weekday. Keys the reference lacks (a new region) add
+        nothing: their rows are then judged against strata they do not
+        belong to, which is the drift to find. No known key, or every one:
+        the whole profile."""
+        known = sorted(set(keys) & set(self.strata))
+        if not known or len(known) == len(self.strata):
+            return self
+        merged = self.strata[known[0]]
+        for key in known[1:]:
+            merged = merged.merge(self.strata[key])
+        return dataclasses.replace(merged, error=self.error, feature_order=self.features)
+
     def to_dict(self) -> dict[str, Any]:
+        strata = (
+            {"strata_by": list(self.strata_by), "strata": {k: p.to_dict() for k, p in self.strata.items()}}
+            if self.strata_by
+            else {}
+        )
         return {
+            **strata,
             "format": PROFILE_FORMAT,
             "rows": self.rows,
             "sketch_size": self.sketch_size,
@@ -381,7 +410,15 @@ class ReferenceProfile:
         order = tuple(str(n) for n in data.get("feature_order") or ())
         if order and set(order) != set(numeric) | set(categorical):
             raise InvalidArgument("profile.feature_order: must list exactly the profile's features")
+        strata_by = tuple(str(n) for n in data.get("strata_by") or ())
+        if set(strata_by) - set(numeric) - set(categorical):
+            raise InvalidArgument(f"profile.strata_by: {list(strata_by)} must name the profile's features")
+        strata = data.get("strata") or {}
+        if not isinstance(strata, Mapping):
+            raise InvalidArgument("profile.strata: must be a JSON object")
         return cls(
+            strata_by=strata_by,
+            strata={str(k): cls.from_dict(p) for k, p in strata.items()} if strata_by else {},
             numeric={str(n): NumericProfile.from_dict(p, f"profile.numeric.{n}") for n, p in numeric.items()},
             categorical={
                 str(n): CategoricalProfile.from_dict(p, f"profile.categorical.{n}") for n, p in categorical.items()
@@ -404,6 +441,8 @@ def build_reference_profile(
     sketch_size: int = DEFAULT_SKETCH_SIZE,
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    strata_by: Collection[str] = (),
+    strata_sketch_size: int = DEFAULT_STRATA_SKETCH_SIZE,
 ) -> ReferenceProfile:
     """Profile a model version's training data.
 
@@ -412,7 +451,10 @@ def build_reference_profile(
     name in `categorical` is profiled by category. `predictions` are the
     model's outputs on the same rows; `errors` are holdout residuals
     (actual - prediction), whose scale standardizes the concept-drift
-    detectors' error stream.
+    detectors' error stream. With `strata_by` (features whose values split
+    the rows into populations: region, weekday) each stratum is profiled
+    too, with sketches of `strata_sketch_size` values, so a window can be
+    compared with the same population (`ReferenceProfile.for_strata`).
     """
     if sketch_size < 2 or bins < 2 or max_categories < 1:
         raise InvalidArgument("profile: sketch_size and bins must be >= 2, max_categories >= 1")
@@ -436,7 +478,26 @@ def build_reference_profile(
         for name, column in features.items()
         if name in categorical
     }
+    strata_by = tuple(strata_by)
+    missing = sorted(set(strata_by) - set(features))
+    if missing:
+        raise InvalidArgument(f"strata_by: names features not given: {missing}")
+    strata = {}
+    if strata_by:
+        keys = stratum_keys(features, strata_by, categorical)
+        for key in np.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            strata[str(key)] = build_reference_profile(
+                {name: np.asarray(column)[rows] for name, column in features.items()},
+                categorical,
+                None if predictions is None else np.asarray(predictions)[rows],
+                sketch_size=strata_sketch_size,
+                bins=bins,
+                max_categories=max_categories,
+            )
     return ReferenceProfile(
+        strata_by=strata_by,
+        strata=strata,
         numeric=numeric,
         categorical=categories,
         prediction=None if predictions is None else NumericProfile.build(predictions, sketch_size, bins, "predictions"),
@@ -446,6 +507,29 @@ def build_reference_profile(
         bins=bins,
         max_categories=max_categories,
     )
+
+
+def stratum_keys(features: Mapping[str, Any], strata_by: Collection[str], categorical: Collection[str]) -> np.ndarray:
+    """Each row's stratum as a string, its `strata_by` values joined by "|"
+    ("coastal|3"). Numeric strata columns hold integer codes (a weekday):
+    they are rounded; missing values key as ""."""
+    parts = []
+    for name in strata_by:
+        column = features[name]
+        if name in categorical:
+            objects = np.asarray(column, dtype=object)
+            missing = np.equal(objects, None) | np.not_equal(objects, objects)
+            parts.append(np.where(missing, "", objects.astype(str)))
+        else:
+            numbers = _as_float_array(column, name)
+            finite = np.isfinite(numbers)
+            parts.append(np.where(finite, np.round(np.where(finite, numbers, 0)).astype(np.int64).astype(str), ""))
+    if not parts:
+        raise InvalidArgument("strata_by: names no feature")
+    keys = parts[0].astype(object)
+    for part in parts[1:]:
+        keys = keys + "|" + part.astype(object)
+    return keys.astype(str)
 
 
 def categorical_values(values: Any, name: str = "values") -> tuple[np.ndarray, int]:

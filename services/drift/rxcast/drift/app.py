@@ -25,6 +25,7 @@ class DriftApp:
             config.data_dir,
             reference_source=self.trainer.reference_profile if self.trainer else None,
             on_alert=self.trainer.retrain if self.trainer and config.retrain_on_alert else None,
+            on_incident=self.trainer.retrain_for_incident if self.trainer and config.retrain_on_incident else None,
         )
         self.collector = (
             ActualsCollector(

@@ -18,6 +18,10 @@ from rxcast.model.profile import build_reference_profile
 
 #: Rows the profile is computed on, at most.
 PROFILE_SAMPLE_ROWS = 50_000
+#: The populations a production window is compared within (those present):
+#: a window of some regions, or of one weekday, is judged against the same
+#: regions on the same weekday, not against the whole mix.
+STRATA_BY = ("store_region", "day_of_week")
 
 
 def sample_rows(rows: int, seed: int, limit: int = PROFILE_SAMPLE_ROWS) -> np.ndarray:
@@ -37,7 +41,9 @@ def reference_profile(
     training features and the model's predictions on the same rows, and the
     holdout errors (actual - forecast) that scale the error-stream detectors.
 
-    Built by `rxcast.model.profile`, the code the drift service reads it with.
+    Built by `rxcast.model.profile`, the code the drift service reads it
+    with, stratified by the `STRATA_BY` features the model has.
     """
     present = frozenset(name for name in categorical if name in features)
-    return build_reference_profile(features, present, predictions, errors=holdout_errors).to_dict()
+    strata = tuple(name for name in STRATA_BY if name in features)
+    return build_reference_profile(features, present, predictions, errors=holdout_errors, strata_by=strata).to_dict()
