@@ -161,6 +161,20 @@ class NumericProfile:
             bin_counts=counts,
         )
 
+    def scaled(self, factor: float) -> NumericProfile:
+        """The same distribution standing for `factor` times as many rows
+        (a stratum's weight in a mixture): counts scale, the shape does not."""
+        count = round(self.count * factor)
+        return dataclasses.replace(
+            self,
+            count=count,
+            null_count=round(self.null_count * factor),
+            infinite_count=round(self.infinite_count * factor),
+            m2=self.m2 * count / self.count if self.count else 0.0,
+            sketch_exact=self.sketch_exact and count == self.count,
+            bin_counts=self.bin_counts * (count / self.count) if self.count else self.bin_counts,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -268,6 +282,14 @@ class CategoricalProfile:
             counts, self.null_count + other.null_count, self.other_count + other.other_count, max_categories
         )
 
+    def scaled(self, factor: float) -> CategoricalProfile:
+        """The same category shares standing for `factor` times as many rows."""
+        return CategoricalProfile(
+            {k: round(v * factor) for k, v in self.counts.items()},
+            round(self.null_count * factor),
+            round(self.other_count * factor),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "null_count": self.null_count, "other_count": self.other_count}
 
@@ -351,21 +373,35 @@ class ReferenceProfile:
             max_categories=self.max_categories,
         )
 
-    def for_strata(self, keys: Collection[str]) -> ReferenceProfile:
-        """The reference of the population made of the strata `keys` (the
-        merge of their profiles, each in its reference proportion), so a
-        window holding some regions on one weekday is compared with those
-        regions on that weekday. Keys the reference lacks (a new region) add
-        nothing: their rows are then judged against strata they do not
-        belong to, which is the drift to find. No known key, or every one:
-        the whole profile."""
-        known = sorted(set(keys) & set(self.strata))
-        if not known or len(known) == len(self.strata):
+    def scaled(self, factor: float) -> ReferenceProfile:
+        """Every column standing for `factor` times as many rows."""
+        return dataclasses.replace(
+            self,
+            numeric={n: p.scaled(factor) for n, p in self.numeric.items()},
+            categorical={n: p.scaled(factor) for n, p in self.categorical.items()},
+            prediction=None if self.prediction is None else self.prediction.scaled(factor),
+            strata={},
+        )
+
+    def for_strata(self, rows: Mapping[str, int]) -> ReferenceProfile:
+        """The reference of a window's population: the profiles of its strata
+        (key -> the window's rows in it) mixed in the window's proportions,
+        standing for as many rows as those strata hold in the reference. A
+        window of mostly northern stores on a Saturday is compared with
+        northern and southern Saturdays weighted as it holds them. Strata the
+        reference lacks (a new region) add nothing: their rows are judged
+        against strata they do not belong to, which is the drift to find.
+        No known stratum: the whole profile."""
+        known = sorted(k for k in rows if k in self.strata and rows[k] > 0 and self.strata[k].rows > 0)
+        if not known:
             return self
-        merged = self.strata[known[0]]
-        for key in known[1:]:
-            merged = merged.merge(self.strata[key])
-        return dataclasses.replace(merged, error=self.error, feature_order=self.features)
+        window = sum(rows[k] for k in known)
+        total = sum(self.strata[k].rows for k in known)
+        parts = [self.strata[k].scaled(rows[k] / window * total / self.strata[k].rows) for k in known]
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = merged.merge(part)
+        return dataclasses.replace(merged, error=self.error, feature_order=self.features, strata_by=(), strata={})
 
     def to_dict(self) -> dict[str, Any]:
         strata = (

@@ -80,6 +80,12 @@ class DriftConfig(ServerSettings):
     confirm_windows: int = Field(
         2, ge=1, description="consecutive windows in which a cause fires before it opens an incident"
     )
+    alertmanager_url: str = Field(
+        "", description="Alertmanager base URL (http://127.0.0.1:9093): post incidents, firing and resolved"
+    )
+    alertmanager_resend_seconds: float = Field(
+        60.0, gt=0, description="how often open incidents are posted to Alertmanager again"
+    )
     retrain_days: int = Field(90, ge=1, description="days of data a drift-triggered training job uses")
     feature_address: str = Field("", description="feature service host:port: collect actuals of logged predictions")
     collect_seconds: float = Field(60.0, gt=0, description="how often to ask the feature service for actuals")

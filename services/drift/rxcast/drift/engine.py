@@ -436,16 +436,17 @@ class DriftEngine:
         self, model_version: int, reference: ReferenceProfile, features: Mapping[str, np.ndarray]
     ) -> ReferenceProfile:
         """The reference on the window's population: the strata (region,
-        weekday) its rows belong to. Merges are cached per version and set
-        of strata (a daily window of every region repeats seven sets)."""
+        weekday) its rows belong to, in the window's proportions (cached per
+        version and mix: daily windows of a steady chain repeat seven)."""
         if not reference.strata or any(name not in features for name in reference.strata_by):
             return reference
-        keys = frozenset(np.unique(stratum_keys(features, reference.strata_by, reference.categorical)).tolist())
-        cache_key = (model_version, keys)
+        keys, counts = np.unique(stratum_keys(features, reference.strata_by, reference.categorical), return_counts=True)
+        mix = frozenset(zip(keys.tolist(), counts.tolist(), strict=True))
+        cache_key = (model_version, mix)
         with self._lock:
             cached = self._strata_cache.get(cache_key)
         if cached is None:
-            cached = reference.for_strata(keys)
+            cached = reference.for_strata(dict(mix))
             with self._lock:
                 if len(self._strata_cache) >= _STRATA_CACHE:
                     self._strata_cache.pop(next(iter(self._strata_cache)))
