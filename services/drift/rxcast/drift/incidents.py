@@ -6,9 +6,9 @@ drifting on one version are one cause, not one alert per window or feature.
 Windows feed the book what fired in them (`observe`):
 
 - a cause that fires in `confirm_windows` consecutive judged windows opens
-  an incident (one window of noise opens none); the causes of one kind that
-  open in the same window open one incident together (one event moves many
-  features at once); a window in which it does not fire resets it;
+  an incident (one window of noise opens none), and every other family of
+  the same kind firing in that window joins it (one event moves many
+  features at once); a window in which a cause does not fire resets it;
 - an open incident is updated by every window in which its cause fires (its
   features, the windows involved, the newest evidence), counts the windows
   in which it does not, and is resolved after `clean_windows` of them;
@@ -199,6 +199,7 @@ class IncidentBook:
                 k for k in self._candidates if k[:2] == (model_version, book_kind) and k[2] not in fired_groups
             ]:
                 del self._candidates[key]
+                changed = True
             confirmed = []
             for group in fired_groups:
                 if group in claimed:
@@ -208,17 +209,20 @@ class IncidentBook:
                 if candidate is None:
                     candidate = self._candidates[key] = _Candidate(0, window)
                 candidate.windows += 1
+                changed = True
                 if candidate.windows >= confirm:
                     confirmed.append(group)
             opened = []
             if confirmed:
-                features = sorted(f for g in confirmed for f in fired_groups[g])
+                # Every family firing with the confirmed ones joins them: one event moves many features.
+                joining = [g for g in fired_groups if g not in claimed]
+                features = sorted(f for g in joining for f in fired_groups[g])
                 first = min(
                     (self._candidates[(model_version, book_kind, g)].first for g in confirmed), key=lambda w: w.start_ms
                 )
-                for group in confirmed:
+                for group in joining:
                     del self._candidates[(model_version, book_kind, group)]
-                opened.append(self._open(model_version, kind, confirmed, features, firing, first, window, now_ms))
+                opened.append(self._open(model_version, kind, joining, features, firing, first, window, now_ms))
                 changed = True
             if changed:
                 self._save()
