@@ -214,9 +214,10 @@ def test_incident_rpcs(client, profile_json):  # noqa: F811
     assert {c.incident_id for c in changes} == {incident.incident_id}
     assert changes[-1].revision == acked.revision
 
-    with pytest.raises(NotFound, match="inc-404"):
+    # The shared client reports a rejected request as FAILED_PRECONDITION naming the service's code.
+    with pytest.raises(FailedPrecondition, match="NOT_FOUND: incident 'inc-404'"):
         client.get_incident("inc-404")
-    with pytest.raises(FailedPrecondition, match="already acknowledged by ana"):
+    with pytest.raises(FailedPrecondition, match="FAILED_PRECONDITION: .*already acknowledged by ana"):
         client.acknowledge_incident(incident.incident_id, "bo")
-    with pytest.raises(InvalidArgument, match="who"):
+    with pytest.raises(FailedPrecondition, match="INVALID_ARGUMENT: .*who"):
         client.acknowledge_incident(incident.incident_id, "")
