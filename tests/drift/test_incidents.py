@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from rxcast.clients import DriftClient
@@ -221,3 +222,39 @@ def test_incident_rpcs(client, profile_json):  # noqa: F811
         client.acknowledge_incident(incident.incident_id, "bo")
     with pytest.raises(FailedPrecondition, match="INVALID_ARGUMENT: .*who"):
         client.acknowledge_incident(incident.incident_id, "")
+
+
+def test_a_rise_of_the_estimated_error_opens_a_performance_incident_before_any_label():
+    from rxcast.drift.engine import DriftEngine, EngineSettings
+    from rxcast.drift.incidents import PERFORMANCE
+    from rxcast.model.error_estimator import fit_error_estimator
+    from rxcast.model.profile import build_reference_profile
+    from tests.model.test_error_estimator import _rows
+
+    rng = np.random.default_rng(5)
+    columns, predictions, actuals, days = _rows(rng, 7)
+    profile = build_reference_profile(columns, (), predictions).to_dict()
+    profile["error_estimator"] = fit_error_estimator(columns, predictions, actuals, days).to_dict()
+    triggers = []
+    engine = DriftEngine(EngineSettings(window_rows=100_000), on_incident=lambda i: triggers.append(i.kind) or "")
+    engine.register_reference(1, profile)
+
+    def day(index: int, volatile_share: float) -> None:
+        cols, preds, _, _ = _rows(rng, 1, volatile_share=volatile_share)
+        n = preds.size
+        keys = np.array([f"k{i}" for i in range(n)], dtype=object)
+        engine.log_predictions(1, keys, keys, np.full(n, index * DAY_MS, dtype=np.int64), cols, preds)
+        engine.flush(1)
+
+    for index in range(3):
+        day(index, 0.2)
+    assert engine.list_incidents() == []
+    day(3, 0.45)  # the inputs move to where the model errs most; no actual has arrived
+    day(4, 0.45)
+    # The inputs' drift is an incident of its own; the estimated error's rise is another, with its impact.
+    (incident,) = [i for i in engine.list_incidents() if i.kind == PERFORMANCE]
+    assert (incident.features, incident.severity) == (["estimated_error"], CRITICAL)
+    assert "estimated MAE" in incident.reason and "above the band" in incident.reason
+    evidence = incident.evidence["estimated_error"]
+    assert evidence["estimated_mae"] > evidence["upper"] and len(evidence["calibration"]) == 7
+    assert PERFORMANCE in triggers

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from rxcast.model.error_estimator import ErrorEstimator
 from rxcast.runtime.errors import InvalidArgument
 
 PROFILE_FORMAT = "rxcast.drift.profile/1"
@@ -324,6 +325,8 @@ class ReferenceProfile:
     strata_by: tuple[str, ...] = ()
     #: ...and each stratum's profile, by its key (`stratum_keys`), without holdout errors.
     strata: dict[str, ReferenceProfile] = dataclasses.field(default_factory=dict)
+    #: The holdout's model of the absolute error (`rxcast.model.error_estimator`), if fitted.
+    error_estimator: ErrorEstimator | None = None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -401,7 +404,14 @@ class ReferenceProfile:
         merged = parts[0]
         for part in parts[1:]:
             merged = merged.merge(part)
-        return dataclasses.replace(merged, error=self.error, feature_order=self.features, strata_by=(), strata={})
+        return dataclasses.replace(
+            merged,
+            error=self.error,
+            feature_order=self.features,
+            strata_by=(),
+            strata={},
+            error_estimator=self.error_estimator,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         strata = (
@@ -409,8 +419,10 @@ class ReferenceProfile:
             if self.strata_by
             else {}
         )
+        estimator = {} if self.error_estimator is None else {"error_estimator": self.error_estimator.to_dict()}
         return {
             **strata,
+            **estimator,
             "format": PROFILE_FORMAT,
             "rows": self.rows,
             "sketch_size": self.sketch_size,
@@ -452,7 +464,9 @@ class ReferenceProfile:
         strata = data.get("strata") or {}
         if not isinstance(strata, Mapping):
             raise InvalidArgument("profile.strata: must be a JSON object")
+        estimator = data.get("error_estimator")
         return cls(
+            error_estimator=None if estimator is None else ErrorEstimator.from_dict(estimator),
             strata_by=strata_by,
             strata={str(k): cls.from_dict(p) for k, p in strata.items()} if strata_by else {},
             numeric={str(n): NumericProfile.from_dict(p, f"profile.numeric.{n}") for n, p in numeric.items()},

@@ -67,11 +67,16 @@ ACTUALS = Counter(
 DETECTOR_STATE = Gauge(
     "rxcast_drift_detector_state", "Concept-drift detector state per model version.", ["model_version", "quantity"]
 )
+ESTIMATED_ERROR = Gauge(
+    "rxcast_drift_estimated_mae", "The newest window's MAE estimated from its inputs.", ["model_version"]
+)
 OPEN_WINDOW_ROWS = Gauge("rxcast_drift_open_window_rows", "Rows in each version's open window.", ["model_version"])
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 #: The "feature" a concept-drift incident names: the error stream.
 ERRORS = "errors"
+#: The "feature" a performance incident names: the error estimated before labels.
+ESTIMATED_ERROR_FEATURE = "estimated_error"
 #: Stratified references kept per engine (merging strata costs milliseconds, not nothing).
 _STRATA_CACHE = 256
 
@@ -505,6 +510,41 @@ class DriftEngine:
             )
             for incident in self.incidents.observe(window.model_version, kind, firing, where, self._now_ms()):
                 self._opened(incident)
+        performance = self._estimated_error(window, reference)
+        if performance is not None:
+            for incident in self.incidents.observe(
+                window.model_version, incident_kinds.PERFORMANCE, performance, where, self._now_ms()
+            ):
+                self._opened(incident)
+
+    def _estimated_error(self, window: Window, reference: ReferenceProfile) -> Firing | None:
+        """The window's MAE estimated from its inputs by the version's error
+        estimator, judged against the band calibrated on its holdout days
+        (a firing when above it, a clean window when not); None without an
+        estimator or the columns it reads."""
+        estimator = reference.error_estimator
+        if estimator is None or window.rows.predictions.size == 0:
+            return None
+        try:
+            estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
+        except InvalidArgument as exc:
+            log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
+            return None
+        ESTIMATED_ERROR.labels(str(window.model_version)).set(estimated)
+        if estimated <= estimator.upper:
+            return Firing({})
+        reason = (
+            f"estimated MAE {estimated:.3f} above the band {estimator.upper:.3f} "
+            f"(holdout days {estimator.daily_mean:.3f} ± {estimator.daily_std:.3f})"
+        )
+        evidence = {
+            "estimated_mae": estimated,
+            "upper": estimator.upper,
+            "holdout_daily_mean": estimator.daily_mean,
+            "holdout_daily_std": estimator.daily_std,
+            "calibration": estimator.calibration,
+        }
+        return Firing({ESTIMATED_ERROR_FEATURE: reason}, {ESTIMATED_ERROR_FEATURE: evidence})
 
     def _opened(self, incident: Incident) -> None:
         """Count a new incident and hand a retraining cause to the hook;

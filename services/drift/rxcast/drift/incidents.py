@@ -22,7 +22,7 @@ Windows feed the book what fired in them (`observe`):
 Prediction drift joins the data-drift incident it fires with (the outputs
 moved because the inputs did) and makes it critical; alone it is an incident
 of its own. Severity: "critical" for data quality (broken data pages),
-concept drift and drift that reached the predictions; "warning" for input
+concept drift, a rise of the estimated error, and drift that reached the predictions; "warning" for input
 drift the predictions have not shown.
 
 Every change bumps the book's revision and stamps the incident with it;
@@ -49,9 +49,11 @@ DATA_DRIFT = "data_drift"
 PREDICTION_DRIFT = "prediction_drift"
 CONCEPT_DRIFT = "concept_drift"
 DATA_QUALITY = "data_quality"
-KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY)
+#: The error estimated from the inputs (before labels) rose beyond its band.
+PERFORMANCE = "performance"
+KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
 #: Kinds whose cause a retrained model can address (the trainer's triggers).
-RETRAINING_KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT)
+RETRAINING_KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, PERFORMANCE)
 OPEN, RESOLVED = "open", "resolved"
 WARNING, CRITICAL = "warning", "critical"
 INCIDENTS_FORMAT = "rxcast.drift.incidents/1"
@@ -443,7 +445,7 @@ class IncidentBook:
 
 
 def _severity(incident: Incident) -> str:
-    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT) or "prediction" in incident.groups:
+    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE) or "prediction" in incident.groups:
         return CRITICAL
     return WARNING
 

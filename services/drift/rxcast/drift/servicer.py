@@ -38,6 +38,7 @@ _INCIDENT_KINDS = {
     incident_kinds.PREDICTION_DRIFT: drift_pb2.INCIDENT_KIND_PREDICTION_DRIFT,
     incident_kinds.CONCEPT_DRIFT: drift_pb2.INCIDENT_KIND_CONCEPT_DRIFT,
     incident_kinds.DATA_QUALITY: drift_pb2.INCIDENT_KIND_DATA_QUALITY,
+    incident_kinds.PERFORMANCE: drift_pb2.INCIDENT_KIND_PERFORMANCE,
 }
 _STATUSES = {
     incident_kinds.OPEN: drift_pb2.INCIDENT_STATUS_OPEN,
