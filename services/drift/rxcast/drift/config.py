@@ -80,6 +80,9 @@ class DriftConfig(ServerSettings):
     confirm_windows: int = Field(
         2, ge=1, description="consecutive windows in which a cause fires before it opens an incident"
     )
+    incident_effect: float = Field(
+        2.0, ge=1, description="a distribution shift starts an incident only at this many times its effect floor"
+    )
     alertmanager_url: str = Field(
         "", description="Alertmanager base URL (http://127.0.0.1:9093): post incidents, firing and resolved"
     )
@@ -110,6 +113,7 @@ class DriftConfig(ServerSettings):
             max_reports=self.max_reports,
             clean_windows=self.clean_windows,
             confirm_windows=self.confirm_windows,
+            incident_effect=self.incident_effect,
             concept_clean_samples=self.concept_clean_samples,
             max_logged_predictions=self.max_logged_predictions,
             ignore_features=tuple(name.strip() for name in self.ignore_features.split(",") if name.strip()),

@@ -47,7 +47,7 @@ from rxcast.drift.evidence import feature_evidence
 from rxcast.drift.incidents import Firing, Incident, IncidentBook, WindowRef
 from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
-from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, Thresholds, score
+from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, FeatureResult, Thresholds, score
 from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
 from rxcast.model.profile import PREDICTION, ReferenceProfile, stratum_keys
@@ -93,6 +93,8 @@ class EngineSettings:
     clean_windows: int = 3
     #: Consecutive windows in which a cause fires before it opens an incident.
     confirm_windows: int = 2
+    #: A distribution shift starts an incident only at this many times its effect floor.
+    incident_effect: float = 2.0
     #: Errors without a detection that end a concept-drift episode.
     concept_clean_samples: int = 10_000
     #: Logged predictions kept for matching actuals.
@@ -507,6 +509,11 @@ class DriftEngine:
                     r.feature: feature_evidence(r, _column_profile(compared, r.feature), columns.get(r.feature))
                     for r in fired
                 },
+                frozenset(
+                    r.feature
+                    for r in fired
+                    if verdict == DRIFT and not _major(r, self.settings.thresholds, self.settings.incident_effect)
+                ),
             )
             for incident in self.incidents.observe(window.model_version, kind, firing, where, self._now_ms()):
                 self._opened(incident)
@@ -1044,6 +1051,28 @@ class DriftEngine:
                     now=used + 1,
                 )
                 buffer.sequence = used + 1
+
+
+def _major(result: FeatureResult, thresholds: Thresholds, factor: float) -> bool:
+    """Whether a drifted feature moved enough to start an incident on its
+    own: a structural change (values outside the reference's range,
+    categories it never saw, a change of scale beyond the ratio squared) or a
+    distribution shift `factor` times its effect floor. A winter's rise of
+    demand that a model trained in the autumn follows moves aggregates just
+    past the floors for weeks; that is for the error (concept drift, the
+    estimated error) to judge, not a page."""
+    fired = {s.name: s for s in result.signals if s.fired}
+    if "out_of_range" in fired or "unseen_mass" in fired:
+        return True
+    ratio = fired.get("mean_ratio")
+    if ratio is not None and not thresholds.mean_ratio**-2 < ratio.value < thresholds.mean_ratio**2:
+        return True
+    floors = (
+        {"js": thresholds.categorical_js}
+        if result.kind == CATEGORICAL
+        else {"wasserstein": thresholds.wasserstein, "psi": thresholds.psi, "js": thresholds.js}
+    )
+    return any(name in fired and fired[name].value >= factor * floor for name, floor in floors.items())
 
 
 def _column_profile(reference: ReferenceProfile, name: str):

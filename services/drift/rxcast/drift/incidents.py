@@ -6,7 +6,9 @@ drifting on one version are one cause, not one alert per window or feature.
 Windows feed the book what fired in them (`observe`):
 
 - a cause that fires in `confirm_windows` consecutive judged windows opens
-  an incident (one window of noise opens none), and every other family of
+  an incident (one window of noise opens none; features the engine marks
+  `minor`, drift just past its floors, extend an open incident of their
+  family but start none), and every other family of
   the same kind firing in that window joins it (one event moves many
   features at once); a window in which a cause does not fire resets it;
 - an open incident is updated by every window in which its cause fires (its
@@ -127,6 +129,9 @@ class Firing:
 
     reasons: dict[str, str]
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Features whose drift is too small to start an incident: they keep an
+    #: open incident of their family open, and start nothing.
+    minor: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass
@@ -197,13 +202,13 @@ class IncidentBook:
                     else:
                         self._stamp(incident, now_ms)
                 changed = True
-            for key in [
-                k for k in self._candidates if k[:2] == (model_version, book_kind) and k[2] not in fired_groups
-            ]:
+            # Families whose features all drifted too little to start an incident count as not firing.
+            starting = sorted(g for g, fs in fired_groups.items() if any(f not in firing.minor for f in fs))
+            for key in [k for k in self._candidates if k[:2] == (model_version, book_kind) and k[2] not in starting]:
                 del self._candidates[key]
                 changed = True
             confirmed = []
-            for group in fired_groups:
+            for group in starting:
                 if group in claimed:
                     continue
                 key = (model_version, book_kind, group)
@@ -217,7 +222,7 @@ class IncidentBook:
             opened = []
             if confirmed:
                 # Every family firing with the confirmed ones joins them: one event moves many features.
-                joining = [g for g in fired_groups if g not in claimed]
+                joining = [g for g in starting if g not in claimed]
                 features = sorted(f for g in joining for f in fired_groups[g])
                 first = min(
                     (self._candidates[(model_version, book_kind, g)].first for g in confirmed), key=lambda w: w.start_ms
