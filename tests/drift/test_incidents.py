@@ -258,3 +258,17 @@ def test_a_rise_of_the_estimated_error_opens_a_performance_incident_before_any_l
     evidence = incident.evidence["estimated_error"]
     assert evidence["estimated_mae"] > evidence["upper"] and len(evidence["calibration"]) == 7
     assert PERFORMANCE in triggers
+
+
+def test_drift_just_past_its_floors_starts_nothing_but_keeps_an_open_incident_open():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=2)
+    minor = Firing({"prescriptions_1d": "drift: ks 0.05 with wasserstein 0.26"}, {}, frozenset({"prescriptions_1d"}))
+    for day in range(1, 6):  # weeks of a seasonal rise just past the floors
+        assert book.observe(1, DATA_DRIFT, minor, _w(day), NOW) == []
+    assert book.list() == []
+    book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(6), NOW)
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(7), NOW)
+    for day in (8, 9, 10):  # the cause fades to minor drift: still the same cause, not clean
+        book.observe(1, DATA_DRIFT, minor, _w(day), NOW)
+    assert book.get(incident.incident_id).status == OPEN
+    assert [w.window_id for w in book.get(incident.incident_id).windows][-1] == "v1-w10"
