@@ -12,6 +12,7 @@ import numpy as np
 from rxcast.clients import FeatureClient, TrainerClient
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
+from rxcast.drift.incidents import Incident
 from rxcast.runtime.errors import FailedPrecondition, Unavailable
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer.v1 import trainer_pb2
@@ -95,6 +96,23 @@ class Trainer:
             job_id=job.job_id,
             window=f"{request.window.start_day}..{request.window.end_day}",
         )
+        return job.job_id
+
+    def retrain_for_incident(self, incident: Incident) -> str:
+        """The retraining trigger of an incident a model can address (the
+        engine never passes data-quality ones): trigger id the incident id,
+        changed at its first window's start. Starts a training job over the
+        `retrain_days` up to the day the data changed; returns its id."""
+        changed = dt.datetime.fromtimestamp(incident.changed_ms / 1000, tz=dt.UTC).date()
+        start = changed - dt.timedelta(days=self.retrain_days - 1)
+        request = trainer_pb2.StartTrainingRequest(
+            window=trainer_pb2.DayWindow(start_day=start.isoformat(), end_day=changed.isoformat()),
+            reason=f"drift incident {incident.incident_id} ({incident.kind}, model version "
+            f"{incident.model_version}, changed {changed}): {', '.join(incident.features)}: {incident.reason}"[:2000],
+            promote=True,
+        )
+        job = self._client.start_training(request)
+        log.info("retraining started", incident_id=incident.incident_id, job_id=job.job_id)
         return job.job_id
 
     def close(self) -> None:
