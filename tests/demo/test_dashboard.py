@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rxcast.clients.drift import DriftClient
 from rxcast.clients.feature import FeatureClient
 from rxcast.clients.predictor import PredictorClient
 from rxcast.clients.records import normalize, to_protos
@@ -63,7 +64,7 @@ def page(browser, url):
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("dialog", lambda d: d.accept())
+    page.on("dialog", lambda d: d.accept(d.default_value) if d.type == "prompt" else d.accept())
     page.goto(url)
     page.problems = problems
     yield page
@@ -92,9 +93,12 @@ def test_every_page_loads_and_draws_data_without_console_errors(page):
     page.screenshot(path=str(SCREENSHOTS / "forecasts.png"))
 
     _open(page, "drift")
-    _wait_for(lambda: page.locator("#alerts tr").count() > 1, what="the alerts table")
+    _wait_for(lambda: page.locator("#incidents tr").count() > 1, what="the incidents table")
     assert _points(page, "drift-chart") > 0
-    page.screenshot(path=str(SCREENSHOTS / "drift.png"))
+    page.locator("#incidents tr:has-text('data_drift') a.incident-link").first.click()
+    _wait_for(lambda: page.locator("#evidence-charts .chart").count() > 0, what="an incident's histograms")
+    assert _points(page, "evidence-0") > 0
+    page.screenshot(path=str(SCREENSHOTS / "drift.png"), full_page=True)
 
     _open(page, "models")
     _wait_for(lambda: page.locator("#versions tr").count() > 2, what="the versions table")
@@ -166,6 +170,23 @@ def test_a_rollback_on_the_page_moves_the_alias_and_the_predictor_follows(page, 
     assert page.problems == []
 
 
+def test_an_incident_acknowledged_on_the_page_is_acknowledged_in_the_drift_service(page, played):
+    with DriftClient(played.suite["drift"].address) as drift:
+        waiting = [i for i in drift.list_incidents(open_only=True) if not i.acknowledged_by]
+        assert waiting, "the short plan's event leaves an open incident"
+        incident_id = waiting[0].incident_id
+        _open(page, "drift")
+        button = f"button.acknowledge[data-id='{incident_id}']"
+        page.wait_for_selector(button)
+        page.click(button)
+        acknowledged = _wait_for(
+            lambda: (i := drift.get_incident(incident_id)).acknowledged_by and i, what="the acknowledgement"
+        )
+    assert acknowledged.acknowledged_by == "dashboard" and acknowledged.acknowledge_note == "looking into it"
+    _wait_for(lambda: page.locator(button).count() == 0, what="the page showing it acknowledged")
+    assert page.problems == []
+
+
 def test_bad_requests_get_clear_errors(url):
     def status(path: str, body: bytes | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(url.rstrip("/") + path, data=body, method="POST" if body else "GET")
@@ -183,3 +204,6 @@ def test_bad_requests_get_clear_errors(url):
     assert code == 400 and "to_version" in body["error"]
     code, body = status("/api/nothing-here")
     assert code == 404
+    # The shared clients report a request the service rejected as a failed precondition.
+    code, body = status("/api/incidents/no-such-incident/acknowledge", b"{}")
+    assert code == 409 and "no-such-incident" in body["error"], body

@@ -194,6 +194,24 @@ def create_app(sources: Sources, refresh_seconds: float, poll: bool = True) -> S
         await run_in_threadpool(poller.refresh)
         return JSONResponse({"alias": alias, "from": answer.change.from_version, "to": answer.change.to_version})
 
+    async def acknowledge(request: Request) -> Response:
+        incident_id = request.path_params["incident_id"]
+        body = await _json_body(request)
+        if isinstance(body, Response):
+            return body
+        if sources.drift is None:
+            return JSONResponse({"error": "no drift service configured"}, status_code=503)
+        by = str(body.get("by", "") or "dashboard")[:200]
+        note = str(body.get("note", "") or "")[:1000]
+        try:
+            incident = await run_in_threadpool(sources.drift.acknowledge_incident, incident_id, by, note)
+        except RxcastError as exc:
+            return _error(exc)
+        ACTIONS.labels("acknowledge").inc()
+        log.info("acknowledged", incident_id=incident_id[:64])
+        await run_in_threadpool(poller.refresh)
+        return JSONResponse({"incident_id": incident.incident_id, "acknowledged_by": incident.acknowledged_by})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "SERVING"})
 
@@ -215,6 +233,7 @@ def create_app(sources: Sources, refresh_seconds: float, poll: bool = True) -> S
             Route("/api/forecasts", forecasts),
             Route("/api/events", events),
             Route("/api/rollback", rollback, methods=["POST"]),
+            Route("/api/incidents/{incident_id}/acknowledge", acknowledge, methods=["POST"]),
             Route("/api/{section}", section),
             Route("/healthz", healthz),
         ],

@@ -157,12 +157,12 @@ class Sources:
     def drift_page(self) -> dict[str, Any]:
         if self.drift is None:
             return {"error": "no drift service configured"}
-        alerts, error = _attempt(lambda: self.drift.list_alerts(limit=200))
-        if alerts is None:
+        incidents, error = _attempt(lambda: self.drift.list_incidents(limit=200))
+        if incidents is None:
             return {"error": error}
         reports, _ = _attempt(lambda: self.drift.list_reports(limit=50))
         return {
-            "alerts": [views.alert(a) for a in alerts],
+            "incidents": [views.incident(i) for i in incidents],
             "reports": [views.drift_report(r) for r in reports or ()],
         }
 

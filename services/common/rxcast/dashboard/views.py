@@ -3,6 +3,7 @@ pages draw. Pure functions: no calls, no state."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -137,6 +138,39 @@ def drift_report(r: drift_pb2.DriftReport) -> dict[str, Any]:
         "verdict": drift_pb2.Verdict.Name(r.verdict).removeprefix("VERDICT_").lower(),
         "features": [feature_drift(f) for f in r.features if f.verdict != drift_pb2.VERDICT_NO_DRIFT],
         "prediction": feature_drift(r.prediction) if r.HasField("prediction") else None,
+    }
+
+
+def _name(enum, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def incident(i: drift_pb2.Incident) -> dict[str, Any]:
+    try:
+        evidence = json.loads(i.evidence_json) if i.evidence_json else {}
+    except json.JSONDecodeError:
+        evidence = {}
+    return {
+        "incident_id": i.incident_id,
+        "kind": _name(drift_pb2.IncidentKind, i.kind, "INCIDENT_KIND_"),
+        "status": _name(drift_pb2.IncidentStatus, i.status, "INCIDENT_STATUS_"),
+        "severity": _name(drift_pb2.IncidentSeverity, i.severity, "INCIDENT_SEVERITY_"),
+        "model_version": i.model_version,
+        "feature_groups": list(i.feature_groups),
+        "features": list(i.features),
+        "reason": i.reason,
+        "opened": stamp(i.opened_time),
+        "opened_data_time": stamp(i.opened_data_time),
+        "changed_data_time": stamp(i.changed_time),
+        "updated": stamp(i.updated_time),
+        "resolved": stamp(i.resolved_time),
+        "resolution": i.resolution,
+        "acknowledged_by": i.acknowledged_by,
+        "acknowledged": stamp(i.acknowledged_time),
+        "acknowledge_note": i.acknowledge_note,
+        "windows": [[w.window_id, stamp(w.start_time), stamp(w.end_time)] for w in i.windows],
+        "evidence": evidence,
+        "retrain_job_id": i.retrain_job_id,
     }
 
 

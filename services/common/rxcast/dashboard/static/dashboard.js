@@ -88,19 +88,69 @@ function drawForecasts(chart) {
 // -- Drift ------------------------------------------------------------------
 
 function drawDrift(page) {
-  if (page.error) { showError($("alerts"), page); return; }
-  table($("alerts"), ["#", "kind", "model", "features", "data time", "raised", "reason", "retraining job"],
-    page.alerts.map(a => [a.alert_id, a.kind, a.model_version, a.features, a.data_time, a.raised, a.reason, a.retrain_job_id]));
-  table($("reports"), ["window", "model", "verdict", "feature", "signals"],
-    page.reports.flatMap(r => r.features.map(f => [r.window.join(" → "), r.model_version, f.verdict, f.feature,
-      f.signals.filter(s => s.fired).map(s => `${s.name} ${s.value.toFixed(3)} > ${s.threshold}`).join("; ")])));
+  if (page.error) { showError($("incidents"), page); return; }
+  state.incidents = page.incidents;
+  table($("incidents"), ["incident", "kind", "status", "severity", "model", "features", "since (data)", "windows", "acknowledged", ""],
+    page.incidents.map(i => [
+      { html: `<a href="#" class="incident-link" data-id="${escapeHtml(i.incident_id)}">${escapeHtml(i.incident_id)}</a>` },
+      i.kind, i.status, i.severity, i.model_version, i.features, i.opened_data_time, i.windows.length,
+      i.acknowledged_by ? `${i.acknowledged_by} ${text(i.acknowledged)}` : "",
+      i.status === "open" && !i.acknowledged_by
+        ? { html: `<button class="action acknowledge" data-id="${escapeHtml(i.incident_id)}">acknowledge</button>` } : "",
+    ]));
+  document.querySelectorAll("a.incident-link").forEach(a => a.onclick = e => { e.preventDefault(); showIncident(a.dataset.id); });
+  document.querySelectorAll("button.acknowledge").forEach(b => b.onclick = () => acknowledge(b.dataset.id));
+  if (state.incident) showIncident(state.incident);
   const reports = page.reports.slice().reverse();
   Plotly.react("drift-chart", [
     { x: reports.map(r => r.window[1]), y: reports.map(r => r.features.length), type: "bar", name: "drifted features",
       marker: { color: "#d97706" } },
-    { x: page.alerts.map(a => a.data_time), y: page.alerts.map(() => 0), mode: "markers", name: "alerts",
-      marker: { color: "#c62828", size: 11, symbol: "triangle-up" }, text: page.alerts.map(a => `${a.kind}: ${a.features.join(", ")}`) },
-  ], layout("Drift: features out of their reference per window, and alerts", { yaxis: { title: "features" } }));
+    { x: page.incidents.map(i => i.opened_data_time), y: page.incidents.map(() => 0), mode: "markers", name: "incidents opened",
+      marker: { color: "#c62828", size: 12, symbol: "triangle-up" },
+      text: page.incidents.map(i => `${i.incident_id} ${i.kind}: ${i.features.join(", ")}`), hovertemplate: "%{text}<extra></extra>" },
+  ], layout("Drift: features out of their reference per window, and incidents", { yaxis: { title: "features" } }));
+}
+
+function showIncident(id) {
+  const incident = (state.incidents || []).find(i => i.incident_id === id);
+  if (!incident) return;
+  state.incident = id;
+  $("incident-title").textContent = `${incident.incident_id}: ${incident.kind}, ${incident.status}`;
+  $("incident-reason").textContent = incident.reason + (incident.resolution ? ` Resolved: ${incident.resolution}` : "");
+  const charts = $("evidence-charts");
+  charts.innerHTML = "";
+  const signals = [];
+  Object.entries(incident.evidence || {}).forEach(([feature, evidence], n) => {
+    (evidence.signals || []).forEach(s => signals.push([feature, s.name, s.value, s.threshold, s.adjusted_p_value, s.fired ? "fired" : ""]));
+    const histogram = evidence.histogram;
+    if (!histogram) return;
+    const div = document.createElement("div");
+    div.className = "chart evidence";
+    div.id = `evidence-${n}`;
+    charts.appendChild(div);
+    const labels = histogram.categories || histogram.reference.map((_, k) => binLabel(histogram.bin_edges, k));
+    Plotly.react(div, [
+      { x: labels, y: histogram.reference, type: "bar", name: "reference", marker: { color: "#8b95a7" } },
+      { x: labels, y: histogram.current, type: "bar", name: "current", marker: { color: "#1f6feb" } },
+    ], layout(`${feature}: share of values, reference against the newest window`, { barmode: "group", yaxis: { tickformat: ".0%" } }));
+  });
+  table($("incident-signals"), ["feature", "signal", "value", "threshold", "adjusted p", ""], signals);
+}
+
+function binLabel(edges, k) {
+  const fmt = v => Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
+  if (k === 0) return `≤ ${fmt(edges[0])}`;
+  if (k >= edges.length) return `> ${fmt(edges[edges.length - 1])}`;
+  return `${fmt(edges[k - 1])} – ${fmt(edges[k])}`;
+}
+
+async function acknowledge(id) {
+  const note = window.prompt(`Acknowledge ${id}: a note for the record`, "looking into it");
+  if (note === null) return;
+  const answer = await fetch(`/api/incidents/${encodeURIComponent(id)}/acknowledge`, { method: "POST",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by: "dashboard", note }) });
+  const body = await answer.json();
+  if (body.error) window.alert(`Acknowledge refused: ${body.error}`);
 }
 
 // -- Models -----------------------------------------------------------------
