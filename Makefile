@@ -12,7 +12,7 @@ demo: bootstrap
 
 ## test: run the whole test suite (contract, unit and integration tests)
 test: bootstrap lint
-	scripts/ensure-redis
+	scripts/ensure-system-packages
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff's checks and formatting (the import contracts run as a test)

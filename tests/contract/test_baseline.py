@@ -154,9 +154,9 @@ def test_an_added_field_is_reported(proto_copy: Path):
         proto_copy,
         PREDICTOR_PROTO,
         r"(  google\.protobuf\.Timestamp as_of_time = 2;\n)",
-        r"\1  // Who asks.\n  string caller = 3;\n",
+        r"\1  // Who asks.\n  string caller = 99;\n",
     )
-    assert missing == ["field rxcast.predictor.v1.PredictRequest.caller = 3 (optional string)"]
+    assert missing == ["field rxcast.predictor.v1.PredictRequest.caller = 99 (optional string)"]
 
 
 def test_an_added_rpc_and_messages_are_reported(proto_copy: Path):

@@ -82,7 +82,7 @@ def test_renumbered_as_of_time_is_caught(proto_copy: Path):
     edit(
         proto_copy / "protos/rxcast/predictor/v1/predictor.proto",
         r"(message PredictRequest \{.*?)google\.protobuf\.Timestamp as_of_time = 2;",
-        r"\1google.protobuf.Timestamp as_of_time = 3;",
+        r"\1google.protobuf.Timestamp as_of_time = 15;",
     )
     result = buf("breaking", "--against", str(BASELINE), cwd=proto_copy)
     assert result.returncode != 0

@@ -14,7 +14,6 @@ import pytest
 from rxcast.demo import measures
 from rxcast.demo.plan import short_plan
 from rxcast.demo.report import write_report
-from rxcast.demo.run import run_demo
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
@@ -24,8 +23,8 @@ pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory):
-    return run_demo(short_plan(), tmp_path_factory.mktemp("demo"), say=lambda line: None)
+def ledger(played):
+    return played.ledger
 
 
 def test_every_played_day_was_served_by_both_modes(ledger):

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from rxcast.dashboard.config import DashboardConfig
 from rxcast.drift.config import DriftConfig
 from rxcast.feature.config import FeatureConfig
 from rxcast.predictor.config import PredictorConfig
@@ -30,6 +31,7 @@ CONFIG_CLASSES: dict[str, type[ServerSettings]] = {
     "trainer": TrainerConfig,
     "predictor": PredictorConfig,
     "drift": DriftConfig,
+    "dashboard": DashboardConfig,
 }
 HEALTHCHECK_MODULE = "rxcast.runtime.healthcheck"
 # host:port inside a value: a compose service name (or the container itself) and a port.

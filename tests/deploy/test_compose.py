@@ -105,7 +105,9 @@ def test_ports_agree_and_are_published_on_loopback_only():
             assert ip == "127.0.0.1", f"{container.name}: {host} published beyond loopback"
             assert host == inside, f"{container.name}: host port {host} differs from container port {inside}"
         assert {inside for _, _, inside in published} == {config.port, config.metrics_port}, container.name
-        assert container.healthcheck[3:] == [f"127.0.0.1:{config.port}"], f"{container.name}: health check port"
+        # The dashboard is checked over HTTP, every other service over gRPC.
+        how = ["--http"] if container.service == "dashboard" else []
+        assert container.healthcheck[3:] == [f"127.0.0.1:{config.port}", *how], f"{container.name}: health check"
         host_ports += [host for _, host, _ in published]
     assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
     assert "ports" not in DOC["services"][REDIS], "Redis stays private to the compose network"
@@ -138,9 +140,8 @@ def test_dependencies_point_at_compose_services_and_wait_for_their_health():
             assert match, f"{container.name}: {name}={value!r} is no host:port"
             host, port = match.group(1), int(match.group(2))
             assert host in DOC["services"], f"{container.name}: {name} points at {host}, not a compose service"
-            assert port == _grpc_port(host), (
-                f"{container.name}: {name} uses port {port}, {host} serves on {_grpc_port(host)}"
-            )
+            serves = CONTAINERS[host].config().metrics_port if name.endswith("_metrics_url") else _grpc_port(host)
+            assert port == serves, f"{container.name}: {name} uses port {port}, {host} serves on {serves}"
             targets.add(host)
         assert set(container.depends_on) == targets, f"{container.name}: depends_on differs from the addresses it uses"
         for dependency, condition in container.depends_on.items():
@@ -154,6 +155,7 @@ class _Named:
 
     def __init__(self, name: str):
         self.address = f"{name}:{_grpc_port(name)}"
+        self.metrics_port = CONTAINERS[name].config().metrics_port if name != REDIS else -1
 
 
 def test_same_wiring_as_the_suite_topology():
@@ -240,11 +242,15 @@ class _Running:
         while True:
             if self.process.poll() is not None:
                 pytest.fail(f"{self.container.name} exited ({self.process.returncode}):\n{self.log_tail()}")
-            try:
-                if check(f"127.0.0.1:{self.port}", timeout=1.0) == "SERVING":
+            if self.container.service == "dashboard":
+                if _http_serving(self.port):
                     return
-            except grpc.RpcError:
-                pass
+            else:
+                try:
+                    if check(f"127.0.0.1:{self.port}", timeout=1.0) == "SERVING":
+                        return
+                except grpc.RpcError:
+                    pass
             if time.monotonic() > deadline:
                 pytest.fail(f"{self.container.name} not SERVING after {timeout:.0f}s:\n{self.log_tail()}")
             time.sleep(0.2)
@@ -257,6 +263,14 @@ class _Running:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def _http_serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1.0) as answer:
+            return b"SERVING" in answer.read()
+    except OSError:
+        return False
 
 
 def test_the_compose_configuration_runs_and_every_health_check_passes(tmp_path, redis_port):  # noqa: F811

@@ -24,7 +24,7 @@ def _free_port() -> int:
 def redis_port(tmp_path_factory):
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("redis-server is not installed: run scripts/ensure-redis")
+        pytest.fail("redis-server is not installed: run scripts/ensure-system-packages")
     workdir = tmp_path_factory.mktemp("redis")
     for _ in range(5):
         port = _free_port()

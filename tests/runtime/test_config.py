@@ -209,7 +209,7 @@ def test_service_settings_load_with_defaults_and_document_every_variable(service
         (DriftConfig, "drift", {"RXCAST_DRIFT_CORRECTION": "holm"},
          "RXCAST_DRIFT_CORRECTION: must be one of bh, bonferroni, none, got 'holm'"),
         (DriftConfig, "drift", {"RXCAST_DRIFT_RETRAIN_ON_ALERT": "true"},
-         ("RXCAST_DRIFT_RETRAIN_ON_ALERT: needs a trainer to start training jobs: set --trainer-address or "
+         ("RXCAST_DRIFT_RETRAIN_ON_ALERT: needs a trainer to submit retraining triggers to: set --trainer-address or "
           "RXCAST_DRIFT_TRAINER_ADDRESS")),
     ],
 )  # fmt: skip

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rxcast.runtime.healthcheck import check
-from rxcast.suite.launcher import STOP_TIMEOUT
+from rxcast.runtime.healthcheck import check, check_http
+from rxcast.suite.launcher import HTTP_SERVICES, STOP_TIMEOUT
 from rxcast.suite.topology import NODES
 from tests.conftest import REPO
 
@@ -130,7 +130,8 @@ def test_sigterm_stops_every_service(launch):
     ready = suite.ready_files()
     assert sorted(ready) == sorted(n.name for n in NODES)
     for name, info in ready.items():
-        assert check(f"127.0.0.1:{info['port']}", timeout=5.0) == "SERVING", name
+        status = check_http if name in HTTP_SERVICES else check
+        assert status(f"127.0.0.1:{info['port']}", timeout=5.0) == "SERVING", name
     children = suite.children()
     assert sorted(p.pid for p in children) == sorted(info["pid"] for info in ready.values())
 

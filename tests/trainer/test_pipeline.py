@@ -221,3 +221,10 @@ def test_the_reference_profile_is_built_by_the_shared_profile_code(tmp_path, wor
     assert set(stored["categorical"]) == {"medication_category", "store_region"}
     assert set(stored["numeric"]) == set(manifest.feature_names) - {"medication_category", "store_region"}
     assert stored["prediction"] and stored["error"] and reference is not None
+    # Stratified by region and weekday, and the holdout's error estimator on the windowed numeric features.
+    assert reference.strata_by == ("store_region", "day_of_week") and reference.strata
+    assert {key.split("|")[0] for key in reference.strata} == set(stored["categorical"]["store_region"]["counts"])
+    estimator = reference.error_estimator
+    assert estimator is not None and estimator.upper > estimator.daily_mean > 0
+    assert set(estimator.features) == set(stored["numeric"]) - {"day_of_year", "week_of_year"} | {"prediction"}
+    assert len(estimator.calibration) == len({int(row[0]) for row in estimator.calibration}) >= 2

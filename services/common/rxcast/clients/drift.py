@@ -45,3 +45,29 @@ class DriftClient(ServiceClient):
         request = pb.WatchAlertsRequest(after_alert_id=after_alert_id)
         for answer in self.stub.WatchAlerts(request, timeout=timeout):
             yield answer.alert
+
+    def list_incidents(self, model_version: int = 0, open_only: bool = False, limit: int = 0) -> list[pb.Incident]:
+        request = pb.ListIncidentsRequest(model_version=model_version, open_only=open_only, limit=limit)
+        try:
+            return list(self.stub.ListIncidents(request).incidents)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListIncidents") from None
+
+    def get_incident(self, incident_id: str) -> pb.Incident:
+        try:
+            return self.stub.GetIncident(pb.GetIncidentRequest(incident_id=incident_id)).incident
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "GetIncident") from None
+
+    def acknowledge_incident(self, incident_id: str, by: str, note: str = "") -> pb.Incident:
+        request = pb.AcknowledgeIncidentRequest(incident_id=incident_id, acknowledged_by=by, note=note)
+        try:
+            return self.stub.AcknowledgeIncident(request).incident
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "AcknowledgeIncident") from None
+
+    def watch_incidents(self, after_revision: int = -1, timeout: float = 24 * 3600.0) -> Iterator[pb.Incident]:
+        """Incidents changed after `after_revision` (-1: from now on), as they change."""
+        request = pb.WatchIncidentsRequest(after_revision=after_revision)
+        for answer in self.stub.WatchIncidents(request, timeout=timeout):
+            yield answer.incident

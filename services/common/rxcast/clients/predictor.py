@@ -29,9 +29,12 @@ class PredictorClient(ServiceClient):
     def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, max_message_mb: int = 64):
         super().__init__(address, timeout=timeout, max_message_mb=max_message_mb)
 
-    def predict(self, store_ids, medication_ids, as_of_ms: int | None = None) -> pb.PredictResponse:
-        """Forecasts for each entity, with the freshest features (as of `as_of_ms` when given)."""
-        request = pb.PredictRequest(keys=_keys(store_ids, medication_ids))
+    def predict(
+        self, store_ids, medication_ids, as_of_ms: int | None = None, *, dry_run: bool = False
+    ) -> pb.PredictResponse:
+        """Forecasts for each entity, with the freshest features (as of `as_of_ms`
+        when given); a `dry_run` is not logged for drift monitoring."""
+        request = pb.PredictRequest(keys=_keys(store_ids, medication_ids), dry_run=dry_run)
         if as_of_ms is not None:
             request.as_of_time.CopyFrom(timestamps.from_ms(as_of_ms))
         try:
@@ -59,6 +62,13 @@ class PredictorClient(ServiceClient):
                 yield answer.run
         except grpc.RpcError as exc:
             raise self.failed(exc, "RunBatch") from None
+
+    def list_batch_runs(self, limit: int = 0) -> list[pb.BatchRun]:
+        """The newest batch runs first (`limit` 0: the service's default)."""
+        try:
+            return list(self.stub.ListBatchRuns(pb.ListBatchRunsRequest(limit=limit)).runs)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListBatchRuns") from None
 
     def model_status(self) -> pb.GetModelStatusResponse:
         try:

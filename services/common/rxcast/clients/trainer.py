@@ -85,6 +85,35 @@ class TrainerClient(ServiceClient):
         except json.JSONDecodeError:
             raise FailedPrecondition(f"trainer: the manifest of version {version} is not JSON") from None
 
+    def list_versions(self, page_size: int = 1000) -> list[pb.ModelVersion]:
+        """Every published version, newest first, following the pages."""
+        versions: list[pb.ModelVersion] = []
+        token = ""
+        try:
+            while True:
+                answer = self.stub.ListModelVersions(pb.ListModelVersionsRequest(page_size=page_size, page_token=token))
+                versions.extend(answer.versions)
+                token = answer.next_page_token
+                if not token:
+                    return versions
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListModelVersions") from None
+
+    def alias_history(self, alias: str = "") -> list[pb.AliasChange]:
+        """Every move of `alias` (empty: the champion), newest first."""
+        try:
+            return list(self.stub.ListAliasHistory(pb.ListAliasHistoryRequest(alias=alias)).changes)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "ListAliasHistory") from None
+
+    def rollback(self, alias: str, to_version: int = 0, reason: str = "") -> pb.RollbackResponse:
+        """Point `alias` back at `to_version` (0: the version it named before)."""
+        request = pb.RollbackRequest(alias=alias, to_version=to_version, reason=reason)
+        try:
+            return self.stub.Rollback(request)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "Rollback") from None
+
     def start_training(self, request: pb.StartTrainingRequest) -> pb.TrainingJob:
         try:
             return self.stub.StartTraining(request).job

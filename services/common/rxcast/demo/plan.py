@@ -5,7 +5,7 @@ schedule and the suite's settings. Training is the trainer's own business
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rxcast.sim import DriftEvent, Scenario
 from rxcast.suite.topology import POLICIES
@@ -106,4 +106,11 @@ def short_plan() -> DemoPlan:
     )
 
 
-PLANS = {"default": default_plan, "short": short_plan}
+def calm_plan() -> DemoPlan:
+    """The default world with its events removed: a drift service that cries
+    wolf shows here (the aim is no incident at all)."""
+    plan = default_plan()
+    return replace(plan, name="calm", scenario=replace(plan.scenario, events=()))
+
+
+PLANS = {"default": default_plan, "short": short_plan, "calm": calm_plan}

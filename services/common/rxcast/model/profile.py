@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from rxcast.model.error_estimator import ErrorEstimator
 from rxcast.runtime.errors import InvalidArgument
 
 PROFILE_FORMAT = "rxcast.drift.profile/1"
@@ -48,6 +49,9 @@ DEFAULT_SKETCH_SIZE = 2048
 DEFAULT_BINS = 10
 #: Most categories kept per categorical feature.
 DEFAULT_MAX_CATEGORIES = 10_000
+#: Sketch size of each stratum's profile: strata are many and small, and
+#: 256 values keep the KS statistic within 1/256 while the manifest stays small.
+DEFAULT_STRATA_SKETCH_SIZE = 256
 #: The name predictions are reported under.
 PREDICTION = "prediction"
 
@@ -158,6 +162,20 @@ class NumericProfile:
             bin_counts=counts,
         )
 
+    def scaled(self, factor: float) -> NumericProfile:
+        """The same distribution standing for `factor` times as many rows
+        (a stratum's weight in a mixture): counts scale, the shape does not."""
+        count = round(self.count * factor)
+        return dataclasses.replace(
+            self,
+            count=count,
+            null_count=round(self.null_count * factor),
+            infinite_count=round(self.infinite_count * factor),
+            m2=self.m2 * count / self.count if self.count else 0.0,
+            sketch_exact=self.sketch_exact and count == self.count,
+            bin_counts=self.bin_counts * (count / self.count) if self.count else self.bin_counts,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -265,6 +283,14 @@ class CategoricalProfile:
             counts, self.null_count + other.null_count, self.other_count + other.other_count, max_categories
         )
 
+    def scaled(self, factor: float) -> CategoricalProfile:
+        """The same category shares standing for `factor` times as many rows."""
+        return CategoricalProfile(
+            {k: round(v * factor) for k, v in self.counts.items()},
+            round(self.null_count * factor),
+            round(self.other_count * factor),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "null_count": self.null_count, "other_count": self.other_count}
 
@@ -295,6 +321,12 @@ class ReferenceProfile:
     sketch_size: int = DEFAULT_SKETCH_SIZE
     bins: int = DEFAULT_BINS
     max_categories: int = DEFAULT_MAX_CATEGORIES
+    #: The features whose values split the rows into strata (e.g. region and weekday)...
+    strata_by: tuple[str, ...] = ()
+    #: ...and each stratum's profile, by its key (`stratum_keys`), without holdout errors.
+    strata: dict[str, ReferenceProfile] = dataclasses.field(default_factory=dict)
+    #: The holdout's model of the absolute error (`rxcast.model.error_estimator`), if fitted.
+    error_estimator: ErrorEstimator | None = None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -344,8 +376,53 @@ class ReferenceProfile:
             max_categories=self.max_categories,
         )
 
+    def scaled(self, factor: float) -> ReferenceProfile:
+        """Every column standing for `factor` times as many rows."""
+        return dataclasses.replace(
+            self,
+            numeric={n: p.scaled(factor) for n, p in self.numeric.items()},
+            categorical={n: p.scaled(factor) for n, p in self.categorical.items()},
+            prediction=None if self.prediction is None else self.prediction.scaled(factor),
+            strata={},
+        )
+
+    def for_strata(self, rows: Mapping[str, int]) -> ReferenceProfile:
+        """The reference of a window's population: the profiles of its strata
+        (key -> the window's rows in it) mixed in the window's proportions,
+        standing for as many rows as those strata hold in the reference. A
+        window of mostly northern stores on a Saturday is compared with
+        northern and southern Saturdays weighted as it holds them. Strata the
+        reference lacks (a new region) add nothing: their rows are judged
+        against strata they do not belong to, which is the drift to find.
+        No known stratum: the whole profile."""
+        known = sorted(k for k in rows if k in self.strata and rows[k] > 0 and self.strata[k].rows > 0)
+        if not known:
+            return self
+        window = sum(rows[k] for k in known)
+        total = sum(self.strata[k].rows for k in known)
+        parts = [self.strata[k].scaled(rows[k] / window * total / self.strata[k].rows) for k in known]
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = merged.merge(part)
+        return dataclasses.replace(
+            merged,
+            error=self.error,
+            feature_order=self.features,
+            strata_by=(),
+            strata={},
+            error_estimator=self.error_estimator,
+        )
+
     def to_dict(self) -> dict[str, Any]:
+        strata = (
+            {"strata_by": list(self.strata_by), "strata": {k: p.to_dict() for k, p in self.strata.items()}}
+            if self.strata_by
+            else {}
+        )
+        estimator = {} if self.error_estimator is None else {"error_estimator": self.error_estimator.to_dict()}
         return {
+            **strata,
+            **estimator,
             "format": PROFILE_FORMAT,
             "rows": self.rows,
             "sketch_size": self.sketch_size,
@@ -381,7 +458,17 @@ class ReferenceProfile:
         order = tuple(str(n) for n in data.get("feature_order") or ())
         if order and set(order) != set(numeric) | set(categorical):
             raise InvalidArgument("profile.feature_order: must list exactly the profile's features")
+        strata_by = tuple(str(n) for n in data.get("strata_by") or ())
+        if set(strata_by) - set(numeric) - set(categorical):
+            raise InvalidArgument(f"profile.strata_by: {list(strata_by)} must name the profile's features")
+        strata = data.get("strata") or {}
+        if not isinstance(strata, Mapping):
+            raise InvalidArgument("profile.strata: must be a JSON object")
+        estimator = data.get("error_estimator")
         return cls(
+            error_estimator=None if estimator is None else ErrorEstimator.from_dict(estimator),
+            strata_by=strata_by,
+            strata={str(k): cls.from_dict(p) for k, p in strata.items()} if strata_by else {},
             numeric={str(n): NumericProfile.from_dict(p, f"profile.numeric.{n}") for n, p in numeric.items()},
             categorical={
                 str(n): CategoricalProfile.from_dict(p, f"profile.categorical.{n}") for n, p in categorical.items()
@@ -404,6 +491,8 @@ def build_reference_profile(
     sketch_size: int = DEFAULT_SKETCH_SIZE,
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    strata_by: Collection[str] = (),
+    strata_sketch_size: int = DEFAULT_STRATA_SKETCH_SIZE,
 ) -> ReferenceProfile:
     """Profile a model version's training data.
 
@@ -412,7 +501,10 @@ def build_reference_profile(
     name in `categorical` is profiled by category. `predictions` are the
     model's outputs on the same rows; `errors` are holdout residuals
     (actual - prediction), whose scale standardizes the concept-drift
-    detectors' error stream.
+    detectors' error stream. With `strata_by` (features whose values split
+    the rows into populations: region, weekday) each stratum is profiled
+    too, with sketches of `strata_sketch_size` values, so a window can be
+    compared with the same population (`ReferenceProfile.for_strata`).
     """
     if sketch_size < 2 or bins < 2 or max_categories < 1:
         raise InvalidArgument("profile: sketch_size and bins must be >= 2, max_categories >= 1")
@@ -436,7 +528,26 @@ def build_reference_profile(
         for name, column in features.items()
         if name in categorical
     }
+    strata_by = tuple(strata_by)
+    missing = sorted(set(strata_by) - set(features))
+    if missing:
+        raise InvalidArgument(f"strata_by: names features not given: {missing}")
+    strata = {}
+    if strata_by:
+        keys = stratum_keys(features, strata_by, categorical)
+        for key in np.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            strata[str(key)] = build_reference_profile(
+                {name: np.asarray(column)[rows] for name, column in features.items()},
+                categorical,
+                None if predictions is None else np.asarray(predictions)[rows],
+                sketch_size=strata_sketch_size,
+                bins=bins,
+                max_categories=max_categories,
+            )
     return ReferenceProfile(
+        strata_by=strata_by,
+        strata=strata,
         numeric=numeric,
         categorical=categories,
         prediction=None if predictions is None else NumericProfile.build(predictions, sketch_size, bins, "predictions"),
@@ -446,6 +557,29 @@ def build_reference_profile(
         bins=bins,
         max_categories=max_categories,
     )
+
+
+def stratum_keys(features: Mapping[str, Any], strata_by: Collection[str], categorical: Collection[str]) -> np.ndarray:
+    """Each row's stratum as a string, its `strata_by` values joined by "|"
+    ("coastal|3"). Numeric strata columns hold integer codes (a weekday):
+    they are rounded; missing values key as ""."""
+    parts = []
+    for name in strata_by:
+        column = features[name]
+        if name in categorical:
+            objects = np.asarray(column, dtype=object)
+            missing = np.equal(objects, None) | np.not_equal(objects, objects)
+            parts.append(np.where(missing, "", objects.astype(str)))
+        else:
+            numbers = _as_float_array(column, name)
+            finite = np.isfinite(numbers)
+            parts.append(np.where(finite, np.round(np.where(finite, numbers, 0)).astype(np.int64).astype(str), ""))
+    if not parts:
+        raise InvalidArgument("strata_by: names no feature")
+    keys = parts[0].astype(object)
+    for part in parts[1:]:
+        keys = keys + "|" + part.astype(object)
+    return keys.astype(str)
 
 
 def categorical_values(values: Any, name: str = "values") -> tuple[np.ndarray, int]:

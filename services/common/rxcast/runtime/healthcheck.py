@@ -1,12 +1,14 @@
 """Exit 0 when a gRPC server reports SERVING: a container health check.
 
-python -m rxcast.runtime.healthcheck 127.0.0.1:50051 [--service NAME] [--timeout S]
+python -m rxcast.runtime.healthcheck 127.0.0.1:50051 [--service NAME] [--timeout S] [--http]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -26,13 +28,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("address", help="host:port of the gRPC server")
     parser.add_argument("--service", default="", help="a service name; empty checks the server as a whole")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    parser.add_argument("--http", action="store_true", help="an HTTP server's /healthz (the dashboard), not gRPC")
     args = parser.parse_args(argv)
+    if args.http:
+        return _check_http(args.address, args.timeout)
     try:
         status = check(args.address, args.service, args.timeout)
     except grpc.RpcError as exc:
         print(f"{args.address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     print(f"{args.address} {args.service or '(server)'}: {status}")
+    return 0 if status == "SERVING" else 1
+
+
+def check_http(address: str, timeout: float = 3.0) -> str:
+    """The status an HTTP server (the dashboard) reports at /healthz."""
+    with urllib.request.urlopen(f"http://{address}/healthz", timeout=timeout) as answer:
+        return str(json.loads(answer.read()).get("status", "UNKNOWN"))
+
+
+def _check_http(address: str, timeout: float) -> int:
+    try:
+        status = check_http(address, timeout)
+    except (OSError, ValueError) as exc:
+        print(f"{address}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{address} (http): {status}")
     return 0 if status == "SERVING" else 1
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from rxcast.runtime.healthcheck import check
+from rxcast.runtime.healthcheck import check, check_http
 
 #: How long a stopping service may take before it is killed: the runtime's
 #: default grace for in-flight calls (10 s, `--grace-seconds`) plus time for
@@ -51,6 +51,10 @@ def live_processes() -> list[ServiceProcess]:
 def _forget_reaped() -> None:
     with _started_lock:
         _started[:] = [p for p in _started if p.process is not None and p.process.returncode is None]
+
+
+#: Services that serve HTTP rather than gRPC.
+HTTP_SERVICES = frozenset({"dashboard"})
 
 
 class ServiceProcess:
@@ -120,7 +124,10 @@ class ServiceProcess:
         return self
 
     def health(self, service: str = "", timeout: float = 2.0) -> str:
-        """The grpc.health.v1 status name the service reports for `service`."""
+        """The grpc.health.v1 status name the service reports for `service`
+        (the dashboard, an HTTP server, reports its /healthz status)."""
+        if self.service in HTTP_SERVICES:
+            return check_http(self.address, timeout)
         return check(self.address, service, timeout)
 
     def log_tail(self, lines: int = 30) -> str:

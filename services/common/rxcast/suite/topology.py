@@ -50,6 +50,24 @@ POLICIES = json.dumps(
     ]
 )
 
+def _dashboard_args(started: Started, data_dir: Path) -> list[str]:
+    online, batch = started["predictor-online"], started["predictor-batch"]
+    return [
+        "--feature-address", started["feature"].address,
+        "--trainer-address", started["trainer"].address,
+        "--drift-address", started["drift"].address,
+        "--online-address", online.address,
+        "--batch-address", batch.address,
+        "--online-metrics-url", _metrics_url(online),
+        "--batch-metrics-url", _metrics_url(batch),
+    ]  # fmt: skip
+
+
+def _metrics_url(process) -> str:
+    host = process.address.rsplit(":", 1)[0]
+    return f"http://{host}:{process.metrics_port}/metrics"
+
+
 NODES: tuple[Node, ...] = (
     Node("feature", "feature", lambda started, data_dir: ["--data-dir", str(Path(data_dir) / "feature")]),
     Node(
@@ -77,7 +95,7 @@ NODES: tuple[Node, ...] = (
             started["feature"].address,
             "--trainer-address",
             started["trainer"].address,
-            "--retrain-on-alert",
+            "--retrain-on-incident",
             "true",
         ],
         depends_on=("feature", "trainer"),
@@ -101,6 +119,13 @@ NODES: tuple[Node, ...] = (
             str(Path(d) / "predictor-batch"),
         ],
         ("feature", "trainer", "drift"),
+    ),
+    # The dashboard reads every service and is read by people only.
+    Node(
+        "dashboard",
+        "dashboard",
+        _dashboard_args,
+        ("feature", "trainer", "drift", "predictor-online", "predictor-batch"),
     ),
 )
 

@@ -7,6 +7,7 @@ import grpc
 from rxcast.drift.clients import ActualsCollector, Trainer
 from rxcast.drift.config import DriftConfig
 from rxcast.drift.engine import DriftEngine
+from rxcast.drift.notify import AlertmanagerNotifier
 from rxcast.drift.servicer import DriftServicer
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.runtime.server import Health
@@ -25,6 +26,12 @@ class DriftApp:
             config.data_dir,
             reference_source=self.trainer.reference_profile if self.trainer else None,
             on_alert=self.trainer.retrain if self.trainer and config.retrain_on_alert else None,
+            on_incident=self.trainer.retrain_for_incident if self.trainer and config.retrain_on_incident else None,
+        )
+        self.notifier = (
+            AlertmanagerNotifier(self.engine.incidents, config.alertmanager_url, config.alertmanager_resend_seconds)
+            if config.alertmanager_url
+            else None
         )
         self.collector = (
             ActualsCollector(
@@ -45,10 +52,14 @@ class DriftApp:
     def start(self) -> None:
         if self.collector:
             self.collector.start()
+        if self.notifier:
+            self.notifier.start()
 
     def stop(self) -> None:
         if self.collector:
             self.collector.stop()
+        if self.notifier:
+            self.notifier.stop()
         self.engine.close()
         if self.trainer:
             self.trainer.close()

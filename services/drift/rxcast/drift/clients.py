@@ -12,6 +12,7 @@ import numpy as np
 from rxcast.clients import FeatureClient, TrainerClient
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
+from rxcast.drift.incidents import Incident
 from rxcast.runtime.errors import FailedPrecondition, Unavailable
 from rxcast.runtime.logs import get_logger
 
@@ -87,8 +88,39 @@ class Trainer:
         )
         return trigger_id
 
+    def retrain_for_incident(self, incident: Incident) -> str:
+        """Hand the trainer the retraining trigger of an incident a model can
+        address (the engine never passes data-quality ones): trigger id the
+        incident id, changed at its first window's start. The trainer's
+        policies decide when its job runs (once labelled rows from after the
+        change exist) and which aliases it serves. Returns the trigger id."""
+        kind = _INCIDENT_TRIGGER_KINDS.get(incident.kind)
+        if kind is None:
+            return ""
+        reason = (
+            f"drift incident {incident.incident_id} ({incident.kind}, model version {incident.model_version}): "
+            f"{', '.join(incident.features)}: {incident.reason}"
+        )[:2000]
+        answer = self._client.submit_trigger(incident.incident_id, kind, incident.changed_ms, reason)
+        log.info(
+            "retraining trigger submitted",
+            incident_id=incident.incident_id,
+            new=answer.accepted,
+            runnable={t.alias: t.runnable_day for t in answer.trigger.targets},
+        )
+        return incident.incident_id
+
     def close(self) -> None:
         self._client.close()
+
+
+#: Incident kinds a model can address, as the trainer's trigger kinds.
+_INCIDENT_TRIGGER_KINDS = {
+    "data_drift": "data_drift",
+    "prediction_drift": "data_drift",
+    "concept_drift": "concept_drift",
+    "performance": "performance",
+}
 
 
 def alert_day(alert: Alert) -> dt.date:

@@ -68,7 +68,26 @@ class DriftConfig(ServerSettings):
     )
     trainer_address: str = Field("", description="trainer host:port: fetch unknown versions' reference profiles")
     retrain_on_alert: bool = Field(
-        False, description="start a training job on the trainer for every new alert (needs --trainer-address)"
+        False,
+        description="deprecated (use --retrain-on-incident): submit a retraining trigger to the trainer for every "
+        "new alert (needs --trainer-address)",
+    )
+    retrain_on_incident: bool = Field(
+        False,
+        description="submit a retraining trigger to the trainer for every new incident a model can address (not "
+        "data quality, which pages); the trainer's policies decide when (needs --trainer-address)",
+    )
+    confirm_windows: int = Field(
+        2, ge=1, description="consecutive windows in which a cause fires before it opens an incident"
+    )
+    incident_effect: float = Field(
+        2.0, ge=1, description="a distribution shift starts an incident only at this many times its effect floor"
+    )
+    alertmanager_url: str = Field(
+        "", description="Alertmanager base URL (http://127.0.0.1:9093): post incidents, firing and resolved"
+    )
+    alertmanager_resend_seconds: float = Field(
+        60.0, gt=0, description="how often open incidents are posted to Alertmanager again"
     )
     retrain_days: int = Field(90, ge=1, description="days of data a drift-triggered training job uses")
     feature_address: str = Field("", description="feature service host:port: collect actuals of logged predictions")
@@ -81,9 +100,10 @@ class DriftConfig(ServerSettings):
 
     @model_validator(mode="after")
     def _retrain_needs_a_trainer(self) -> DriftConfig:
-        if self.retrain_on_alert and not self.trainer_address:
-            trainer = f"{flag('trainer_address')} or {env_variable(type(self), 'trainer_address')}"
-            raise SettingError("retrain_on_alert", f"needs a trainer to start training jobs: set {trainer}")
+        for name in ("retrain_on_alert", "retrain_on_incident"):
+            if getattr(self, name) and not self.trainer_address:
+                trainer = f"{flag('trainer_address')} or {env_variable(type(self), 'trainer_address')}"
+                raise SettingError(name, f"needs a trainer to submit retraining triggers to: set {trainer}")
         return self
 
     def engine_settings(self) -> EngineSettings:
@@ -92,6 +112,8 @@ class DriftConfig(ServerSettings):
             window_seconds=self.window_seconds,
             max_reports=self.max_reports,
             clean_windows=self.clean_windows,
+            confirm_windows=self.confirm_windows,
+            incident_effect=self.incident_effect,
             concept_clean_samples=self.concept_clean_samples,
             max_logged_predictions=self.max_logged_predictions,
             ignore_features=tuple(name.strip() for name in self.ignore_features.split(",") if name.strip()),

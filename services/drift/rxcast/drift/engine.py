@@ -30,6 +30,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from rxcast.drift import alerts as alert_kinds
+from rxcast.drift import incidents as incident_kinds
 from rxcast.drift.alerts import Alert, AlertBook
 from rxcast.drift.codec import (
     StateError,
@@ -42,12 +43,14 @@ from rxcast.drift.codec import (
     uints_to_text,
 )
 from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecast_residuals
+from rxcast.drift.evidence import feature_evidence
+from rxcast.drift.incidents import Firing, Incident, IncidentBook, WindowRef
 from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
-from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, Thresholds, score
+from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, FeatureResult, Thresholds, score
 from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
-from rxcast.model.profile import PREDICTION, ReferenceProfile
+from rxcast.model.profile import PREDICTION, ReferenceProfile, stratum_keys
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError, Unavailable
 from rxcast.runtime.logs import get_logger
@@ -57,15 +60,25 @@ log = get_logger("rxcast.drift.engine")
 ROWS_INGESTED = Counter("rxcast_drift_rows_total", "Prediction-log rows received, by outcome.", ["outcome"])
 WINDOWS_SCORED = Counter("rxcast_drift_windows_scored_total", "Closed windows scored, by verdict.", ["verdict"])
 ALERTS_RAISED = Counter("rxcast_drift_alerts_total", "Alerts raised (one per episode), by kind.", ["kind"])
+INCIDENTS = Counter("rxcast_drift_incidents_total", "Incidents opened and resolved, by kind.", ["kind", "event"])
 ACTUALS = Counter(
     "rxcast_drift_actuals_total", "Actuals received, by whether a logged prediction matched.", ["outcome"]
 )
 DETECTOR_STATE = Gauge(
     "rxcast_drift_detector_state", "Concept-drift detector state per model version.", ["model_version", "quantity"]
 )
+ESTIMATED_ERROR = Gauge(
+    "rxcast_drift_estimated_mae", "The newest window's MAE estimated from its inputs.", ["model_version"]
+)
 OPEN_WINDOW_ROWS = Gauge("rxcast_drift_open_window_rows", "Rows in each version's open window.", ["model_version"])
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
+#: The "feature" a concept-drift incident names: the error stream.
+ERRORS = "errors"
+#: The "feature" a performance incident names: the error estimated before labels.
+ESTIMATED_ERROR_FEATURE = "estimated_error"
+#: Stratified references kept per engine (merging strata costs milliseconds, not nothing).
+_STRATA_CACHE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +89,12 @@ class EngineSettings:
     window_seconds: float = 86_400.0
     #: Reports kept (in memory and on disk).
     max_reports: int = 1000
-    #: Consecutive clean windows that end a drift episode.
+    #: Consecutive clean windows that end a drift episode (and resolve an incident).
     clean_windows: int = 3
+    #: Consecutive windows in which a cause fires before it opens an incident.
+    confirm_windows: int = 2
+    #: A distribution shift starts an incident only at this many times its effect floor.
+    incident_effect: float = 2.0
     #: Errors without a detection that end a concept-drift episode.
     concept_clean_samples: int = 10_000
     #: Logged predictions kept for matching actuals.
@@ -90,9 +107,18 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.window_rows < 1 or self.window_seconds <= 0:
             raise InvalidArgument("windows: window_rows must be >= 1 and window_seconds > 0")
-        if min(self.max_reports, self.clean_windows, self.max_logged_predictions, self.concept_clean_samples) < 1:
+        if (
+            min(
+                self.max_reports,
+                self.clean_windows,
+                self.confirm_windows,
+                self.max_logged_predictions,
+                self.concept_clean_samples,
+            )
+            < 1
+        ):
             raise InvalidArgument(
-                "max_reports, clean_windows, concept_clean_samples and max_logged_predictions must be >= 1"
+                "max_reports, clean_windows, confirm_windows, concept_clean_samples and max_logged_predictions must be >= 1"
             )
 
 
@@ -115,6 +141,8 @@ class ActualsOutcome:
 ReferenceSource = Callable[[int], "dict | None"]
 #: Called with each new alert; returns the id of a retraining job it started, or "".
 AlertHook = Callable[[Alert], str]
+#: Called with each new incident a retrained model can address; returns the id of the job it started, or "".
+IncidentHook = Callable[[Incident], str]
 
 
 class DriftEngine:
@@ -124,12 +152,16 @@ class DriftEngine:
         data_dir: Path | str | None = None,
         reference_source: ReferenceSource | None = None,
         on_alert: AlertHook | None = None,
+        on_incident: IncidentHook | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.settings = settings or EngineSettings()
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._reference_source = reference_source
         self._on_alert = on_alert
+        self._on_incident = on_incident
+        # The newest version whose windows were scored: a newer one supersedes the incidents of older ones.
+        self._serving = 0
         self._clock = clock
         # Guards windows, monitors and concept bookkeeping, and orders the journal.
         self._lock = threading.RLock()
@@ -142,6 +174,10 @@ class DriftEngine:
         self._concept_clean: dict[int, tuple[int, float]] = {}
         # Per version: the sequence a new window buffer starts at (after the windows reported, when state was lost).
         self._first_sequence: dict[int, int] = {}
+        # (version, strata of a window) -> the reference on that population.
+        # Concept-drift incidents opened under the lock, announced after it.
+        self._concept_opened: list[Incident] = []
+        self._strata_cache: dict[tuple[int, frozenset[str]], ReferenceProfile] = {}
         self._state: StateStore | None = None
         # Logged-prediction rows journaled since the last snapshot of the prediction log, and rows it held.
         self._journaled_rows = 0
@@ -153,6 +189,7 @@ class DriftEngine:
             self._state = StateStore(self.data_dir / "state")
         self.reports = ReportLog(self.data_dir, self.settings.max_reports)
         self.alerts = AlertBook(self.data_dir, self.settings.clean_windows)
+        self.incidents = IncidentBook(self.data_dir, self.settings.confirm_windows, self.settings.clean_windows)
         self.predictions = PredictionLog(self.settings.max_logged_predictions)
         if self._state is not None:
             self._recover()
@@ -322,10 +359,7 @@ class DriftEngine:
         if store_ids.size and (store_ids.size != predictions.size or medication_ids.size != predictions.size):
             raise InvalidArgument("keys: one store and medication id per prediction")
         columns = {}
-        for name in reference.features:
-            if name in self.settings.ignore_features:
-                continue
-            kind = reference.kind(name)
+        for name, kind in self._kinds(reference).items():
             column = features.get(name)
             if column is None:
                 column = np.full(
@@ -341,7 +375,13 @@ class DriftEngine:
         return Batch(columns, predictions.astype(float), event_ms.astype(np.int64))
 
     def _kinds(self, reference: ReferenceProfile) -> dict[str, str]:
-        return {n: reference.kind(n) for n in reference.features if n not in self.settings.ignore_features}
+        """The columns windowed: those scored, and those naming a row's
+        stratum (a weekday is not scored, but says which reference applies)."""
+        return {
+            n: reference.kind(n)
+            for n in reference.features
+            if n not in self.settings.ignore_features or n in reference.strata_by
+        }
 
     def flush(self, model_version: int) -> DriftReport | None:
         """Close and score a version's open window now (e.g. at the end of a day's batch)."""
@@ -360,9 +400,9 @@ class DriftEngine:
         return report
 
     def _score_closed(self, window: Window, reference: ReferenceProfile) -> tuple[DriftReport, list[Alert]]:
-        """Score a closed window, keep its report, observe its alerts. The
-        report is the mark that a window was scored: after a crash, closed
-        windows without one are scored on start."""
+        """Score a closed window, keep its report, observe its alerts and
+        incidents. The report is the mark that a window was scored: after a
+        crash, closed windows without one are scored on start."""
         report = self._report(window, reference)
         self.reports.add(report)
         with self._lock:
@@ -375,12 +415,14 @@ class DriftEngine:
             rows=report.current_rows,
             verdict=report.verdict,
         )
-        return report, self._alerts_for(report)
+        raised = self._alerts_for(report)
+        self._incidents_for(report, window, reference)
+        return report, raised
 
     def _report(self, window: Window, reference: ReferenceProfile) -> DriftReport:
         rows = window.rows
         scores = score(
-            reference,
+            self._like_for_like(window.model_version, reference, rows.features),
             rows.features,
             rows.predictions if reference.prediction else None,
             self.settings.thresholds,
@@ -396,6 +438,27 @@ class DriftEngine:
             scores,
             self._now_ms(),
         )
+
+    def _like_for_like(
+        self, model_version: int, reference: ReferenceProfile, features: Mapping[str, np.ndarray]
+    ) -> ReferenceProfile:
+        """The reference on the window's population: the strata (region,
+        weekday) its rows belong to, in the window's proportions (cached per
+        version and mix: daily windows of a steady chain repeat seven)."""
+        if not reference.strata or any(name not in features for name in reference.strata_by):
+            return reference
+        keys, counts = np.unique(stratum_keys(features, reference.strata_by, reference.categorical), return_counts=True)
+        mix = frozenset(zip(keys.tolist(), counts.tolist(), strict=True))
+        cache_key = (model_version, mix)
+        with self._lock:
+            cached = self._strata_cache.get(cache_key)
+        if cached is None:
+            cached = reference.for_strata(dict(mix))
+            with self._lock:
+                if len(self._strata_cache) >= _STRATA_CACHE:
+                    self._strata_cache.pop(next(iter(self._strata_cache)))
+                self._strata_cache[cache_key] = cached
+        return cached
 
     def _alerts_for(self, report: DriftReport) -> list[Alert]:
         results = [*report.features, *([report.prediction] if report.prediction else [])]
@@ -421,6 +484,89 @@ class DriftEngine:
             if alert is not None:
                 raised.append(self._raised(alert))
         return raised
+
+    def _incidents_for(self, report: DriftReport, window: Window, reference: ReferenceProfile) -> None:
+        """Feed a scored window to the incident book: input and prediction
+        drift as one kind (the outputs move with the inputs), data quality
+        apart, each with its evidence."""
+        with self._lock:
+            newer = window.model_version > self._serving
+            self._serving = max(self._serving, window.model_version)
+        if newer:
+            for incident in self.incidents.supersede(window.model_version, self._now_ms()):
+                INCIDENTS.labels(incident.kind, "resolved").inc()
+        results = [*report.features, *([report.prediction] if report.prediction else [])]
+        if all(r.verdict == INSUFFICIENT_DATA for r in results):
+            return
+        compared = self._like_for_like(window.model_version, reference, window.rows.features)
+        columns = {**window.rows.features, PREDICTION: window.rows.predictions}
+        where = WindowRef(window.window_id, window.start_ms, window.end_ms)
+        for kind, verdict in ((incident_kinds.DATA_DRIFT, DRIFT), (incident_kinds.DATA_QUALITY, DATA_QUALITY)):
+            fired = [r for r in results if r.verdict == verdict]
+            firing = Firing(
+                {r.feature: r.reason for r in fired},
+                {
+                    r.feature: feature_evidence(r, _column_profile(compared, r.feature), columns.get(r.feature))
+                    for r in fired
+                },
+                frozenset(
+                    r.feature
+                    for r in fired
+                    if verdict == DRIFT and not _major(r, self.settings.thresholds, self.settings.incident_effect)
+                ),
+            )
+            for incident in self.incidents.observe(window.model_version, kind, firing, where, self._now_ms()):
+                self._opened(incident)
+        performance = self._estimated_error(window, reference)
+        if performance is not None:
+            for incident in self.incidents.observe(
+                window.model_version, incident_kinds.PERFORMANCE, performance, where, self._now_ms()
+            ):
+                self._opened(incident)
+
+    def _estimated_error(self, window: Window, reference: ReferenceProfile) -> Firing | None:
+        """The window's MAE estimated from its inputs by the version's error
+        estimator, judged against the band calibrated on its holdout days
+        (a firing when above it, a clean window when not); None without an
+        estimator or the columns it reads."""
+        estimator = reference.error_estimator
+        if estimator is None or window.rows.predictions.size == 0:
+            return None
+        try:
+            estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
+        except InvalidArgument as exc:
+            log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
+            return None
+        ESTIMATED_ERROR.labels(str(window.model_version)).set(estimated)
+        if estimated <= estimator.upper:
+            return Firing({})
+        reason = (
+            f"estimated MAE {estimated:.3f} above the band {estimator.upper:.3f} "
+            f"(holdout days {estimator.daily_mean:.3f} ± {estimator.daily_std:.3f})"
+        )
+        evidence = {
+            "estimated_mae": estimated,
+            "upper": estimator.upper,
+            "holdout_daily_mean": estimator.daily_mean,
+            "holdout_daily_std": estimator.daily_std,
+            "calibration": estimator.calibration,
+        }
+        return Firing({ESTIMATED_ERROR_FEATURE: reason}, {ESTIMATED_ERROR_FEATURE: evidence})
+
+    def _opened(self, incident: Incident) -> None:
+        """Count a new incident and hand a retraining cause to the hook;
+        data-quality incidents page (through the notifier) and retrain nothing:
+        a model trained on broken data learns the break."""
+        INCIDENTS.labels(incident.kind, "opened").inc()
+        if self._on_incident is None or incident.kind not in incident_kinds.RETRAINING_KINDS:
+            return
+        try:
+            job_id = self._on_incident(incident)
+        except RxcastError as exc:
+            log.warning("retraining trigger failed", incident_id=incident.incident_id, reason=exc.message)
+            return
+        if job_id:
+            self.incidents.set_retrain_job(incident.incident_id, job_id, self._now_ms())
 
     def _raised(self, alert: Alert) -> Alert:
         ALERTS_RAISED.labels(alert.kind).inc()
@@ -521,6 +667,10 @@ class DriftEngine:
         ACTUALS.labels("matched").inc(outcome.matched)
         ACTUALS.labels("unmatched").inc(outcome.unmatched)
         outcome.alerts = [self._raised(alert) for alert in observed]
+        with self._lock:
+            opened, self._concept_opened = self._concept_opened, []
+        for incident in opened:
+            self._opened(incident)
         return outcome
 
     def _feed_errors(self, model_version: int, losses: np.ndarray, data_ms: int) -> list[Alert]:
@@ -545,6 +695,17 @@ class DriftEngine:
             self._concept_steps(model_version, fed, level, monitor.floor)
             return []
         self._concept_clean[model_version] = (0, 0.0)
+        reason = "; ".join(d.describe() for d in detections)
+        self._concept_opened.extend(
+            self.incidents.observe(
+                model_version,
+                incident_kinds.CONCEPT_DRIFT,
+                Firing({ERRORS: reason}, {ERRORS: {"detections": [dataclasses.asdict(d) for d in detections]}}),
+                WindowRef(f"errors-v{model_version}-{monitor.samples}", data_ms, data_ms),
+                self._now_ms(),
+                confirm_windows=1,  # the monitor's detectors confirm a rise already
+            )
+        )
         alert = self.alerts.observe(
             model_version,
             alert_kinds.CONCEPT_DRIFT,
@@ -568,8 +729,12 @@ class DriftEngine:
         if steps:
             mean = total / count
             if mean < floor:
+                where = WindowRef(f"errors-v{model_version}", 0, 0)
                 for _ in range(steps):
                     self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
+                    self.incidents.observe(
+                        model_version, incident_kinds.CONCEPT_DRIFT, Firing({}), where, self._now_ms(), 1
+                    )
             elif self.alerts.open_episodes(model_version, alert_kinds.CONCEPT_DRIFT):
                 self.alerts.observe(
                     model_version,
@@ -586,6 +751,26 @@ class DriftEngine:
             raise InvalidArgument("model_version and limit must be >= 0")
         return self.reports.list(model_version, limit or 50)
 
+    def list_incidents(self, model_version: int = 0, open_only: bool = False, limit: int = 0) -> list[Incident]:
+        if model_version < 0 or limit < 0:
+            raise InvalidArgument("model_version and limit must be >= 0")
+        return self.incidents.list(model_version, open_only, limit or 100)
+
+    def get_incident(self, incident_id: str) -> Incident:
+        if not incident_id:
+            raise InvalidArgument("incident_id: is empty")
+        return self.incidents.get(incident_id)
+
+    def acknowledge_incident(self, incident_id: str, by: str, note: str = "") -> Incident:
+        if not incident_id:
+            raise InvalidArgument("incident_id: is empty")
+        return self.incidents.acknowledge(incident_id, by, note, self._now_ms())
+
+    def watch_incidents(self, after_revision: int, active: Callable[[], bool]) -> Iterator[Incident]:
+        if after_revision < -1:
+            raise InvalidArgument(f"after_revision: must be >= -1, got {after_revision}")
+        return self.incidents.watch(after_revision, active)
+
     def list_alerts(self, model_version: int = 0, limit: int = 0) -> list[Alert]:
         if model_version < 0 or limit < 0:
             raise InvalidArgument("model_version and limit must be >= 0")
@@ -601,6 +786,7 @@ class DriftEngine:
     def close(self) -> None:
         """End watchers; checkpoint everything, so the next start replays nothing."""
         self.alerts.close()
+        self.incidents.close()
         if self._state is None:
             return
         with self._lock:
@@ -865,6 +1051,34 @@ class DriftEngine:
                     now=used + 1,
                 )
                 buffer.sequence = used + 1
+
+
+def _major(result: FeatureResult, thresholds: Thresholds, factor: float) -> bool:
+    """Whether a drifted feature moved enough to start an incident on its
+    own: a structural change (values outside the reference's range,
+    categories it never saw, a change of scale beyond the ratio squared) or a
+    distribution shift `factor` times its effect floor. A winter's rise of
+    demand that a model trained in the autumn follows moves aggregates just
+    past the floors for weeks; that is for the error (concept drift, the
+    estimated error) to judge, not a page."""
+    fired = {s.name: s for s in result.signals if s.fired}
+    if "out_of_range" in fired or "unseen_mass" in fired:
+        return True
+    ratio = fired.get("mean_ratio")
+    if ratio is not None and not thresholds.mean_ratio**-2 < ratio.value < thresholds.mean_ratio**2:
+        return True
+    floors = (
+        {"js": thresholds.categorical_js}
+        if result.kind == CATEGORICAL
+        else {"wasserstein": thresholds.wasserstein, "psi": thresholds.psi, "js": thresholds.js}
+    )
+    return any(name in fired and fired[name].value >= factor * floor for name, floor in floors.items())
+
+
+def _column_profile(reference: ReferenceProfile, name: str):
+    if name == PREDICTION:
+        return reference.prediction
+    return reference.numeric.get(name) or reference.categorical.get(name)
 
 
 def _clean_pair(value: Any) -> tuple[int, float]:

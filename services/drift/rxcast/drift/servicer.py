@@ -7,9 +7,11 @@ import json
 import numpy as np
 
 from rxcast.drift import alerts as alert_kinds
+from rxcast.drift import incidents as incident_kinds
 from rxcast.drift import scoring
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
+from rxcast.drift.incidents import Incident
 from rxcast.drift.reports import DriftReport
 from rxcast.drift.scoring import FeatureResult
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
@@ -29,6 +31,22 @@ _ALERT_KINDS = {
     alert_kinds.PREDICTION_DRIFT: drift_pb2.ALERT_KIND_PREDICTION_DRIFT,
     alert_kinds.CONCEPT_DRIFT: drift_pb2.ALERT_KIND_CONCEPT_DRIFT,
     alert_kinds.DATA_QUALITY: drift_pb2.ALERT_KIND_DATA_QUALITY,
+}
+
+_INCIDENT_KINDS = {
+    incident_kinds.DATA_DRIFT: drift_pb2.INCIDENT_KIND_DATA_DRIFT,
+    incident_kinds.PREDICTION_DRIFT: drift_pb2.INCIDENT_KIND_PREDICTION_DRIFT,
+    incident_kinds.CONCEPT_DRIFT: drift_pb2.INCIDENT_KIND_CONCEPT_DRIFT,
+    incident_kinds.DATA_QUALITY: drift_pb2.INCIDENT_KIND_DATA_QUALITY,
+    incident_kinds.PERFORMANCE: drift_pb2.INCIDENT_KIND_PERFORMANCE,
+}
+_STATUSES = {
+    incident_kinds.OPEN: drift_pb2.INCIDENT_STATUS_OPEN,
+    incident_kinds.RESOLVED: drift_pb2.INCIDENT_STATUS_RESOLVED,
+}
+_SEVERITIES = {
+    incident_kinds.WARNING: drift_pb2.INCIDENT_SEVERITY_WARNING,
+    incident_kinds.CRITICAL: drift_pb2.INCIDENT_SEVERITY_CRITICAL,
 }
 
 
@@ -115,6 +133,40 @@ def alert_proto(alert: Alert) -> drift_pb2.Alert:
     )
     if alert.data_ms:
         proto.data_time.CopyFrom(timestamps.from_ms(alert.data_ms))
+    return proto
+
+
+def incident_proto(incident: Incident) -> drift_pb2.Incident:
+    proto = drift_pb2.Incident(
+        incident_id=incident.incident_id,
+        kind=_INCIDENT_KINDS[incident.kind],
+        model_version=incident.model_version,
+        feature_groups=incident.groups,
+        features=incident.features,
+        status=_STATUSES[incident.status],
+        severity=_SEVERITIES[incident.severity],
+        reason=incident.reason,
+        opened_time=timestamps.from_ms(incident.opened_ms),
+        updated_time=timestamps.from_ms(incident.updated_ms),
+        changed_time=timestamps.from_ms(incident.changed_ms),
+        opened_data_time=timestamps.from_ms(incident.opened_data_ms),
+        resolution=incident.resolution,
+        acknowledged_by=incident.acknowledged_by,
+        acknowledge_note=incident.acknowledge_note,
+        windows=[
+            drift_pb2.IncidentWindow(
+                window_id=w.window_id, start_time=timestamps.from_ms(w.start_ms), end_time=timestamps.from_ms(w.end_ms)
+            )
+            for w in incident.windows
+        ],
+        evidence_json=json.dumps(incident.evidence, sort_keys=True),
+        revision=incident.revision,
+        retrain_job_id=incident.retrain_job_id,
+    )
+    if incident.resolved_ms:
+        proto.resolved_time.CopyFrom(timestamps.from_ms(incident.resolved_ms))
+    if incident.acknowledged_ms:
+        proto.acknowledged_time.CopyFrom(timestamps.from_ms(incident.acknowledged_ms))
     return proto
 
 
@@ -207,3 +259,18 @@ class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
     def WatchAlerts(self, request, context):
         for alert in self.engine.watch_alerts(request.after_alert_id, context.is_active):
             yield drift_pb2.WatchAlertsResponse(alert=alert_proto(alert))
+
+    def ListIncidents(self, request, context):
+        incidents = self.engine.list_incidents(request.model_version, request.open_only, request.limit)
+        return drift_pb2.ListIncidentsResponse(incidents=[incident_proto(i) for i in incidents])
+
+    def GetIncident(self, request, context):
+        return drift_pb2.GetIncidentResponse(incident=incident_proto(self.engine.get_incident(request.incident_id)))
+
+    def AcknowledgeIncident(self, request, context):
+        incident = self.engine.acknowledge_incident(request.incident_id, request.acknowledged_by, request.note)
+        return drift_pb2.AcknowledgeIncidentResponse(incident=incident_proto(incident))
+
+    def WatchIncidents(self, request, context):
+        for incident in self.engine.watch_incidents(request.after_revision, context.is_active):
+            yield drift_pb2.WatchIncidentsResponse(incident=incident_proto(incident))

@@ -61,7 +61,9 @@ class OnlinePredictor:
         self._log_queue = log_queue
         self._settings = settings
 
-    def predict(self, store_ids, medication_ids, as_of_ms: int | None = None, field: str = "keys") -> Forecasts:
+    def predict(
+        self, store_ids, medication_ids, as_of_ms: int | None = None, field: str = "keys", log: bool = True
+    ) -> Forecasts:
         keys = EntityBatch.validated(store_ids, medication_ids, field, self._settings.max_keys)
         model = self._holder.current()
         now_ms = int(time.time() * 1000) if as_of_ms is None else as_of_ms
@@ -81,7 +83,7 @@ class OnlinePredictor:
             return result
         result = forecast(model, frame, now_ms, self._settings.max_feature_age_seconds)
         self._count(result)
-        if self._log_queue is not None:
+        if log and self._log_queue is not None:
             self._log_queue.submit(
                 LogEntry(
                     model,

@@ -86,7 +86,9 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
 
     def Predict(self, request, context):
         self._require("online", "Predict")
-        result = self._online.predict(request.keys.store_ids, request.keys.medication_ids, _as_of_ms(request))
+        result = self._online.predict(
+            request.keys.store_ids, request.keys.medication_ids, _as_of_ms(request), log=not request.dry_run
+        )
         return predict_response(result)
 
     def PredictStream(self, request_iterator, context):
@@ -94,7 +96,10 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
         for item in request_iterator:
             try:
                 result = self._online.predict(
-                    item.request.keys.store_ids, item.request.keys.medication_ids, _as_of_ms(item.request)
+                    item.request.keys.store_ids,
+                    item.request.keys.medication_ids,
+                    _as_of_ms(item.request),
+                    log=not item.request.dry_run,
                 )
             except InvalidArgument as exc:
                 raise InvalidArgument(f"request {item.request_id!r}: {exc.message}") from None

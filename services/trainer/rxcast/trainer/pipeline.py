@@ -252,7 +252,13 @@ class TrainingPipeline:
             library_versions=library_versions(),
             reason=spec.reason,
             reference_profile=reference_profile(
-                features, split.train.schema.categorical, sample_predictions, holdout_errors
+                features,
+                split.train.schema.categorical,
+                sample_predictions,
+                holdout_errors,
+                {name: split.holdout.columns[name] for name in fitted.manifest.feature_names},
+                predictions,
+                split.holdout.row_days,
             ),
         )
 

@@ -14,10 +14,22 @@ from typing import Any
 
 import numpy as np
 
+from rxcast.model.error_estimator import fit_error_estimator
 from rxcast.model.profile import build_reference_profile
+from rxcast.runtime.errors import InvalidArgument
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.trainer.reference")
 
 #: Rows the profile is computed on, at most.
 PROFILE_SAMPLE_ROWS = 50_000
+#: The populations a production window is compared within (those present):
+#: a window of some regions, or of one weekday, is judged against the same
+#: regions on the same weekday, not against the whole mix.
+STRATA_BY = ("store_region", "day_of_week")
+#: Features the drift service does not window (the calendar moves by
+#: construction), so the error estimator cannot read them there.
+NOT_WINDOWED = ("day_of_year", "week_of_year")
 
 
 def sample_rows(rows: int, seed: int, limit: int = PROFILE_SAMPLE_ROWS) -> np.ndarray:
@@ -32,12 +44,41 @@ def reference_profile(
     categorical: frozenset[str],
     predictions: np.ndarray,
     holdout_errors: np.ndarray,
+    holdout: Mapping[str, np.ndarray] | None = None,
+    holdout_predictions: np.ndarray | None = None,
+    holdout_days: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The profile to store under the manifest's `reference_profile`: the
     training features and the model's predictions on the same rows, and the
     holdout errors (actual - forecast) that scale the error-stream detectors.
 
-    Built by `rxcast.model.profile`, the code the drift service reads it with.
+    Built by `rxcast.model.profile`, the code the drift service reads it
+    with, stratified by the `STRATA_BY` features the model has.
     """
     present = frozenset(name for name in categorical if name in features)
-    return build_reference_profile(features, present, predictions, errors=holdout_errors).to_dict()
+    strata = tuple(name for name in STRATA_BY if name in features)
+    profile = build_reference_profile(features, present, predictions, errors=holdout_errors, strata_by=strata)
+    doc = profile.to_dict()
+    if holdout is not None and holdout_predictions is not None and holdout_days is not None:
+        doc["error_estimator"] = error_estimator(
+            holdout, present, holdout_predictions, holdout_errors + holdout_predictions, holdout_days
+        )
+    return doc
+
+
+def error_estimator(
+    holdout: Mapping[str, np.ndarray],
+    categorical: frozenset[str],
+    predictions: np.ndarray,
+    actuals: np.ndarray,
+    days: np.ndarray,
+) -> dict[str, Any] | None:
+    """The holdout's direct loss estimator (rxcast.model.error_estimator) on
+    the numeric features the drift service windows; None when the holdout is
+    too small to fit and calibrate one (the version is served without)."""
+    columns = {n: c for n, c in holdout.items() if n not in categorical and n not in NOT_WINDOWED}
+    try:
+        return fit_error_estimator(columns, predictions, actuals, days).to_dict()
+    except InvalidArgument as exc:
+        log.warning("no error estimator", reason=exc.message)
+        return None

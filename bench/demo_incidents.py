@@ -1,0 +1,71 @@
+"""The drift incidents of a demo run, judged against the events it injected.
+
+    .venv/bin/python -m rxcast.demo --plan calm --out /tmp/inc-calm --work-dir /tmp/inc-calm-work
+    .venv/bin/python bench/demo_incidents.py --plan calm --work-dir /tmp/inc-calm-work
+
+Reads the drift service's incident book (`<work-dir>/state/drift/incidents.json`)
+and prints each incident with the event it follows (the latest event whose day
+is at or before the day its data changed) and the days from that event to the
+window that opened it, then per event: incidents, kinds, features, first
+incident day. Event time, not wall-clock time: the demo plays simulated days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from rxcast.demo.plan import PLANS
+
+
+def _day(ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", choices=sorted(PLANS), required=True)
+    parser.add_argument("--work-dir", type=Path, required=True)
+    args = parser.parse_args()
+    scenario = PLANS[args.plan]().scenario
+    start = dt.date.fromisoformat(scenario.start_day)
+    events = sorted((start + dt.timedelta(days=int(e.day)), e.kind) for e in scenario.events)
+    book = json.loads((args.work_dir / "state" / "drift" / "incidents.json").read_text())
+    incidents = sorted(book["incidents"], key=lambda i: int(i["incident_id"].rsplit("-", 1)[-1]))
+    first_played = start + dt.timedelta(days=scenario.history_days or 0)
+    print(f"plan {args.plan}: {len(events)} events, played from {first_played}\n")
+    print(
+        "| incident | kind | version | severity | features | data changed | opened (data) | event | days after | status |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    per_event: dict[str, list[dict]] = {f"{day} {kind}": [] for day, kind in events}
+    before = 0
+    for incident in incidents:
+        changed, opened = _day(incident["changed_ms"]), _day(incident["opened_data_ms"])
+        event = next((e for e in reversed(events) if e[0] <= changed), None)
+        label = "-" if event is None else f"{event[0]} {event[1]}"
+        after = "-" if event is None else str((opened - event[0]).days)
+        if event is None:
+            before += 1
+        else:
+            per_event[label].append(incident)
+        print(
+            f"| {incident['incident_id']} | {incident['kind']} | v{incident['model_version']} | {incident['severity']} "
+            f"| {', '.join(incident['features'][:6])} | {changed} | {opened} | {label} | {after} "
+            f"| {incident['status']}{': ' + incident['resolution'] if incident['resolution'] else ''} |"
+        )
+    print(f"\n**{len(incidents)} incidents**; before the first event (or with none): {before}\n")
+    if events:
+        print("| event | incidents | kinds | first opened (days after) |")
+        print("|---|---|---|---|")
+        for label, found in per_event.items():
+            day = dt.date.fromisoformat(label.split()[0])
+            first = min(((_day(i["opened_data_ms"]) - day).days for i in found), default=None)
+            kinds = ", ".join(sorted({i["kind"] for i in found})) or "-"
+            print(f"| {label} | {len(found)} | {kinds} | {'-' if first is None else first} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""Incidents: one per cause, open while the cause lasts, for an operator to act on.
+
+A cause is (model version, kind, feature group): the features of one family
+(`prescriptions_1d` and `prescriptions_sum_28d` are both `prescriptions`)
+drifting on one version are one cause, not one alert per window or feature.
+Windows feed the book what fired in them (`observe`):
+
+- a cause that fires in `confirm_windows` consecutive judged windows opens
+  an incident (one window of noise opens none; features the engine marks
+  `minor`, drift just past its floors, extend an open incident of their
+  family but start none), and every other family of
+  the same kind firing in that window joins it (one event moves many
+  features at once); a window in which a cause does not fire resets it;
+- an open incident is updated by every window in which its cause fires (its
+  features, the windows involved, the newest evidence), counts the windows
+  in which it does not, and is resolved after `clean_windows` of them;
+- `supersede` resolves a version's drift incidents when a newer version,
+  registered after they opened, serves: its model was trained on data that
+  holds the change. Data-quality incidents are not resolved that way (a
+  model does not fix broken data) and stay open until the data is clean;
+- `acknowledge` records who is handling it; acknowledged incidents still
+  resolve on their own.
+
+Prediction drift joins the data-drift incident it fires with (the outputs
+moved because the inputs did) and makes it critical; alone it is an incident
+of its own. Severity: "critical" for data quality (broken data pages),
+concept drift, a rise of the estimated error, and drift that reached the predictions; "warning" for input
+drift the predictions have not shown.
+
+Every change bumps the book's revision and stamps the incident with it;
+`watch(after_revision)` streams incidents changed after it. The book is
+rewritten whole to `incidents.json` (format INCIDENTS_FORMAT) at each change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from rxcast.runtime.durable import quarantine, read_json, write_json
+from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from rxcast.runtime.logs import get_logger
+
+log = get_logger("rxcast.drift.incidents")
+
+DATA_DRIFT = "data_drift"
+PREDICTION_DRIFT = "prediction_drift"
+CONCEPT_DRIFT = "concept_drift"
+DATA_QUALITY = "data_quality"
+#: The error estimated from the inputs (before labels) rose beyond its band.
+PERFORMANCE = "performance"
+KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
+#: Kinds whose cause a retrained model can address (the trainer's triggers).
+RETRAINING_KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, PERFORMANCE)
+OPEN, RESOLVED = "open", "resolved"
+WARNING, CRITICAL = "warning", "critical"
+INCIDENTS_FORMAT = "rxcast.drift.incidents/1"
+#: The newest windows named on an incident.
+MAX_WINDOWS = 50
+
+#: A trailing window length ("_28d") and statistic ("_sum") name a feature's
+#: aggregate, not its family.
+_SUFFIX = re.compile(r"(_(sum|max|min|mean|std|days|count))?(_\d+[dhw])?$")
+
+
+def feature_group(feature: str) -> str:
+    """The family a feature belongs to: its name without aggregate suffixes."""
+    return _SUFFIX.sub("", feature) or feature
+
+
+@dataclasses.dataclass
+class WindowRef:
+    window_id: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclasses.dataclass
+class Incident:
+    incident_id: str
+    kind: str
+    model_version: int
+    groups: list[str]
+    features: list[str]
+    status: str
+    severity: str
+    reason: str
+    opened_ms: int
+    updated_ms: int
+    #: Event time of the first window's start: when the data changed.
+    changed_ms: int
+    #: Event time of the end of the window that opened it: when it was known.
+    opened_data_ms: int
+    revision: int
+    windows: list[WindowRef] = dataclasses.field(default_factory=list)
+    #: Per feature: the signals of the newest firing window and its histograms.
+    evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
+    resolved_ms: int = 0
+    resolution: str = ""
+    acknowledged_by: str = ""
+    acknowledged_ms: int = 0
+    acknowledge_note: str = ""
+    #: Windows in a row in which the cause did not fire.
+    clean: int = 0
+    retrain_job_id: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == OPEN
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Incident:
+        fields = dict(data)
+        fields["windows"] = [WindowRef(**w) for w in fields.get("windows", [])]
+        return cls(**fields)
+
+
+@dataclasses.dataclass
+class Firing:
+    """What one window says about one kind: the features that fired (with
+    why and their evidence), or none (a clean window)."""
+
+    reasons: dict[str, str]
+    evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Features whose drift is too small to start an incident: they keep an
+    #: open incident of their family open, and start nothing.
+    minor: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass
+class _Candidate:
+    """A cause that fired but is not an incident yet."""
+
+    windows: int
+    first: WindowRef
+
+
+class IncidentBook:
+    """Incidents, candidates and watchers (thread-safe); see the module docstring."""
+
+    def __init__(self, directory: Path | None, confirm_windows: int = 2, clean_windows: int = 3):
+        if confirm_windows < 1 or clean_windows < 1:
+            raise InvalidArgument("incidents: confirm_windows and clean_windows must be >= 1")
+        self.confirm_windows = confirm_windows
+        self.clean_windows = clean_windows
+        self._cond = threading.Condition()
+        self._closed = False
+        self._path = None if directory is None else directory / "incidents.json"
+        self._incidents: dict[str, Incident] = {}
+        self._candidates: dict[tuple[int, str, str], _Candidate] = {}
+        self._superseded: dict[int, int] = {}
+        self._revision = 0
+        self._next = 1
+        self._load()
+
+    # ------------------------------------------------------------ observing
+
+    def observe(
+        self,
+        model_version: int,
+        kind: str,
+        firing: Firing,
+        window: WindowRef,
+        now_ms: int,
+        confirm_windows: int | None = None,
+    ) -> list[Incident]:
+        """One judged window's outcome for a kind; the incidents it opened.
+        `confirm_windows` overrides the book's (a concept-drift detection is
+        confirmed by its detector already)."""
+        if kind not in KINDS:
+            raise InvalidArgument(f"incident kind {kind!r}: not one of {KINDS}")
+        confirm = self.confirm_windows if confirm_windows is None else confirm_windows
+        book_kind = DATA_DRIFT if kind == PREDICTION_DRIFT else kind
+        with self._cond:
+            if model_version in self._superseded and book_kind != DATA_QUALITY:
+                return []  # the newer version is judged instead
+            fired_groups: dict[str, list[str]] = {}
+            for feature in firing.reasons:
+                fired_groups.setdefault(feature_group(feature), []).append(feature)
+            changed = False
+            mine = [i for i in self._incidents.values() if i.is_open and self._covers(i, model_version, book_kind)]
+            claimed: set[str] = set()
+            for incident in mine:
+                hit = [g for g in incident.groups if g in fired_groups]
+                if "prediction" in fired_groups and "prediction" not in claimed and incident.kind == DATA_DRIFT:
+                    hit = sorted({*hit, "prediction"})  # the outputs moved with the inputs
+                if hit:
+                    claimed.update(hit)
+                    features = [f for g in hit for f in fired_groups[g]]
+                    self._extend(incident, features, firing, window, now_ms)
+                else:
+                    incident.clean += 1
+                    if incident.clean >= self.clean_windows:
+                        self._resolve(incident, now_ms, f"{incident.clean} windows in a row without it")
+                    else:
+                        self._stamp(incident, now_ms)
+                changed = True
+            # Families whose features all drifted too little to start an incident count as not firing.
+            starting = sorted(g for g, fs in fired_groups.items() if any(f not in firing.minor for f in fs))
+            for key in [k for k in self._candidates if k[:2] == (model_version, book_kind) and k[2] not in starting]:
+                del self._candidates[key]
+                changed = True
+            confirmed = []
+            for group in starting:
+                if group in claimed:
+                    continue
+                key = (model_version, book_kind, group)
+                candidate = self._candidates.get(key)
+                if candidate is None:
+                    candidate = self._candidates[key] = _Candidate(0, window)
+                candidate.windows += 1
+                changed = True
+                if candidate.windows >= confirm:
+                    confirmed.append(group)
+            opened = []
+            if confirmed:
+                # Every family firing with the confirmed ones joins them: one event moves many features.
+                joining = [g for g in starting if g not in claimed]
+                features = sorted(f for g in joining for f in fired_groups[g])
+                first = min(
+                    (self._candidates[(model_version, book_kind, g)].first for g in confirmed), key=lambda w: w.start_ms
+                )
+                for group in joining:
+                    del self._candidates[(model_version, book_kind, group)]
+                opened.append(self._open(model_version, kind, joining, features, firing, first, window, now_ms))
+                changed = True
+            if changed:
+                self._save()
+                self._cond.notify_all()
+            return opened
+
+    def _covers(self, incident: Incident, model_version: int, book_kind: str) -> bool:
+        kind = DATA_DRIFT if incident.kind == PREDICTION_DRIFT else incident.kind
+        return incident.model_version == model_version and kind == book_kind
+
+    def _open(
+        self,
+        model_version: int,
+        kind: str,
+        groups: list[str],
+        features: list[str],
+        firing: Firing,
+        first: WindowRef,
+        window: WindowRef,
+        now_ms: int,
+    ) -> Incident:
+        incident_id = f"inc-{self._next}"
+        self._next += 1
+        self._revision += 1
+        only_prediction = all(g == "prediction" for g in groups)
+        kind = PREDICTION_DRIFT if kind in (DATA_DRIFT, PREDICTION_DRIFT) and only_prediction else kind
+        if kind == PREDICTION_DRIFT and not only_prediction:
+            kind = DATA_DRIFT
+        windows = [first] if first.window_id == window.window_id else [first, window]
+        incident = Incident(
+            incident_id=incident_id,
+            kind=kind,
+            model_version=model_version,
+            groups=sorted(groups),
+            features=features,
+            status=OPEN,
+            severity=WARNING,
+            reason=_reason(firing, features),
+            opened_ms=now_ms,
+            updated_ms=now_ms,
+            changed_ms=first.start_ms,
+            opened_data_ms=window.end_ms,
+            revision=self._revision,
+            windows=windows,
+            evidence={f: firing.evidence[f] for f in features if f in firing.evidence},
+        )
+        incident.severity = _severity(incident)
+        self._incidents[incident_id] = incident
+        log.warning(
+            "incident opened",
+            incident_id=incident_id,
+            kind=kind,
+            model_version=model_version,
+            features=features,
+            severity=incident.severity,
+        )
+        return dataclasses.replace(incident)
+
+    def _extend(self, incident: Incident, features: list[str], firing: Firing, window: WindowRef, now_ms: int) -> None:
+        incident.clean = 0
+        incident.features = sorted(set(incident.features) | set(features))
+        if "prediction" in features and "prediction" not in incident.groups:
+            incident.groups = sorted({*incident.groups, "prediction"})
+        if not incident.windows or incident.windows[-1].window_id != window.window_id:
+            incident.windows = [*incident.windows, window][-MAX_WINDOWS:]
+        incident.evidence.update({f: firing.evidence[f] for f in features if f in firing.evidence})
+        incident.reason = _reason(firing, features) or incident.reason
+        incident.severity = _severity(incident)
+        self._stamp(incident, now_ms)
+
+    def _stamp(self, incident: Incident, now_ms: int) -> None:
+        self._revision += 1
+        incident.revision = self._revision
+        incident.updated_ms = now_ms
+
+    def _resolve(self, incident: Incident, now_ms: int, why: str) -> None:
+        incident.status = RESOLVED
+        incident.resolved_ms = now_ms
+        incident.resolution = why
+        self._stamp(incident, now_ms)
+        log.info("incident resolved", incident_id=incident.incident_id, resolution=why)
+
+    # ------------------------------------------------------------ operators and models
+
+    def supersede(self, model_version: int, registered_ms: int) -> list[Incident]:
+        """A version registered at `registered_ms` serves: resolve the drift
+        incidents of older versions opened before it (data quality stays),
+        and open no more for those versions."""
+        with self._cond:
+            resolved = []
+            for older in {i.model_version for i in self._incidents.values()} | {v for v, _, _ in self._candidates}:
+                if older < model_version and older not in self._superseded:
+                    self._superseded[older] = model_version
+            for incident in self._incidents.values():
+                if (
+                    incident.is_open
+                    and incident.kind != DATA_QUALITY
+                    and incident.model_version < model_version
+                    and incident.opened_ms <= registered_ms
+                ):
+                    self._resolve(incident, registered_ms, f"model version {model_version} serves, trained after it")
+                    resolved.append(dataclasses.replace(incident))
+            for key in [k for k in self._candidates if k[0] < model_version and k[1] != DATA_QUALITY]:
+                del self._candidates[key]
+            self._save()
+            self._cond.notify_all()
+            return resolved
+
+    def acknowledge(self, incident_id: str, by: str, note: str, now_ms: int) -> Incident:
+        if not by.strip():
+            raise InvalidArgument("acknowledged_by: say who is handling it")
+        with self._cond:
+            incident = self._incidents.get(incident_id)
+            if incident is None:
+                raise NotFound(f"incident {incident_id!r}: no such incident")
+            if incident.acknowledged_by and incident.acknowledged_by != by:
+                raise FailedPrecondition(f"incident {incident_id}: already acknowledged by {incident.acknowledged_by}")
+            incident.acknowledged_by, incident.acknowledged_ms, incident.acknowledge_note = by, now_ms, note
+            self._stamp(incident, now_ms)
+            self._save()
+            self._cond.notify_all()
+            return dataclasses.replace(incident)
+
+    def set_retrain_job(self, incident_id: str, job_id: str, now_ms: int) -> None:
+        with self._cond:
+            incident = self._incidents[incident_id]
+            incident.retrain_job_id = job_id
+            self._stamp(incident, now_ms)
+            self._save()
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, incident_id: str) -> Incident:
+        with self._cond:
+            incident = self._incidents.get(incident_id)
+            if incident is None:
+                raise NotFound(f"incident {incident_id!r}: no such incident")
+            return dataclasses.replace(incident)
+
+    def list(self, model_version: int = 0, open_only: bool = False, limit: int = 100) -> list[Incident]:
+        """Newest first."""
+        with self._cond:
+            chosen = [
+                dataclasses.replace(i)
+                for i in sorted(self._incidents.values(), key=lambda i: _number(i.incident_id), reverse=True)
+                if (not model_version or i.model_version == model_version) and (not open_only or i.is_open)
+            ]
+        return chosen[:limit]
+
+    def watch(self, after_revision: int, active: Callable[[], bool], poll_seconds: float = 0.5) -> Iterator[Incident]:
+        """Incidents changed after `after_revision` (-1: none of the past), each
+        as of its latest change, then changes live while `active()` holds."""
+        with self._cond:
+            last = self._revision if after_revision < 0 else after_revision
+        while True:
+            with self._cond:
+                pending = sorted(
+                    (dataclasses.replace(i) for i in self._incidents.values() if i.revision > last),
+                    key=lambda i: i.revision,
+                )
+                if not pending:
+                    if self._closed or not active():
+                        return
+                    self._cond.wait(poll_seconds)
+                    continue
+            for incident in pending:
+                yield incident
+                last = incident.revision
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ state
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        write_json(
+            self._path,
+            {
+                "format": INCIDENTS_FORMAT,
+                "revision": self._revision,
+                "next": self._next,
+                "superseded": {str(v): n for v, n in self._superseded.items()},
+                "incidents": [i.to_dict() for i in self._incidents.values()],
+                "candidates": [
+                    {"key": list(k), "windows": c.windows, "first": dataclasses.asdict(c.first)}
+                    for k, c in self._candidates.items()
+                ],
+            },
+        )
+
+    def _load(self) -> None:
+        if self._path is None or not self._path.exists():
+            return
+        try:
+            doc = read_json(self._path, None)
+            if not isinstance(doc, dict) or doc.get("format") != INCIDENTS_FORMAT:
+                found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+                raise ValueError(f"format {found!r} is not {INCIDENTS_FORMAT!r}")
+            incidents = {i.incident_id: i for i in map(Incident.from_dict, doc["incidents"])}
+            candidates = {
+                (int(c["key"][0]), str(c["key"][1]), str(c["key"][2])): _Candidate(
+                    int(c["windows"]), WindowRef(**c["first"])
+                )
+                for c in doc["candidates"]
+            }
+            superseded = {int(v): int(n) for v, n in doc["superseded"].items()}
+            revision, next_id = int(doc["revision"]), int(doc["next"])
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            quarantine(self._path, f"unreadable: {exc}")
+            return
+        self._incidents, self._candidates, self._superseded = incidents, candidates, superseded
+        self._revision, self._next = revision, next_id
+
+
+def _severity(incident: Incident) -> str:
+    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE) or "prediction" in incident.groups:
+        return CRITICAL
+    return WARNING
+
+
+def _reason(firing: Firing, features: list[str]) -> str:
+    return "; ".join(
+        f"{f}: {firing.reasons[f]}" if firing.reasons.get(f) else f for f in features if f in firing.reasons
+    )
+
+
+def _number(incident_id: str) -> int:
+    tail = incident_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

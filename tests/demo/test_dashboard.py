@@ -1,0 +1,207 @@
+"""The dashboard in a real browser (the system's headless Chromium, driven by
+Playwright) against the suite that just played the short plan: every page
+loads without console errors and draws data, a new business day reaches the
+forecast chart without a reload, and a rollback made on the page moves the
+alias and the predictor that follows it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rxcast.clients.drift import DriftClient
+from rxcast.clients.feature import FeatureClient
+from rxcast.clients.records import normalize, to_protos
+from rxcast.clients.trainer import TrainerClient
+from rxcast.demo.plan import short_plan
+from rxcast.sim import simulate
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "reports" / "dashboard"
+PAGES = ("forecasts", "drift", "models", "comparison", "health")
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _wait_for(condition, timeout: float = 30.0, every: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def url(played) -> str:
+    (line,) = [line for line in played.lines if line.startswith("dashboard: http://")]
+    return line.split()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "the system's chromium is missing (the test command installs Debian's package)"
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: d.accept(d.default_value) if d.type == "prompt" else d.accept())
+    page.goto(url)
+    page.problems = problems
+    yield page
+    context.close()
+
+
+def _points(page, chart: str) -> int:
+    return page.evaluate(
+        f"() => (document.getElementById('{chart}').data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)"
+    )
+
+
+def _open(page, name: str) -> None:
+    page.click(f"nav button[data-page='{name}']")
+    page.wait_for_selector(f"#page-{name}.active")
+
+
+def test_the_demo_prints_the_dashboard_url(url):
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+
+
+def test_every_page_loads_and_draws_data_without_console_errors(page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    _wait_for(lambda: _points(page, "forecast-chart") > 0, what="forecast points")
+    assert page.evaluate("() => document.getElementById('forecast-chart').data[1].x.length") > 0, "no batch points"
+    page.screenshot(path=str(SCREENSHOTS / "forecasts.png"))
+
+    _open(page, "drift")
+    _wait_for(lambda: page.locator("#incidents tr").count() > 1, what="the incidents table")
+    assert _points(page, "drift-chart") > 0
+    page.locator("#incidents tr:has-text('data_drift') a.incident-link").first.click()
+    _wait_for(lambda: page.locator("#evidence-charts .chart").count() > 0, what="an incident's histograms")
+    assert _points(page, "evidence-0") > 0
+    page.screenshot(path=str(SCREENSHOTS / "drift.png"), full_page=True)
+
+    _open(page, "models")
+    _wait_for(lambda: page.locator("#versions tr").count() > 2, what="the versions table")
+    assert _points(page, "alias-chart") > 0
+    page.screenshot(path=str(SCREENSHOTS / "models.png"))
+
+    _open(page, "comparison")
+    _wait_for(lambda: page.locator("#comparison tr").count() > 5, what="the comparison table")
+    versions = page.locator("#comparison tr:has-text('model version') td").all_inner_texts()
+    assert versions[1] != "–" and versions[2] != "–", versions
+    page.screenshot(path=str(SCREENSHOTS / "comparison.png"))
+
+    _open(page, "health")
+    _wait_for(lambda: page.locator("#health .status-SERVING").count() == 5, what="five serving services")
+    page.screenshot(path=str(SCREENSHOTS / "health.png"))
+    assert page.problems == []
+
+
+def test_a_new_business_day_reaches_the_forecast_chart_without_a_reload(page, played):
+    _wait_for(lambda: _points(page, "forecast-chart") > 0, what="forecast points")
+    page.evaluate("() => { window.notReloaded = true; }")
+    store = page.input_value("#store")
+    before = page.evaluate("() => document.getElementById('forecast-chart').data[0].x.slice(-1)[0]")
+
+    world = simulate(short_plan().scenario)
+    records = normalize(world.records_for_day(world.days[-1]))
+    records = records[records["store_id"] == store].copy()
+    next_day = pd.Timestamp(records["business_day"].iloc[0]) + pd.Timedelta(days=1)
+    records["business_day"] = next_day.strftime("%Y-%m-%d")
+    with FeatureClient(played.suite["feature"].address) as feature:
+        outcome = feature.ingest(to_protos(records))
+    assert outcome.accepted == len(records) and not outcome.errors
+
+    newest = _wait_for(
+        lambda: (
+            day
+            if (day := page.evaluate("() => document.getElementById('forecast-chart').data[0].x.slice(-1)[0]"))
+            != before
+            else None
+        ),
+        timeout=60,
+        what="the new day's online forecast on the chart",
+    )
+    assert newest == next_day.strftime("%Y-%m-%d")
+    assert page.evaluate("() => window.notReloaded === true")
+    assert page.problems == []
+
+
+def test_a_rollback_on_the_page_moves_the_alias(page, played):
+    with TrainerClient(played.suite["trainer"].address) as trainer:
+        history = trainer.alias_history("online")
+    assert history and history[0].from_version, "the short plan's online policy promotes retrained models"
+    previous = history[0].from_version
+    _open(page, "models")
+    page.wait_for_selector("button.rollback[data-alias='online']")
+    page.click("button.rollback[data-alias='online']")
+
+    def rolled_back():
+        with TrainerClient(played.suite["trainer"].address) as trainer:
+            return [
+                c
+                for c in trainer.alias_history("online")
+                if c.kind == "rollback" and "dashboard" in c.reason and c.to_version == previous
+            ]
+
+    _wait_for(rolled_back, what="the online alias rolled back from the page")
+    _wait_for(lambda: page.locator("#versions tr").count() > 2, what="the models page after the rollback")
+    assert page.problems == []
+
+
+def test_an_incident_acknowledged_on_the_page_is_acknowledged_in_the_drift_service(page, played):
+    with DriftClient(played.suite["drift"].address) as drift:
+        waiting = [i for i in drift.list_incidents(open_only=True) if not i.acknowledged_by]
+        assert waiting, "the short plan's event leaves an open incident"
+        incident_id = waiting[0].incident_id
+        _open(page, "drift")
+        button = f"button.acknowledge[data-id='{incident_id}']"
+        page.wait_for_selector(button)
+        page.click(button)
+        acknowledged = _wait_for(
+            lambda: (i := drift.get_incident(incident_id)).acknowledged_by and i, what="the acknowledgement"
+        )
+    assert acknowledged.acknowledged_by == "dashboard" and acknowledged.acknowledge_note == "looking into it"
+    _wait_for(lambda: page.locator(button).count() == 0, what="the page showing it acknowledged")
+    assert page.problems == []
+
+
+def test_bad_requests_get_clear_errors(url):
+    def status(path: str, body: bytes | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(url.rstrip("/") + path, data=body, method="POST" if body else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    code, body = status("/api/forecasts?store=" + "x" * 5000)
+    assert code == 404 and "unknown store" in body["error"] and len(body["error"]) < 200
+    code, body = status("/api/rollback", b"not json")
+    assert code == 400 and "JSON" in body["error"]
+    code, body = status("/api/rollback", b'{"alias": "champion", "to_version": "three"}')
+    assert code == 400 and "to_version" in body["error"]
+    code, body = status("/api/nothing-here")
+    assert code == 404
+    # The shared clients report a request the service rejected as a failed precondition.
+    code, body = status("/api/incidents/no-such-incident/acknowledge", b"{}")
+    assert code == 409 and "no-such-incident" in body["error"], body

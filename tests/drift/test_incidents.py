@@ -1,0 +1,274 @@
+"""Incidents: the book's lifecycle and dedupe (confirmation, one incident per
+cause, updates, resolution by clean windows and by a newer version, data
+quality left open, acknowledgement, a restart), and the four RPCs against a
+real drift process."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from rxcast.clients import DriftClient
+from rxcast.drift.incidents import (
+    CONCEPT_DRIFT,
+    CRITICAL,
+    DATA_DRIFT,
+    DATA_QUALITY,
+    OPEN,
+    PREDICTION_DRIFT,
+    RESOLVED,
+    WARNING,
+    Firing,
+    IncidentBook,
+    WindowRef,
+    feature_group,
+)
+from rxcast.drift.v1 import drift_pb2
+from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from tests.drift.test_service import DAY_MS, _log_windows, _start, profile_json  # noqa: F401 (a fixture)
+
+NOW = 1_000
+
+
+def _w(day: int) -> WindowRef:
+    return WindowRef(f"v1-w{day}", day * DAY_MS, (day + 1) * DAY_MS - 1)
+
+
+def _fire(*features: str) -> Firing:
+    return Firing({f: f"drift: ks 0.{len(f)}" for f in features}, {f: {"signals": []} for f in features})
+
+
+def test_feature_groups_are_families_of_aggregates():
+    assert [feature_group(f) for f in ("prescriptions_1d", "prescriptions_sum_28d", "dispensed_max_28d")] == [
+        "prescriptions",
+        "prescriptions",
+        "dispensed",
+    ]
+    assert [feature_group(f) for f in ("units_on_hand", "promotion_days_7d", "store_region")] == [
+        "units_on_hand",
+        "promotion",
+        "store_region",
+    ]
+
+
+def test_one_window_of_noise_opens_nothing_and_two_in_a_row_open_one_incident():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=3)
+    assert book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(1), NOW) == []
+    assert book.observe(1, DATA_DRIFT, Firing({}), _w(2), NOW) == []  # the candidate is reset
+    assert book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(3), NOW) == []
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_sum_28d", "units_on_hand"), _w(4), NOW + 1)
+    # Both families that fired in the confirming window open one incident together,
+    # dated from the first window of the cause that fired twice in a row.
+    assert (incident.kind, incident.status, incident.severity) == (DATA_DRIFT, OPEN, WARNING)
+    assert incident.groups == ["prescriptions", "units_on_hand"] == sorted(incident.groups)
+    assert incident.changed_ms == _w(3).start_ms and incident.opened_data_ms == _w(4).end_ms
+    assert [w.window_id for w in incident.windows] == ["v1-w3", "v1-w4"]
+    assert book.list() == [incident]
+
+
+def test_later_windows_of_the_cause_update_the_incident_and_never_open_another():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=2)
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(1), NOW)
+    revisions = [incident.revision]
+    for day, features in ((2, ("prescriptions_sum_28d",)), (3, ("prescriptions_1d", "prediction"))):
+        assert book.observe(1, DATA_DRIFT, _fire(*features), _w(day), NOW + day) == []
+        revisions.append(book.get(incident.incident_id).revision)
+    updated = book.get(incident.incident_id)
+    assert updated.features == ["prediction", "prescriptions_1d", "prescriptions_sum_28d"]
+    assert updated.severity == CRITICAL, "drift that reached the predictions is critical"
+    assert [w.window_id for w in updated.windows] == ["v1-w1", "v1-w2", "v1-w3"]
+    assert revisions == sorted(set(revisions))
+    assert len(book.list()) == 1
+    # Two clean windows resolve it; the next firing is a new incident.
+    book.observe(1, DATA_DRIFT, Firing({}), _w(4), NOW + 4)
+    assert book.get(incident.incident_id).status == OPEN
+    book.observe(1, DATA_DRIFT, Firing({}), _w(5), NOW + 5)
+    resolved = book.get(incident.incident_id)
+    assert (resolved.status, resolved.resolved_ms) == (RESOLVED, NOW + 5)
+    assert "2 windows in a row" in resolved.resolution
+    (again,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(6), NOW + 6)
+    assert again.incident_id != incident.incident_id
+
+
+def test_prediction_drift_alone_is_its_own_kind_and_other_versions_and_kinds_are_other_causes():
+    book = IncidentBook(None, confirm_windows=1)
+    (alone,) = book.observe(1, PREDICTION_DRIFT, _fire("prediction"), _w(1), NOW)
+    assert (alone.kind, alone.severity) == (PREDICTION_DRIFT, CRITICAL)
+    (quality,) = book.observe(1, DATA_QUALITY, _fire("unit_price"), _w(1), NOW)
+    (other,) = book.observe(2, DATA_DRIFT, _fire("unit_price"), _w(1), NOW)
+    assert (quality.kind, quality.severity, other.model_version) == (DATA_QUALITY, CRITICAL, 2)
+    assert len({alone.incident_id, quality.incident_id, other.incident_id}) == 3
+    with pytest.raises(InvalidArgument, match="incident kind"):
+        book.observe(1, "mood", _fire("x"), _w(1), NOW)
+
+
+def test_a_newer_version_resolves_drift_but_not_broken_data():
+    book = IncidentBook(None, confirm_windows=1)
+    (drift,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    (concept,) = book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(1), NOW)
+    (quality,) = book.observe(1, DATA_QUALITY, _fire("unit_price"), _w(1), NOW)
+    resolved = book.supersede(2, NOW + 10)
+    assert {i.incident_id for i in resolved} == {drift.incident_id, concept.incident_id}
+    assert "model version 2 serves" in book.get(drift.incident_id).resolution
+    assert book.get(quality.incident_id).status == OPEN
+    # The old version's windows no longer open drift incidents: the new version is judged.
+    assert book.observe(1, DATA_DRIFT, _fire("store_region"), _w(2), NOW + 11) == []
+
+
+def test_acknowledge_records_who_and_refuses_a_second_operator():
+    book = IncidentBook(None, confirm_windows=1)
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(1), NOW)
+    acked = book.acknowledge(incident.incident_id, "ana", "looking at the upstream feed", NOW + 5)
+    assert (acked.acknowledged_by, acked.acknowledged_ms, acked.acknowledge_note) == (
+        "ana",
+        NOW + 5,
+        "looking at the upstream feed",
+    )
+    assert book.acknowledge(incident.incident_id, "ana", "a units change", NOW + 6).acknowledge_note == "a units change"
+    with pytest.raises(FailedPrecondition, match="already acknowledged by ana"):
+        book.acknowledge(incident.incident_id, "bo", "", NOW + 7)
+    with pytest.raises(InvalidArgument, match="who"):
+        book.acknowledge(incident.incident_id, " ", "", NOW + 7)
+    with pytest.raises(NotFound):
+        book.acknowledge("inc-99", "ana", "", NOW)
+
+
+def test_the_book_survives_a_restart_with_its_candidates(tmp_path):
+    book = IncidentBook(tmp_path, confirm_windows=2)
+    book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(1), NOW)
+    book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(2), NOW)
+    book.observe(1, DATA_QUALITY, _fire("unit_price"), _w(2), NOW)  # a candidate, not an incident yet
+    before = book.list()
+    again = IncidentBook(tmp_path, confirm_windows=2)
+    assert again.list() == before
+    (quality,) = again.observe(1, DATA_QUALITY, _fire("unit_price"), _w(3), NOW)
+    assert quality.changed_ms == _w(2).start_ms and quality.incident_id == "inc-2"
+    (tmp_path / "incidents.json").write_text("{not json")
+    assert IncidentBook(tmp_path).list() == []
+    assert list(tmp_path.glob("incidents.json.corrupt-*"))
+
+
+def test_watch_replays_changes_after_a_revision_then_streams_live():
+    book = IncidentBook(None, confirm_windows=1)
+    (first,) = book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(1), NOW)
+    seen = []
+    stop = threading.Event()
+
+    def watch():
+        for incident in book.watch(0, lambda: not stop.is_set(), poll_seconds=0.05):
+            seen.append((incident.incident_id, incident.revision, incident.acknowledged_by))
+            if len(seen) == 2:
+                stop.set()
+
+    reader = threading.Thread(target=watch)
+    reader.start()
+    book.acknowledge(first.incident_id, "ana", "", NOW + 1)
+    reader.join(10)
+    assert [s[0] for s in seen] == [first.incident_id, first.incident_id]
+    assert seen[1][2] == "ana" and seen[1][1] > seen[0][1]
+
+
+# ---------------------------------------------------------------- the RPCs, real process
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift-incidents")
+    process = _start(root, root / "data")
+    client = DriftClient(process.address, timeout=30.0)
+    yield client
+    client.close()
+    process.stop()
+
+
+def test_incident_rpcs(client, profile_json):  # noqa: F811
+    client.stub.RegisterReference(drift_pb2.RegisterReferenceRequest(model_version=1, profile_json=profile_json))
+    watch = client.watch_incidents(after_revision=0, timeout=60)
+    # Two quiet days, three drifted days (confirmed on the second), three clean days.
+    _log_windows(client.stub, 1, [0, 0, 1, 1, 1, 0, 0, 0, 0], seed=42, first_day=20_000)
+    (incident,) = client.list_incidents()
+    assert incident.kind == drift_pb2.INCIDENT_KIND_DATA_DRIFT
+    assert set(incident.features) == {"demand_7d", "prediction"}
+    assert incident.severity == drift_pb2.INCIDENT_SEVERITY_CRITICAL
+    assert incident.status == drift_pb2.INCIDENT_STATUS_RESOLVED and incident.resolution
+    assert incident.changed_time.ToMilliseconds() == 20_002 * DAY_MS
+    assert [w.window_id for w in incident.windows] == ["v1-w3", "v1-w4", "v1-w5"]
+    evidence = json.loads(incident.evidence_json)
+    assert any(s["name"] == "ks" and s["fired"] for s in evidence["demand_7d"]["signals"])
+    assert len(evidence["demand_7d"]["histogram"]["current"]) == len(evidence["demand_7d"]["histogram"]["reference"])
+    assert client.list_incidents(open_only=True) == []
+
+    got = client.get_incident(incident.incident_id)
+    assert got == incident
+    acked = client.acknowledge_incident(incident.incident_id, "ana", "seen")
+    assert (acked.acknowledged_by, acked.acknowledge_note) == ("ana", "seen") and acked.revision > incident.revision
+
+    changes = []
+    for change in watch:
+        changes.append(change)
+        if change.acknowledged_by:
+            break
+    watch.close()
+    assert {c.incident_id for c in changes} == {incident.incident_id}
+    assert changes[-1].revision == acked.revision
+
+    # The shared client reports a rejected request as FAILED_PRECONDITION naming the service's code.
+    with pytest.raises(FailedPrecondition, match="NOT_FOUND: incident 'inc-404'"):
+        client.get_incident("inc-404")
+    with pytest.raises(FailedPrecondition, match="FAILED_PRECONDITION: .*already acknowledged by ana"):
+        client.acknowledge_incident(incident.incident_id, "bo")
+    with pytest.raises(FailedPrecondition, match="INVALID_ARGUMENT: .*who"):
+        client.acknowledge_incident(incident.incident_id, "")
+
+
+def test_a_rise_of_the_estimated_error_opens_a_performance_incident_before_any_label():
+    from rxcast.drift.engine import DriftEngine, EngineSettings
+    from rxcast.drift.incidents import PERFORMANCE
+    from rxcast.model.error_estimator import fit_error_estimator
+    from rxcast.model.profile import build_reference_profile
+    from tests.model.test_error_estimator import _rows
+
+    rng = np.random.default_rng(5)
+    columns, predictions, actuals, days = _rows(rng, 7)
+    profile = build_reference_profile(columns, (), predictions).to_dict()
+    profile["error_estimator"] = fit_error_estimator(columns, predictions, actuals, days).to_dict()
+    triggers = []
+    engine = DriftEngine(EngineSettings(window_rows=100_000), on_incident=lambda i: triggers.append(i.kind) or "")
+    engine.register_reference(1, profile)
+
+    def day(index: int, volatile_share: float) -> None:
+        cols, preds, _, _ = _rows(rng, 1, volatile_share=volatile_share)
+        n = preds.size
+        keys = np.array([f"k{i}" for i in range(n)], dtype=object)
+        engine.log_predictions(1, keys, keys, np.full(n, index * DAY_MS, dtype=np.int64), cols, preds)
+        engine.flush(1)
+
+    for index in range(3):
+        day(index, 0.2)
+    assert engine.list_incidents() == []
+    day(3, 0.45)  # the inputs move to where the model errs most; no actual has arrived
+    day(4, 0.45)
+    # The inputs' drift is an incident of its own; the estimated error's rise is another, with its impact.
+    (incident,) = [i for i in engine.list_incidents() if i.kind == PERFORMANCE]
+    assert (incident.features, incident.severity) == (["estimated_error"], CRITICAL)
+    assert "estimated MAE" in incident.reason and "above the band" in incident.reason
+    evidence = incident.evidence["estimated_error"]
+    assert evidence["estimated_mae"] > evidence["upper"] and len(evidence["calibration"]) == 7
+    assert PERFORMANCE in triggers
+
+
+def test_drift_just_past_its_floors_starts_nothing_but_keeps_an_open_incident_open():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=2)
+    minor = Firing({"prescriptions_1d": "drift: ks 0.05 with wasserstein 0.26"}, {}, frozenset({"prescriptions_1d"}))
+    for day in range(1, 6):  # weeks of a seasonal rise just past the floors
+        assert book.observe(1, DATA_DRIFT, minor, _w(day), NOW) == []
+    assert book.list() == []
+    book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(6), NOW)
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(7), NOW)
+    for day in (8, 9, 10):  # the cause fades to minor drift: still the same cause, not clean
+        book.observe(1, DATA_DRIFT, minor, _w(day), NOW)
+    assert book.get(incident.incident_id).status == OPEN
+    assert [w.window_id for w in book.get(incident.incident_id).windows][-1] == "v1-w10"
