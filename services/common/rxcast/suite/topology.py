@@ -50,6 +50,7 @@ POLICIES = json.dumps(
     ]
 )
 
+
 def _dashboard_args(started: Started, data_dir: Path) -> list[str]:
     online, batch = started["predictor-online"], started["predictor-batch"]
     return [
