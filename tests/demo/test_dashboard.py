@@ -101,6 +101,9 @@ def test_every_page_loads_and_draws_data_without_console_errors(page):
 
     _open(page, "models")
     _wait_for(lambda: page.locator("#versions tr").count() > 2, what="the versions table")
+    _wait_for(lambda: page.locator("#policies tr").count() == 3, what="both aliases' training policies")
+    newest_job = page.locator("#policies tr:has-text('every 1 data day') td").nth(4).inner_text()
+    assert newest_job.startswith("job-"), newest_job
     assert _points(page, "alias-chart") > 0
     page.screenshot(path=str(SCREENSHOTS / "models.png"))
 

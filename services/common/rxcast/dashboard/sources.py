@@ -148,11 +148,20 @@ class Sources:
         for alias in ALIASES:
             changes, _ = _attempt(lambda a=alias: self.trainer.alias_history(a))
             history.extend(views.alias_change(c) for c in changes or ())
+        policies, _ = _attempt(self.trainer.policies)
         return {
+            "policies": [self._policy(p) for p in policies or ()],
             "versions": [views.model_version(v) for v in versions],
             "aliases": {alias: _alias_target(versions, alias) for alias in ALIASES},
             "history": sorted(history, key=lambda c: c["time"] or ""),
         }
+
+    def _policy(self, status) -> dict[str, Any]:
+        """A training policy's state with its newest job's live progress."""
+        job = None
+        if status.last_job_id:
+            job, _ = _attempt(lambda: self.trainer.job(status.last_job_id))
+        return views.policy_status(status, job)
 
     def drift_page(self) -> dict[str, Any]:
         if self.drift is None:

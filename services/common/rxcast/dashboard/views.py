@@ -188,3 +188,24 @@ def alert(a: drift_pb2.Alert) -> dict[str, Any]:
         "detector": a.detector,
         "retrain_job_id": a.retrain_job_id,
     }
+
+
+def policy_status(p: trainer_pb2.PolicyStatus, job: trainer_pb2.TrainingJob | None) -> dict[str, Any]:
+    cadence = []
+    if p.policy.every_data_days:
+        cadence.append(f"every {p.policy.every_data_days} data day(s)")
+    if p.policy.every_wall_seconds:
+        cadence.append(f"every {p.policy.every_wall_seconds} s")
+    return {
+        "alias": p.policy.alias,
+        "cadence": ", ".join(cadence) or "on triggers only",
+        "data_day": p.data_day,
+        "busy": p.busy,
+        "fitted_through": p.fitted_through,
+        "jobs_started": p.jobs_started,
+        "why_trained": p.why_trained,
+        "why_not_promoted": p.why_not_promoted,
+        "next_run_at": p.next_run_at,
+        "pending_triggers": len(p.pending_triggers),
+        "last_job": training_job(job) if job is not None else None,
+    }

@@ -157,6 +157,15 @@ async function acknowledge(id) {
 
 function drawModels(page) {
   if (page.error) { showError($("versions"), page); return; }
+  table($("policies"), ["alias", "cadence", "data day", "fitted through", "newest job", "progress", "why trained",
+    "why not promoted", "next run", "pending triggers"],
+    (page.policies || []).map(p => {
+      const job = p.last_job;
+      const progress = job ? `${job.state} ${job.rounds_done}/${job.rounds_total} rounds` +
+        (job.version ? ` → v${job.version}${job.promoted ? " (promoted)" : ""}` : "") : "";
+      return [p.alias, p.cadence, p.data_day, p.fitted_through, job ? job.job_id : "", progress, p.why_trained,
+        p.why_not_promoted, p.next_run_at, p.pending_triggers];
+    }));
   table($("aliases"), ["alias", "version", ""], Object.entries(page.aliases).map(([alias, version]) => [alias, version,
     version ? { html: `<button class="action rollback" data-alias="${escapeHtml(alias)}">roll back</button>` } : ""]));
   table($("versions"), ["version", "created", "fitted on", "aliases", "MAE", "champion MAE", "baseline MAE", "holdout", "reason"],
