@@ -49,7 +49,9 @@ def test_the_new_region_opens_a_data_drift_incident_within_3_days_and_nothing_be
     assert incidents, "the event opened no incident"
     assert all(_day(i.changed_ms) >= event_day for i in incidents), "an incident before the event"
     first = incidents[0]
-    assert first.kind == DATA_DRIFT and first.model_version == 1
+    # The online alias is refreshed daily, so the version serving on the event
+    # day was fitted shortly before it (on pre-event rows only).
+    assert first.kind == DATA_DRIFT and first.model_version >= 1
     assert (_day(first.opened_data_ms) - event_day).days <= 3
     # The new stores have few recorded days and small aggregates: the features that name them.
     assert "days_recorded_28d" in first.features
