@@ -1,6 +1,10 @@
 """Exit 0 when a gRPC server reports SERVING: a container health check.
 
 python -m rxcast.runtime.healthcheck 127.0.0.1:50051 [--service NAME] [--timeout S]
+
+Health checks need no token, but the connection is TLS (with a client
+certificate under mTLS) like any other: the credentials are RXCAST_CLIENT_*'s
+(rxcast.runtime.tls.ClientSettings).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rxcast.runtime import tls
 
-def check(address: str, service: str = "", timeout: float = 3.0) -> str:
+
+def check(address: str, service: str = "", timeout: float = 3.0, trust: tls.Trust | None = None) -> str:
     """The status name `address` reports for `service` ("" = the whole server)."""
-    with grpc.insecure_channel(address) as channel:
+    with tls.channel(address, trust) as channel:
         response = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=timeout
         )
