@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+CLIENT_TLS_DIR = "RXCAST_CLIENT_TLS_DIR"
 
 
 @pytest.fixture(scope="session")
@@ -15,27 +16,21 @@ def repo() -> Path:
     return REPO
 
 
-#: Where each process of a test session reads its credentials from: the services'
-#: RXCAST_<SERVICE>_TLS_DIR and the test process's own clients' RXCAST_CLIENT_TLS_DIR.
-TLS_DIR_VARIABLES = tuple(f"RXCAST_{who}_TLS_DIR" for who in ("FEATURE", "TRAINER", "DRIFT", "PREDICTOR", "CLIENT"))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def trust_dir(tmp_path_factory) -> Path:
     """One local CA, certificates, tokens and roles file for the whole session.
 
-    Every service a test starts (they inherit the environment) serves TLS with
-    client certificates and checks roles, as deployed; the tests' own clients
-    call as `admin` unless a test picks another identity.
+    The tests' clients call as `admin` with it (RXCAST_CLIENT_TLS_DIR) and every
+    service a test starts through rxcast.suite.launcher gets the same directory:
+    they serve TLS with client certificates and check roles, as deployed.
     """
     from rxcast.runtime import certs
 
     folder = certs.make(tmp_path_factory.mktemp("trust"))
-    saved = {name: os.environ.get(name) for name in TLS_DIR_VARIABLES}
-    os.environ.update(dict.fromkeys(TLS_DIR_VARIABLES, str(folder)))
+    saved = os.environ.get(CLIENT_TLS_DIR)
+    os.environ[CLIENT_TLS_DIR] = str(folder)
     yield folder
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    if saved is None:
+        os.environ.pop(CLIENT_TLS_DIR, None)
+    else:
+        os.environ[CLIENT_TLS_DIR] = saved
