@@ -25,7 +25,7 @@ from rxcast.runtime.errors import InvalidArgument, NotFound, Unavailable
 from rxcast.runtime.logs import configure_logging
 from rxcast.runtime.server import start
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
-from tests.runtime.scrape import scrape
+from tests.scrape import scrape
 
 TRAINER = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]
 

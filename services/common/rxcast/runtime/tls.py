@@ -93,15 +93,17 @@ def load(
     token: str = "",
     roles_file: str = "",
     require_client_cert: bool = True,
+    need_token: bool = True,
 ) -> Trust:
-    """Read an identity's files; each path empty means its place in `tls_dir`."""
+    """Read an identity's files; each path empty means its place in `tls_dir`
+    (the token's only if `need_token`: a health check sends none)."""
     if plaintext:
         return Trust(plaintext=True, identity=identity)
     folder = Path(tls_dir)
     ca_path = ca_file or str(folder / CA_FILE)
     cert_path = cert_file or str(folder / cert_name(identity))
     key_path = key_file or str(folder / key_name(identity))
-    if not token:
+    if not token and need_token:
         token = _read(token_file or str(folder / token_name(identity)), "token file").decode().strip()
     return Trust(
         identity=identity,
@@ -146,7 +148,7 @@ class ClientSettings(BaseSettings):
     token_file: str = Field("", description="bearer token file; empty: <tls_dir>/<identity>.token")
     token: str = Field("", description="the bearer token itself, instead of a file", repr=False)
 
-    def trust(self) -> Trust:
+    def trust(self, need_token: bool = True) -> Trust:
         return load(
             self.identity,
             plaintext=self.plaintext,
@@ -156,6 +158,7 @@ class ClientSettings(BaseSettings):
             key_file=self.key_file,
             token_file=self.token_file,
             token=self.token,
+            need_token=need_token,
         )
 
 

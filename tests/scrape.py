@@ -26,3 +26,10 @@ def scrape(port: int, trust: tls.Trust | None = None, token: str | None = None, 
         return response.status, response.read().decode()
     finally:
         connection.close()
+
+
+def metrics_text(port: int, trust: tls.Trust | None = None) -> str:
+    """The /metrics page of the service on `port`, read as `trust` (default: the session's admin)."""
+    status, text = scrape(port, trust)
+    assert status == 200, (status, text)
+    return text
