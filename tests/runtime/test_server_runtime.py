@@ -288,6 +288,9 @@ def test_access_log_is_json_with_request_id(probe, json_logs):
     assert access, lines
     assert access[0]["code"] == "OK" and access[0]["service"] == "probe"
     assert access[0]["method"].endswith("/GetLatestVersion") and access[0]["ms"] >= 0
+    # Who called, by identity: the token itself is never written.
+    assert access[0]["caller"] == "admin"
+    assert tls.client_trust().token not in json.dumps(lines)
 
 
 def test_graceful_shutdown_drains_in_flight_calls():

@@ -9,7 +9,8 @@ interception costs a Python call and a handler rebuild on the hot path:
 - maps domain errors (rxcast.runtime.errors) to their status codes, and any
   other exception to INTERNAL with the request id, logging its traceback;
 - answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
-- records Prometheus metrics and writes one access-log line per call.
+- records Prometheus metrics and writes one access-log line per call (with the
+  caller's identity, never its token).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class _MethodMetrics:
 class _Call:
     """Book-keeping for one call between its start and end."""
 
-    __slots__ = ("code", "method", "metrics", "quiet", "started", "tokens")
+    __slots__ = ("caller", "code", "method", "metrics", "quiet", "started", "tokens")
 
     def __init__(self, method: str, tokens, quiet: bool, method_metrics: _MethodMetrics):
         self.method = method
@@ -62,6 +63,7 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.quiet = quiet
         self.metrics = method_metrics
+        self.caller: auth.Identity | None = None
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
@@ -108,7 +110,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             call = self._begin(method, servicer_context, method_metrics)
             try:
                 if check is not None:
-                    check(servicer_context.invocation_metadata())
+                    call.caller = check(servicer_context.invocation_metadata())
                 return behavior(request, servicer_context)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
@@ -125,7 +127,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             call = self._begin(method, servicer_context, method_metrics)
             try:
                 if check is not None:
-                    check(servicer_context.invocation_metadata())
+                    call.caller = check(servicer_context.invocation_metadata())
                 yield from behavior(request, servicer_context)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
@@ -174,5 +176,6 @@ class ServerInterceptor(grpc.ServerInterceptor):
         call.metrics.seconds.observe(seconds)
         if self._access_log:
             emit = log.debug if call.quiet else log.info
-            emit("rpc", method=call.method, code=code, ms=round(seconds * 1000.0, 3))
+            caller = call.caller.name if call.caller is not None else None
+            emit("rpc", method=call.method, code=code, ms=round(seconds * 1000.0, 3), caller=caller)
         context.leave(call.tokens)
