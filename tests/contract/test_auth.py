@@ -8,6 +8,7 @@ service that refuses to start without its certificates unless told plaintext.
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
 import subprocess
 import sys
@@ -152,3 +153,15 @@ def test_a_service_without_its_certificates_refuses_to_start_unless_plaintext(tm
             stub(b"", timeout=10)  # no token, no certificate: anyone may
     finally:
         process.stop()
+
+
+def test_the_servers_roles_file_holds_digests_not_tokens(trust_dir):
+    text = (trust_dir / tls.ROLES_FILE).read_text()
+    entries = json.loads(text)["identities"]
+    assert set(entries) == set(auth.IDENTITIES)
+    for identity, granted in auth.IDENTITIES.items():
+        token = _trust(identity).token
+        assert token not in text
+        assert entries[identity] == {"token_sha256": auth.digest(token), "roles": list(granted)}
+        for secret in (tls.token_name(identity), tls.key_name(identity)):
+            assert (trust_dir / secret).stat().st_mode & 0o777 == 0o600, secret

@@ -29,6 +29,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rxcast.runtime import auth
+from rxcast.runtime.config import ServerSettings
 from rxcast.runtime.errors import InvalidArgument
 
 CA_FILE = "ca.crt"
@@ -119,8 +120,8 @@ def load(
     )
 
 
-def for_service(config, identity: str) -> Trust:
-    """A service's credentials from its settings (rxcast.runtime.config.ServerSettings)."""
+def for_service(config: ServerSettings, identity: str) -> Trust:
+    """A service's credentials from its settings."""
     return load(
         identity,
         plaintext=config.plaintext,
