@@ -49,6 +49,8 @@ def _server_context(trust: Trust) -> ssl.SSLContext:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _MetricsServer
+    # A connection that stalls (in its handshake or request) is dropped, not kept forever.
+    timeout = 30
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] not in ("/", "/metrics"):
