@@ -9,6 +9,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_TLS_DIR = "RXCAST_CLIENT_TLS_DIR"
+CLIENT_IDENTITY = "RXCAST_CLIENT_IDENTITY"
+#: The tests' own identity: they stand in for every caller at once, the people
+#: (admin) and the trainer (the only one that registers drift references).
+TESTER = "tester"
 
 
 @pytest.fixture(scope="session")
@@ -20,17 +24,20 @@ def repo() -> Path:
 def trust_dir(tmp_path_factory) -> Path:
     """One local CA, certificates, tokens and roles file for the whole session.
 
-    The tests' clients call as `admin` with it (RXCAST_CLIENT_TLS_DIR) and every
-    service a test starts through rxcast.suite.launcher gets the same directory:
-    they serve TLS with client certificates and check roles, as deployed.
+    The tests' clients call as `tester` (admin and publish) with it, unless a
+    test picks another identity, and every service a test starts through
+    rxcast.suite.launcher gets the same directory: they serve TLS with client
+    certificates and check roles, as deployed.
     """
-    from rxcast.runtime import certs
+    from rxcast.runtime import auth, certs
 
-    folder = certs.make(tmp_path_factory.mktemp("trust"))
-    saved = os.environ.get(CLIENT_TLS_DIR)
-    os.environ[CLIENT_TLS_DIR] = str(folder)
+    folder = certs.make(tmp_path_factory.mktemp("trust"), {**auth.IDENTITIES, TESTER: (auth.ADMIN, auth.PUBLISH)})
+    settings = {CLIENT_TLS_DIR: str(folder), CLIENT_IDENTITY: TESTER}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield folder
-    if saved is None:
-        os.environ.pop(CLIENT_TLS_DIR, None)
-    else:
-        os.environ[CLIENT_TLS_DIR] = saved
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

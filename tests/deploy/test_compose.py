@@ -296,7 +296,7 @@ def test_the_compose_configuration_runs_and_every_health_check_passes(tmp_path, 
     command = [str(volumes[certs_volume]) if part == mount else part for part in certs["command"][1:]]
     made = subprocess.run([sys.executable, *command], capture_output=True, check=False, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
-    trust = tls.ClientSettings(tls_dir=str(volumes[certs_volume])).trust()
+    trust = tls.ClientSettings(tls_dir=str(volumes[certs_volume]), identity="admin").trust()
 
     running: list[_Running] = []
     try:

@@ -289,7 +289,7 @@ def test_access_log_is_json_with_request_id(probe, json_logs):
     assert access[0]["code"] == "OK" and access[0]["service"] == "probe"
     assert access[0]["method"].endswith("/GetLatestVersion") and access[0]["ms"] >= 0
     # Who called, by identity: the token itself is never written.
-    assert access[0]["caller"] == "admin"
+    assert access[0]["caller"] == tls.client_trust().identity
     assert tls.client_trust().token not in json.dumps(lines)
 
 
