@@ -20,6 +20,6 @@ RUN python scripts/gen_protos.py --out build/gen
 # named volume takes the owner of the image directory it is mounted on, so every mount
 # point exists here, owned by the user the services run as.
 RUN useradd --create-home rxcast \
-    && mkdir -p /data/feature /data/trainer/registry /data/trainer/jobs /data/drift /data/predictor-batch \
-    && chown -R rxcast /data
+    && mkdir -p /certs /data/feature /data/trainer/registry /data/trainer/jobs /data/drift /data/predictor-batch \
+    && chown -R rxcast /certs /data
 USER rxcast

@@ -4,10 +4,10 @@
 PYTHON := .venv/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: demo test lint bootstrap protos lint-protos breaking baseline bench constraints clean
+.PHONY: demo test lint bootstrap certs protos lint-protos breaking baseline bench constraints clean
 
 ## demo: the main job: play the simulated chain through the suite, write reports/demo/report.md
-demo: bootstrap
+demo: bootstrap certs
 	$(PYTHON) -m rxcast.demo $(DEMO_ARGS)
 
 ## test: run the whole test suite (contract, unit and integration tests)
@@ -22,6 +22,12 @@ lint: bootstrap
 
 bootstrap:
 	scripts/bootstrap
+
+## certs: a local CA and a certificate, key and bearer token per service and role in certs/
+## (kept if there; `make certs CERTS_ARGS=--force` replaces them). Services, the demo and the
+## CLIs read them from there by default; the tests make their own per session.
+certs: bootstrap
+	$(PYTHON) -m rxcast.runtime.certs --out certs $(CERTS_ARGS)
 
 ## protos: regenerate Python code from protos/ (bootstrap does this too)
 protos: bootstrap

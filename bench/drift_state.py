@@ -106,6 +106,7 @@ def through_grpc(calls: int, rows: int, features: int, root: Path) -> list[float
 
     from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
     from rxcast.runtime.channels import connect
+    from rxcast.runtime.tls import ClientSettings
     from rxcast.suite.launcher import ServiceProcess
 
     process = (
@@ -120,9 +121,13 @@ def through_grpc(calls: int, rows: int, features: int, root: Path) -> list[float
             process.address, [drift_pb2.DESCRIPTOR.services_by_name["DriftService"]], default_timeout=30.0
         )
         stub = drift_pb2_grpc.DriftServiceStub(channel)
-        stub.RegisterReference(
-            drift_pb2.RegisterReferenceRequest(model_version=1, profile_json=json.dumps(_profile(features)))
-        )
+        # A reference is the trainer's to register: this stands in for it.
+        with connect(
+            process.address, default_timeout=30.0, trust=ClientSettings(identity="trainer").trust()
+        ) as trainer:
+            drift_pb2_grpc.DriftServiceStub(trainer).RegisterReference(
+                drift_pb2.RegisterReferenceRequest(model_version=1, profile_json=json.dumps(_profile(features)))
+            )
         requests = []
         for stores, medications, times, columns, predictions in _batches(calls, rows, features):
             values = [

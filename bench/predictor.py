@@ -11,7 +11,9 @@ Prints one table, measured in one run on this machine:
 - Booster.predict in-process on the same rows (the model's limit);
 - batch scoring rows/s (policy + Dask partitions) next to Booster.predict on
   the same matrix.
-Latency is sequential calls from one thread (p50/p99); throughput is calls
+Calls go over TLS with client certificates and a token, as deployed (the
+credentials of RXCAST_CLIENT_*, `make certs`); bench/trust.py measures what
+that costs against plaintext. Latency is sequential calls from one thread (p50/p99); throughput is calls
 per second from --threads client threads (median over rounds). The server
 measurements alternate in rounds so that load from elsewhere on a shared
 machine falls on each alike. Load is bounded in count and time.
@@ -41,6 +43,7 @@ from rxcast.predictor.batch.scoring import DaskScorer
 from rxcast.predictor.frame import EntityBatch, FeatureFrame, split_frame
 from rxcast.predictor.serving import ServingModel
 from rxcast.predictor.v1 import predictor_pb2 as pb
+from rxcast.runtime.channels import connect
 from rxcast.suite.launcher import ServiceProcess
 
 HERE = Path(__file__).resolve().parent
@@ -94,10 +97,11 @@ def pin(pid: int, cpus: set[int]) -> None:
 class Helper:
     """A server of predictor_standin.py as a child process."""
 
-    def __init__(self, work: Path, kind: str, spec: str = "-"):
-        self.ready = work / f"{kind}.ready.json"
+    def __init__(self, work: Path, kind: str, spec: str = "-", env: dict[str, str] | None = None, name: str = ""):
+        self.ready = work / f"{name or kind}.ready.json"
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)]
+            [sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)],
+            env={**os.environ, **(env or {})},
         )
 
     def address(self, timeout: float = 30.0) -> str:
@@ -250,7 +254,7 @@ def main() -> int:
         one_matrix = bundle.encode(one.columns).matrix
         hundred_matrix = bundle.encode(hundred.columns).matrix
 
-        with grpc.insecure_channel(predictor.address) as channel, grpc.insecure_channel(echo_address) as echo_channel:
+        with connect(predictor.address) as channel, connect(echo_address) as echo_channel:
             echo = raw_callable(echo_channel, "/bench.Echo/Echo")
             infer = raw_callable(channel, "/inference.GRPCInferenceService/ModelInfer")
             predict = raw_callable(channel, "/rxcast.predictor.v1.PredictorService/Predict")

@@ -19,6 +19,7 @@ from concurrent import futures
 import grpc
 
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+from rxcast.runtime import tls
 
 PRESENT = feature_pb2.FEATURE_STATUS_PRESENT
 
@@ -59,7 +60,8 @@ def main() -> None:
     else:
         spec = json.loads(spec)
         feature_pb2_grpc.add_FeatureServiceServicer_to_server(Features(spec["numeric"], spec["categorical"]), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    # The launching process's transport (RXCAST_CLIENT_*): TLS unless it says plaintext.
+    port = tls.add_port(server, "127.0.0.1:0", tls.client_trust())
     server.start()
     with open(ready, "w") as handle:
         json.dump({"port": port}, handle)

@@ -1,6 +1,8 @@
 """Every service starts as its own process and answers its whole contract:
 health SERVING, reflection listing every declared service, and an answer to
 every declared RPC that is a deliberate status, never INTERNAL or UNKNOWN.
+Each RPC is called by an identity holding the role its table names (admin, or
+the trainer for what only the trainer may do), over TLS with a client certificate.
 """
 
 from __future__ import annotations
@@ -11,10 +13,17 @@ from google.protobuf import descriptor_pb2, message_factory
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from inference import grpc_predict_v2_pb2
 
+from rxcast.drift import servicer as drift_servicer
 from rxcast.drift.v1 import drift_pb2
+from rxcast.feature import servicer as feature_servicer
 from rxcast.feature.v1 import feature_pb2
+from rxcast.predictor import open_inference_grpc
+from rxcast.predictor import servicer as predictor_servicer
 from rxcast.predictor.v1 import predictor_pb2
+from rxcast.runtime import auth, tls
+from rxcast.runtime.channels import connect
 from rxcast.suite.topology import start_suite
+from rxcast.trainer import servicer as trainer_servicer
 from rxcast.trainer.v1 import trainer_pb2
 
 HEALTH = "grpc.health.v1.Health"
@@ -39,6 +48,21 @@ DECLARED = {
     "predictor-online": [PREDICTOR, INFERENCE],
     "predictor-batch": [PREDICTOR],
 }
+
+#: The role each declared RPC needs, by its path.
+REQUIRED = {
+    path: role
+    for table in (
+        feature_servicer.ROLES,
+        trainer_servicer.ROLES,
+        drift_servicer.ROLES,
+        predictor_servicer.ROLES,
+        open_inference_grpc.ROLES,
+    )
+    for path, role in table.paths().items()
+}
+#: Who calls an RPC needing a role: admin, or the trainer for what admin may not do.
+CALLER = {role: "admin" if role in auth.granted([auth.ADMIN]) else "trainer" for role in auth.ROLES}
 
 #: Statuses that are a deliberate answer to an empty request.
 DELIBERATE = {
@@ -99,9 +123,14 @@ def test_health_is_serving(suite, name):
         assert process.health(service.full_name) in ("SERVING", "NOT_SERVING")
 
 
+def _channel(address: str, identity: str = "admin") -> grpc.Channel:
+    trust = tls.ClientSettings(identity=identity).trust()
+    return connect(address, default_timeout=30.0, trust=trust)
+
+
 @pytest.mark.parametrize("name", list(DECLARED))
 def test_reflection_lists_every_declared_service(suite, name):
-    with grpc.insecure_channel(suite[name].address) as channel:
+    with _channel(suite[name].address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         responses = list(
             stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
@@ -126,11 +155,15 @@ def test_reflection_lists_every_declared_service(suite, name):
 @pytest.mark.parametrize("name", list(DECLARED))
 def test_every_declared_rpc_answers(suite, name):
     problems = []
-    with grpc.insecure_channel(suite[name].address) as channel:
+    channels = {who: _channel(suite[name].address, who) for who in set(CALLER.values())}
+    try:
         for service in DECLARED[name]:
             for method in service.methods:
                 full = f"{service.full_name}/{method.name}"
-                code = _call(channel, service, method)
+                code = _call(channels[CALLER[REQUIRED[f"/{full}"]]], service, method)
                 if code not in DELIBERATE:
                     problems.append(f"{full}: answered {code.name} to an empty request")
+    finally:
+        for channel in channels.values():
+            channel.close()
     assert not problems, "\n".join(problems)

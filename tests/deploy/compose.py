@@ -153,12 +153,16 @@ class LocalPlan:
             elif name.endswith("_PORT") and value.isdigit():
                 value = str(self.ports[(container.name, int(value))])
             else:
-                value = self.address(container.name, value)
-                for volume, target in container.mounts.items():
-                    if value == target or value.startswith(target + "/"):
-                        value = str(self.volumes[volume]) + value[len(target) :]
+                value = self.path(container, self.address(container.name, value))
             env[name] = value
         return env
+
+    def path(self, container: Container, value: str) -> str:
+        """A path on one of the container's volumes → the volume's local directory."""
+        for volume, target in container.mounts.items():
+            if value == target or value.startswith(target + "/"):
+                return str(self.volumes[volume]) + value[len(target) :]
+        return value
 
     def command(self, container: Container) -> list[str]:
         return [sys.executable, *container.command[1:]]
@@ -166,4 +170,4 @@ class LocalPlan:
     def healthcheck(self, container: Container) -> list[str]:
         python, *rest = container.healthcheck
         assert python == "python"
-        return [sys.executable, *(self.address(container.name, part) for part in rest)]
+        return [sys.executable, *(self.path(container, self.address(container.name, part)) for part in rest)]

@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 
 from rxcast.clients import FeatureClient
+from rxcast.runtime import tls
 from rxcast.runtime.config import load_config
 from rxcast.runtime.healthcheck import check
 from rxcast.suite.topology import NODES
@@ -39,11 +39,15 @@ from tests.deploy.compose import (
 )
 from tests.feature.records import to_protos, world
 from tests.feature.test_redis import redis_port  # noqa: F401  (a real redis-server on a free port)
+from tests.scrape import metrics_text
 
 DOC = load()
 CONTAINERS = containers(DOC)
 REDIS = "redis"
 REDIS_PORT = 6379
+#: The one-shot service that makes the CA, certificates and tokens every service mounts.
+CERTS = "certs"
+CERTS_MODULE = "rxcast.runtime.certs"
 
 
 def _field_names(cls) -> set[str]:
@@ -51,8 +55,11 @@ def _field_names(cls) -> set[str]:
 
 
 def test_the_suite_and_redis_are_there():
-    assert set(DOC["services"]) == {REDIS, *(node.name for node in NODES)}
+    assert set(DOC["services"]) == {REDIS, CERTS, *(node.name for node in NODES)}
     assert set(CONTAINERS) == {node.name for node in NODES}
+    certs = DOC["services"][CERTS]
+    assert certs["command"][:3] == ["python", "-m", CERTS_MODULE] and certs["restart"] == "no"
+    assert {c.spec["image"] for c in CONTAINERS.values()} == {certs["image"]}, "certs runs from the services' image"
     redis = DOC["services"][REDIS]
     assert re.fullmatch(r"redis(:[\w.-]+)?", redis["image"]), "the official redis image"
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
@@ -63,7 +70,7 @@ def test_the_suite_and_redis_are_there():
 
 
 def test_every_command_is_an_entry_point_of_the_project():
-    modules = sorted({c.module for c in CONTAINERS.values()} | {HEALTHCHECK_MODULE})
+    modules = sorted({c.module for c in CONTAINERS.values()} | {HEALTHCHECK_MODULE, CERTS_MODULE})
     for module in modules:
         assert module.startswith("rxcast."), module
         assert importlib.util.find_spec(module) is not None, f"no module {module}"
@@ -105,9 +112,18 @@ def test_ports_agree_and_are_published_on_loopback_only():
             assert ip == "127.0.0.1", f"{container.name}: {host} published beyond loopback"
             assert host == inside, f"{container.name}: host port {host} differs from container port {inside}"
         assert {inside for _, _, inside in published} == {config.port, config.metrics_port}, container.name
-        # The dashboard is checked over HTTP, every other service over gRPC.
-        how = ["--http"] if container.service == "dashboard" else []
-        assert container.healthcheck[3:] == [f"127.0.0.1:{config.port}", *how], f"{container.name}: health check"
+        # Over TLS, with the service's own certificate from the certs volume; the
+        # dashboard's pages over HTTP at /healthz.
+        how = (
+            ["--http"]
+            if container.service == "dashboard"
+            else ["--tls-dir", config.tls_dir, "--identity", container.service]
+        )
+        assert container.healthcheck[3:] == [f"127.0.0.1:{config.port}", *how], (
+            f"{container.name}: health check port and credentials"
+        )
+        assert container.mounts.get(CERTS) == config.tls_dir, f"{container.name}: certs volume at its tls_dir"
+        assert not config.plaintext, f"{container.name}: plaintext"
         host_ports += [host for _, host, _ in published]
     assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
     assert "ports" not in DOC["services"][REDIS], "Redis stays private to the compose network"
@@ -143,8 +159,13 @@ def test_dependencies_point_at_compose_services_and_wait_for_their_health():
             serves = CONTAINERS[host].config().metrics_port if name.endswith("_metrics_url") else _grpc_port(host)
             assert port == serves, f"{container.name}: {name} uses port {port}, {host} serves on {serves}"
             targets.add(host)
-        assert set(container.depends_on) == targets, f"{container.name}: depends_on differs from the addresses it uses"
+        assert set(container.depends_on) == targets | {CERTS}, (
+            f"{container.name}: depends_on differs from the addresses it uses (and certs)"
+        )
         for dependency, condition in container.depends_on.items():
+            if dependency == CERTS:
+                assert condition == {"condition": "service_completed_successfully"}, container.name
+                continue
             assert condition == {"condition": "service_healthy"}, f"{container.name} → {dependency}"
             assert "healthcheck" in DOC["services"][dependency]
     assert CONTAINERS["feature"].config().online_store == "redis"
@@ -164,7 +185,7 @@ def test_same_wiring_as_the_suite_topology():
     for node in NODES:
         container = CONTAINERS[node.name]
         assert container.service == node.service
-        assert set(container.depends_on) - {REDIS} == set(node.depends_on), node.name
+        assert set(container.depends_on) - {REDIS, CERTS} == set(node.depends_on), node.name
         flags = node.args(started, Path("/data"))
         wired = {flag[2:].replace("-", "_") for flag in flags if flag.startswith("--")}
         expected = load_config(CONFIG_CLASSES[node.service], node.service, flags, {})
@@ -218,7 +239,8 @@ def _redis_dbsize(port: int) -> int:
 
 
 class _Running:
-    def __init__(self, container: Container, plan: LocalPlan, log_dir: Path):
+    def __init__(self, container: Container, plan: LocalPlan, log_dir: Path, trust: tls.Trust):
+        self.trust = trust
         self.container = container
         self.env = plan.environment(container)
         self.health_command = plan.healthcheck(container)
@@ -247,7 +269,7 @@ class _Running:
                     return
             else:
                 try:
-                    if check(f"127.0.0.1:{self.port}", timeout=1.0) == "SERVING":
+                    if check(f"127.0.0.1:{self.port}", timeout=1.0, trust=self.trust) == "SERVING":
                         return
                 except grpc.RpcError:
                     pass
@@ -282,12 +304,19 @@ def test_the_compose_configuration_runs_and_every_health_check_passes(tmp_path, 
     plan = LocalPlan(ports, volumes)
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
+    # The one-shot certs service, run first: its command with its volume.
+    certs = DOC["services"][CERTS]
+    ((certs_volume, mount),) = [v.split(":")[:2] for v in certs["volumes"]]
+    command = [str(volumes[certs_volume]) if part == mount else part for part in certs["command"][1:]]
+    made = subprocess.run([sys.executable, *command], capture_output=True, check=False, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    trust = tls.ClientSettings(tls_dir=str(volumes[certs_volume]), identity="admin").trust()
 
     running: list[_Running] = []
     try:
         # Like compose: a service starts once everything it depends on is healthy.
         for wave in startup_waves(DOC, list(CONTAINERS)):
-            started = [_Running(CONTAINERS[name], plan, log_dir) for name in wave]
+            started = [_Running(CONTAINERS[name], plan, log_dir, trust) for name in wave]
             running += started
             for process in started:
                 process.wait_serving()
@@ -299,12 +328,11 @@ def test_the_compose_configuration_runs_and_every_health_check_passes(tmp_path, 
         for name, process in by_name.items():
             # The metrics port from the environment answers too.
             metrics_port = plan.ports[(name, CONTAINERS[name].config().metrics_port)]
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
-                assert b"rxcast_" in answer.read(), name
+            assert "rxcast_" in metrics_text(metrics_port, trust), name
 
         # The feature service's online store is the Redis the compose file names.
         assert _redis_dbsize(redis_port) == 0
-        with FeatureClient(f"127.0.0.1:{by_name['feature'].port}", timeout=60) as client:
+        with FeatureClient(f"127.0.0.1:{by_name['feature'].port}", timeout=60, trust=trust) as client:
             outcome = client.ingest(to_protos(world(1, 2, 3, prefix="c")))
             assert outcome.accepted == 6 and not outcome.errors
         assert _redis_dbsize(redis_port) > 0

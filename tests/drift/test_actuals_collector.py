@@ -7,7 +7,6 @@ import json
 import math
 import os
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,12 +16,13 @@ from rxcast.drift.v1 import drift_pb2
 from rxcast.model.profile import build_reference_profile
 from rxcast.suite.launcher import ServiceProcess
 from tests.feature.records import day_end_ms, to_protos, world
+from tests.scrape import metrics_text
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
 
 def _matched(process: ServiceProcess) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=5).read().decode()
+    text = metrics_text(process.metrics_port)
     for line in text.splitlines():
         if line.startswith('rxcast_drift_actuals_total{outcome="matched"}'):
             return float(line.split()[-1])

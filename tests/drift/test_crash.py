@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from concurrent import futures
 
 import grpc
@@ -20,7 +19,9 @@ from rxcast.clients import DriftClient
 from rxcast.drift.v1 import drift_pb2
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.model.profile import build_reference_profile
+from rxcast.runtime import tls
 from rxcast.suite.launcher import ServiceProcess
+from tests.scrape import metrics_text
 
 DAY_MS = 86_400_000
 ROWS = 200
@@ -138,14 +139,14 @@ def feature_stand_in():
     servicer = ActualsStandIn()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     feature_pb2_grpc.add_FeatureServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = tls.add_port(server, "127.0.0.1:0", tls.client_trust())
     server.start()
     yield servicer, f"127.0.0.1:{port}"
     server.stop(None)
 
 
 def _metric(process: ServiceProcess, line_prefix: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=5).read().decode()
+    text = metrics_text(process.metrics_port)
     for line in text.splitlines():
         if line.startswith(line_prefix):
             return float(line.split()[-1])

@@ -22,6 +22,7 @@ from rxcast.drift.engine import DriftEngine, EngineSettings
 from rxcast.drift.v1 import drift_pb2
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.model.profile import build_reference_profile
+from rxcast.runtime import tls
 from rxcast.suite.launcher import ServiceProcess
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -60,7 +61,7 @@ def trainer():
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = tls.add_port(server, "127.0.0.1:0", tls.client_trust())
     server.start()
     yield servicer, f"127.0.0.1:{port}"
     server.stop(0)
@@ -155,7 +156,7 @@ def test_actuals_are_asked_with_each_served_versions_own_horizon(trainer):
     features = Actuals()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     feature_pb2_grpc.add_FeatureServiceServicer_to_server(features, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = tls.add_port(server, "127.0.0.1:0", tls.client_trust())
     server.start()
     rng = np.random.default_rng(54)
     engine = DriftEngine(EngineSettings(window_rows=10_000))

@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from rxcast.feature.v1 import feature_pb2 as pb
+from rxcast.runtime.channels import connect
 from tests.feature.records import day_end_ms, day_text, oracle, take, to_protos, trailing, world
 
 PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_TTL = (
@@ -381,7 +382,7 @@ def test_feast_clients_can_call_the_same_port(feature_process, stub, seeded):
     from feast.protos.feast.serving.ServingService_pb2_grpc import ServingServiceStub
     from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
 
-    with grpc.insecure_channel(feature_process.address) as channel:
+    with connect(feature_process.address, default_timeout=30.0) as channel:
         feast = ServingServiceStub(channel)
         info = feast.GetFeastServingInfo(serving.GetFeastServingInfoRequest(), timeout=10)
         assert info.version

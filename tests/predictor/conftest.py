@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from inference import grpc_predict_v2_pb2_grpc
 
 from rxcast.clients import PredictorClient
+from rxcast.runtime.channels import connect
 from rxcast.suite.launcher import ServiceProcess
 from tests.predictor.models import MEDICATIONS, STORES, train
 from tests.predictor.standins import StandIns
@@ -30,8 +30,8 @@ class Predictor:
         self.client = PredictorClient(process.address)
         self.channel = self.client.channel
         self.stub = self.client.stub
-        # The Open Inference Protocol's stub, as an outside client would hold it: a plain channel.
-        self._oip_channel = grpc.insecure_channel(process.address)
+        # The Open Inference Protocol's stub on a channel of its own, without a typed client's retries.
+        self._oip_channel = connect(process.address, default_timeout=30.0)
         self.inference = grpc_predict_v2_pb2_grpc.GRPCInferenceServiceStub(self._oip_channel)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from rxcast.predictor.v1 import predictor_pb2_grpc
+from rxcast.runtime.channels import connect
 
 
 class PredictLoad:
@@ -45,7 +46,7 @@ class PredictLoad:
 
     def _drive(self) -> None:
         request = pb.PredictRequest(keys=self.keys)
-        with grpc.insecure_channel(self.address) as channel:
+        with connect(self.address, default_timeout=130.0) as channel:
             stub = predictor_pb2_grpc.PredictorServiceStub(channel)
             stream_requests = (
                 pb.PredictStreamRequest(request_id=str(i), request=request) for i in range(self.max_calls)

@@ -3,7 +3,8 @@ backed by in-memory data the test controls (what the predictor depends on,
 without Feast or training: the predictor's tests are about the predictor).
 
 Each runs a real grpc server on a loopback port; the predictor under test is
-a real process that reaches them over gRPC.
+a real process that reaches them over gRPC, with TLS (they present the test
+session's certificate and do not check tokens: they stand in for data, not for auth).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import grpc
 
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
+from rxcast.runtime import tls
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from tests.predictor.models import CATEGORY_OF, FEATURES, REGION_OF, TrainedModel
 
@@ -29,7 +31,7 @@ CATEGORICAL = {"medication_category", "store_region"}
 def serve(add, servicer) -> tuple[grpc.Server, str]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     add(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = tls.add_port(server, "127.0.0.1:0", tls.client_trust())
     server.start()
     return server, f"127.0.0.1:{port}"
 

@@ -17,6 +17,7 @@ from tests.predictor.conftest import start_predictor
 from tests.predictor.load import PredictLoad
 from tests.predictor.models import CATEGORY_OF, MEDICATIONS, REGION_OF, STORES, train
 from tests.predictor.standins import wait_for
+from tests.scrape import metrics_text
 
 POLL_SECONDS = 0.5
 PREDICTOR = "rxcast.predictor.v1.PredictorService"
@@ -131,7 +132,4 @@ def test_trainer_unreachable_keeps_serving_and_reports(predictor, standins):
 
 
 def _metrics(predictor) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{predictor.process.metrics_port}/metrics", timeout=5) as response:
-        return response.read().decode()
+    return metrics_text(predictor.process.metrics_port)

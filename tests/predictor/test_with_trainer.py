@@ -22,6 +22,7 @@ from rxcast.suite.launcher import ServiceProcess
 from tests.predictor.conftest import start_predictor
 from tests.predictor.load import PredictLoad
 from tests.predictor.standins import wait_for
+from tests.scrape import metrics_text
 
 os.environ.setdefault("FEAST_USAGE", "False")
 DAYS = 100
@@ -207,17 +208,13 @@ def test_entities_added_by_drift_events_after_training_get_flagged_priors(servic
 
 
 def test_forecasts_are_logged_to_the_drift_service(services, versions, world):
-    import urllib.request
-
     online, drift = services["online"], services["drift"]
     assert _status(online).model_version == versions[0], "runs after the version is picked up"
 
     def accepted() -> float:
-        url = f"http://127.0.0.1:{drift.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith('rxcast_drift_rows_total{outcome="accepted"}'):
-                    return float(line.split()[-1])
+        for line in metrics_text(drift.metrics_port).splitlines():
+            if line.startswith('rxcast_drift_rows_total{outcome="accepted"}'):
+                return float(line.split()[-1])
         return 0.0
 
     before = accepted()

@@ -1,6 +1,7 @@
 """The shared runtime on a real gRPC server on loopback: status mapping, request
 ids, deadline propagation, retries for idempotent methods only, metrics, access
-logs and graceful shutdown."""
+logs and graceful shutdown. The server serves TLS with client certificates and
+checks roles, as every service does; the probe presents the trainer's certificate."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import json
 import logging
 import threading
 import time
-import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import grpc
 import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rxcast.runtime import auth, tls
 from rxcast.runtime import context as call_context
 from rxcast.runtime.channels import connect, idempotent_methods
 from rxcast.runtime.config import ServerSettings
@@ -23,6 +25,7 @@ from rxcast.runtime.errors import InvalidArgument, NotFound, Unavailable
 from rxcast.runtime.logs import configure_logging
 from rxcast.runtime.server import start
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from tests.scrape import scrape
 
 TRAINER = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]
 
@@ -71,6 +74,7 @@ class ProbeTrainer(trainer_pb2_grpc.TrainerServiceServicer):
 
 class ProbeApp:
     name = "probe"
+    roles = (auth.RoleTable(TRAINER.full_name, dict.fromkeys(TRAINER.methods_by_name, auth.READ)),)
 
     def __init__(self, servicer: ProbeTrainer):
         self.servicer = servicer
@@ -88,15 +92,27 @@ class ProbeApp:
 
 
 def _start(servicer: ProbeTrainer, **overrides):
-    config = ServerSettings(**{"grace_seconds": 5.0, **overrides})
+    folder = Path(tls.ClientSettings().tls_dir)
+    trainer = {
+        "tls_dir": str(folder),
+        "tls_cert_file": str(folder / tls.cert_name("trainer")),
+        "tls_key_file": str(folder / tls.key_name("trainer")),
+        "token_file": str(folder / tls.token_name("trainer")),
+    }
+    config = ServerSettings(**{"grace_seconds": 5.0, **trainer, **overrides})
     return start(ProbeApp(servicer), config)
+
+
+def _channel(port: int) -> grpc.Channel:
+    """The test's own channel: TLS, its certificate and token, no retries."""
+    return connect(f"127.0.0.1:{port}", default_timeout=30.0)
 
 
 @pytest.fixture
 def probe():
     servicer = ProbeTrainer()
     running = _start(servicer)
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = _channel(running.port)
     yield servicer, running, trainer_pb2_grpc.TrainerServiceStub(channel)
     servicer.release.set()
     channel.close()
@@ -169,7 +185,7 @@ def test_deadline_and_request_id_propagate_to_outgoing_calls():
     front = ProbeTrainer(upstream=f"127.0.0.1:{backend_running.port}")
     front_running = _start(front)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{front_running.port}") as channel:
+        with _channel(front_running.port) as channel:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)
             # The front's own channel default is 30 s, but the backend sees at
             # most what is left of the 1 s the client gave the front.
@@ -223,7 +239,8 @@ def test_metrics_count_calls_by_code(probe):
     with pytest.raises(grpc.RpcError):
         _latest(stub, "bad")
     _latest(stub, "ok")
-    text = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics", timeout=5).read().decode()
+    status, text = scrape(running.metrics_port)
+    assert status == 200
     method = "/rxcast.trainer.v1.TrainerService/GetLatestVersion"
     assert f'rxcast_rpc_handled_total{{code="INVALID_ARGUMENT",method="{method}",service="probe"}}' in text
     assert f'rxcast_rpc_handled_total{{code="OK",method="{method}",service="probe"}}' in text
@@ -271,12 +288,15 @@ def test_access_log_is_json_with_request_id(probe, json_logs):
     assert access, lines
     assert access[0]["code"] == "OK" and access[0]["service"] == "probe"
     assert access[0]["method"].endswith("/GetLatestVersion") and access[0]["ms"] >= 0
+    # Who called, by identity: the token itself is never written.
+    assert access[0]["caller"] == tls.client_trust().identity
+    assert tls.client_trust().token not in json.dumps(lines)
 
 
 def test_graceful_shutdown_drains_in_flight_calls():
     servicer = ProbeTrainer()
     running = _start(servicer)
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = _channel(running.port)
     stub = trainer_pb2_grpc.TrainerServiceStub(channel)
     health = health_pb2_grpc.HealthStub(channel)
     outcome = {}
@@ -309,7 +329,7 @@ def test_graceful_shutdown_drains_in_flight_calls():
 def test_health_reports_not_serving_while_draining():
     servicer = ProbeTrainer()
     running = _start(servicer, drain_seconds=1.0)
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+    with _channel(running.port) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         assert health.Check(health_pb2.HealthCheckRequest(service=TRAINER.full_name), timeout=2).status == 1
         stopper = threading.Thread(target=running.stop)

@@ -5,7 +5,6 @@ rolling back and downloading."""
 from __future__ import annotations
 
 import hashlib
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -16,6 +15,7 @@ from rxcast.clients import FeatureClient
 from rxcast.model import ModelBundle
 from rxcast.trainer.registry import ModelRegistry
 from rxcast.trainer.v1 import trainer_pb2 as pb
+from tests.scrape import metrics_text
 
 WINDOW = pb.DayWindow(start_day="2025-01-01", end_day="2025-04-20")
 QUICK = pb.TrainingParams(num_boost_round=30, learning_rate=0.1, num_leaves=15)
@@ -191,8 +191,7 @@ def test_latest_version_polls_follow_moves_made_by_other_processes(client, train
 
 
 def test_operators_see_trainer_metrics(trainer, client):
-    with urllib.request.urlopen(f"http://127.0.0.1:{trainer.metrics_port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = metrics_text(trainer.metrics_port)
     published = [line for line in text.splitlines() if line.startswith("rxcast_trainer_versions_published_total ")]
     assert published and float(published[0].split()[1]) >= 1
     assert 'rxcast_trainer_jobs_finished_total{outcome="succeeded"}' in text

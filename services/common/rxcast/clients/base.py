@@ -11,6 +11,7 @@ from google.protobuf import descriptor
 
 from rxcast.runtime.channels import as_domain_error, connect
 from rxcast.runtime.errors import RxcastError
+from rxcast.runtime.tls import Trust
 
 
 class ServiceClient:
@@ -27,10 +28,12 @@ class ServiceClient:
     #: How error messages name the service.
     NAME = "service"
 
-    def __init__(self, address: str, *, timeout: float = 5.0, max_message_mb: int = 64):
+    def __init__(self, address: str, *, timeout: float = 5.0, max_message_mb: int = 64, trust: Trust | None = None):
         self.address = address
         self.timeout = timeout
-        self.channel = connect(address, [self.SERVICE], default_timeout=timeout, max_message_mb=max_message_mb)
+        self.channel = connect(
+            address, [self.SERVICE], default_timeout=timeout, max_message_mb=max_message_mb, trust=trust
+        )
         self.stub: Any = self.STUB(self.channel)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ import grpc
 from rxcast.clients.base import ServiceClient
 from rxcast.drift.v1 import drift_pb2 as pb
 from rxcast.drift.v1 import drift_pb2_grpc
+from rxcast.runtime.tls import Trust
 
 DEFAULT_ADDRESS = "127.0.0.1:50055"
 
@@ -18,8 +19,15 @@ class DriftClient(ServiceClient):
     STUB = drift_pb2_grpc.DriftServiceStub
     NAME = "drift service"
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 10.0, max_message_mb: int = 64):
-        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb)
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout: float = 10.0,
+        max_message_mb: int = 64,
+        trust: Trust | None = None,
+    ):
+        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb, trust=trust)
 
     def log_predictions(self, requests: Iterable[pb.LogPredictionsRequest]) -> pb.LogPredictionsResponse:
         """Send prediction rows on one LogPredictions client stream."""

@@ -16,6 +16,7 @@ from rxcast.clients.records import to_protos
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.feature.v1 import feature_pb2_grpc
 from rxcast.runtime.errors import FailedPrecondition
+from rxcast.runtime.tls import Trust
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
@@ -64,8 +65,9 @@ class FeatureClient(ServiceClient):
         timeout: float = 30.0,
         stream_timeout: float = 3600.0,
         max_message_mb: int = 64,
+        trust: Trust | None = None,
     ):
-        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb)
+        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb, trust=trust)
         self.stream_timeout = stream_timeout
 
     def list_features(self) -> pb.ListFeaturesResponse:

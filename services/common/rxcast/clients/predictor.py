@@ -11,6 +11,7 @@ from rxcast.clients.base import ServiceClient
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from rxcast.predictor.v1 import predictor_pb2_grpc
 from rxcast.runtime import timestamps
+from rxcast.runtime.tls import Trust
 
 DEFAULT_ADDRESS = "127.0.0.1:50053"
 
@@ -26,8 +27,15 @@ class PredictorClient(ServiceClient):
     STUB = predictor_pb2_grpc.PredictorServiceStub
     NAME = "predictor"
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 30.0, max_message_mb: int = 64):
-        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb)
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout: float = 30.0,
+        max_message_mb: int = 64,
+        trust: Trust | None = None,
+    ):
+        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb, trust=trust)
 
     def predict(
         self, store_ids, medication_ids, as_of_ms: int | None = None, *, dry_run: bool = False

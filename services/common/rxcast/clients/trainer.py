@@ -19,6 +19,7 @@ from rxcast.model import ModelManifest
 from rxcast.runtime import timestamps
 from rxcast.runtime.durable import atomic_write, write_text
 from rxcast.runtime.errors import FailedPrecondition
+from rxcast.runtime.tls import Trust
 from rxcast.trainer.v1 import trainer_pb2 as pb
 from rxcast.trainer.v1 import trainer_pb2_grpc
 
@@ -60,9 +61,10 @@ class TrainerClient(ServiceClient):
         timeout: float = 30.0,
         download_timeout: float = 120.0,
         max_message_mb: int = 64,
+        trust: Trust | None = None,
     ):
         address = address or os.environ.get("RXCAST_TRAINER_ADDRESS", DEFAULT_ADDRESS)
-        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb)
+        super().__init__(address, timeout=timeout, max_message_mb=max_message_mb, trust=trust)
         self.download_timeout = download_timeout
 
     def latest(self, alias: str, *, timeout: float | None = None) -> LatestVersion:

@@ -4,6 +4,8 @@
   default, and never later than the deadline of the inbound call being served
   on this thread (so a chain of calls gives up together).
 - The inbound call's request id travels on as `x-request-id`.
+- TLS with the process's certificate, and its bearer token on every call
+  (rxcast.runtime.tls: a service's own, else RXCAST_CLIENT_*).
 - Retries are gRPC's own (transparent retries plus a retry policy in the
   service config), bounded, with exponential backoff, and only for methods
   the protos declare idempotent (`idempotency_level` NO_SIDE_EFFECTS or
@@ -19,7 +21,7 @@ from collections.abc import Iterable
 import grpc
 from google.protobuf import descriptor, descriptor_pb2
 
-from rxcast.runtime import context, errors
+from rxcast.runtime import context, errors, tls
 
 _SAFE_LEVELS = (
     descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
@@ -68,14 +70,15 @@ class _CallDetails(
     pass
 
 
-class _DeadlineAndRequestId(
+class _CallDefaults(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    def __init__(self, default_timeout: float):
+    def __init__(self, default_timeout: float, credentials: tuple[tuple[str, str], ...] = ()):
         self._default_timeout = default_timeout
+        self._credentials = credentials
 
     def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
         timeout = details.timeout if details.timeout is not None else self._default_timeout
@@ -86,6 +89,7 @@ class _DeadlineAndRequestId(
         rid = context.request_id()
         if rid is not None and not any(k == context.REQUEST_ID_HEADER for k, _ in metadata):
             metadata.append((context.REQUEST_ID_HEADER, rid))
+        metadata.extend(self._credentials)
         return _CallDetails(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready, details.compression
         )
@@ -109,12 +113,16 @@ def connect(
     default_timeout: float = 5.0,
     max_attempts: int = 4,
     max_message_mb: int = 64,
+    trust: tls.Trust | None = None,
 ) -> grpc.Channel:
-    """A channel to `target` with default deadlines, request-id propagation and
-    retries for the idempotent methods of `services`."""
+    """A channel to `target` with default deadlines, request-id propagation,
+    retries for the idempotent methods of `services`, and `trust`'s TLS and
+    token (default: the process's, rxcast.runtime.tls.client_trust)."""
+    trust = tls.client_trust() if trust is None else trust
     max_bytes = max_message_mb * 1024 * 1024
-    channel = grpc.insecure_channel(
+    channel = tls.channel(
         target,
+        trust,
         options=[
             ("grpc.enable_retries", 1),
             ("grpc.service_config", retry_service_config(services, max_attempts)),
@@ -123,7 +131,7 @@ def connect(
             ("grpc.keepalive_time_ms", 30_000),
         ],
     )
-    return grpc.intercept_channel(channel, _DeadlineAndRequestId(default_timeout))
+    return grpc.intercept_channel(channel, _CallDefaults(default_timeout, tls.metadata(trust)))
 
 
 _TRANSIENT = {

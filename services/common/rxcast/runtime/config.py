@@ -88,6 +88,27 @@ class ServerSettings(BaseSettings):
     log_level: LogLevel = Field("info", description="least severe log level written")
     access_log: bool = Field(True, description="log one line per RPC")
     ready_file: str = Field("", description="once serving, write {port, metrics_port, pid} as JSON to this path")
+    # Transport and callers (rxcast.runtime.tls, rxcast.runtime.auth): TLS with client
+    # certificates and bearer tokens unless `plaintext` says otherwise.
+    plaintext: bool = Field(
+        False, description="no TLS, no client certificates, no tokens: every caller may do anything (experiments only)"
+    )
+    tls_dir: str = Field(
+        "certs", min_length=1, description="where `make certs` wrote ca.crt, <service>.crt/.key/.token and roles.json"
+    )
+    tls_ca_file: str = Field(
+        "", description="CA that callers' and servers' certificates must chain to; empty: <tls-dir>/ca.crt"
+    )
+    tls_cert_file: str = Field(
+        "",
+        description="this service's certificate, served and shown to the services it calls; empty: <tls-dir>/<service>.crt",
+    )
+    tls_key_file: str = Field("", description="the certificate's private key; empty: <tls-dir>/<service>.key")
+    token_file: str = Field(
+        "", description="this service's bearer token for the calls it makes; empty: <tls-dir>/<service>.token"
+    )
+    roles_file: str = Field("", description="callers' token digests, identities and roles; empty: <tls-dir>/roles.json")
+    require_client_cert: bool = Field(True, description="mTLS: refuse callers without a certificate from the CA")
 
     def __init__(self, **values: Any) -> None:
         """Keyword arguments beat RXCAST_<SERVICE>_<FIELD> variables, which beat the defaults."""

@@ -64,3 +64,15 @@ class Aborted(RxcastError):
     """A concurrent change won; the caller may retry the whole operation."""
 
     code = "ABORTED"
+
+
+class Unauthenticated(RxcastError):
+    """No credentials, or credentials the server does not know."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(RxcastError):
+    """Known caller, lacking the role the call needs."""
+
+    code = "PERMISSION_DENIED"

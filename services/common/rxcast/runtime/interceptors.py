@@ -2,12 +2,15 @@
 
 One interceptor (not a chain) does the per-call work, because each layer of
 interception costs a Python call and a handler rebuild on the hot path:
+- refuses a caller without the role the RPC needs (rxcast.runtime.auth), before
+  the servicer runs: UNAUTHENTICATED or PERMISSION_DENIED;
 - binds the request id (from the `x-request-id` header, or a new one) and the
   caller's deadline to the call's context, and returns the id in trailing metadata;
 - maps domain errors (rxcast.runtime.errors) to their status codes, and any
   other exception to INTERNAL with the request id, logging its traceback;
 - answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
-- records Prometheus metrics and writes one access-log line per call.
+- records Prometheus metrics and writes one access-log line per call (with the
+  caller's identity, never its token).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from rxcast.runtime import context, metrics
+from rxcast.runtime import auth, context, metrics
 from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.logs import get_logger
 
@@ -51,7 +54,7 @@ class _MethodMetrics:
 class _Call:
     """Book-keeping for one call between its start and end."""
 
-    __slots__ = ("code", "method", "metrics", "quiet", "started", "tokens")
+    __slots__ = ("caller", "code", "method", "metrics", "quiet", "started", "tokens")
 
     def __init__(self, method: str, tokens, quiet: bool, method_metrics: _MethodMetrics):
         self.method = method
@@ -60,14 +63,16 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.quiet = quiet
         self.metrics = method_metrics
+        self.caller: auth.Identity | None = None
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
-    """Request ids, deadlines, error mapping, metrics and access logs."""
+    """Roles, request ids, deadlines, error mapping, metrics and access logs."""
 
-    def __init__(self, service: str, access_log: bool = True):
+    def __init__(self, service: str, access_log: bool = True, authorizer: auth.Authorizer | None = None):
         self._service = service
         self._access_log = access_log
+        self._authorizer = authorizer
         self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
     def intercept_service(self, continuation, handler_call_details):
@@ -94,12 +99,18 @@ class ServerInterceptor(grpc.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(self._streaming(method, handler.unary_stream), **codec)
         return grpc.stream_stream_rpc_method_handler(self._streaming(method, handler.stream_stream), **codec)
 
+    def _check(self, method: str) -> Callable | None:
+        return None if self._authorizer is None else self._authorizer.checker(method)
+
     def _unary(self, method: str, behavior: Callable) -> Callable:
         method_metrics = _MethodMetrics(self._service, method)
+        check = self._check(method)
 
         def handle(request, servicer_context):
             call = self._begin(method, servicer_context, method_metrics)
             try:
+                if check is not None:
+                    call.caller = check(servicer_context.invocation_metadata())
                 return behavior(request, servicer_context)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
@@ -110,10 +121,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     def _streaming(self, method: str, behavior: Callable) -> Callable:
         method_metrics = _MethodMetrics(self._service, method)
+        check = self._check(method)
 
         def handle(request, servicer_context) -> Iterator:
             call = self._begin(method, servicer_context, method_metrics)
             try:
+                if check is not None:
+                    call.caller = check(servicer_context.invocation_metadata())
                 yield from behavior(request, servicer_context)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
@@ -162,5 +176,6 @@ class ServerInterceptor(grpc.ServerInterceptor):
         call.metrics.seconds.observe(seconds)
         if self._access_log:
             emit = log.debug if call.quiet else log.info
-            emit("rpc", method=call.method, code=code, ms=round(seconds * 1000.0, 3))
+            caller = call.caller.name if call.caller is not None else None
+            emit("rpc", method=call.method, code=code, ms=round(seconds * 1000.0, 3), caller=caller)
         context.leave(call.tokens)

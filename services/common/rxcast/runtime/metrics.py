@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by every service, and the HTTP endpoint serving them.
+"""Prometheus metrics shared by every service (served by rxcast.runtime.metrics_http).
 
 Services add their own metrics with prometheus_client in their modules; these
 are the per-RPC ones the server interceptor records. Process metrics (CPU
@@ -7,7 +7,7 @@ seconds, memory) come with prometheus_client's default collectors.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 RPC_STARTED = Counter("rxcast_rpc_started_total", "RPCs started, by method.", ["service", "method"])
 RPC_HANDLED = Counter(
@@ -20,8 +20,3 @@ RPC_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 RPC_IN_FLIGHT = Gauge("rxcast_rpc_in_flight", "RPCs being served now.", ["service"])
-
-
-def serve_metrics(host: str, port: int):
-    """Start the /metrics HTTP endpoint; returns (server, thread). Port 0 picks a free one."""
-    return start_http_server(port, addr=host)

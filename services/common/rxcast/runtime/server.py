@@ -5,6 +5,10 @@ the app's services plus health checking (grpc.health.v1) and server
 reflection, serves Prometheus metrics, reports SERVING, and on SIGTERM or
 SIGINT shuts down gracefully: health turns NOT_SERVING (so load balancers
 drain), new calls are refused, and in-flight calls get `grace_seconds` to end.
+
+gRPC and /metrics are served over TLS with client certificates, and every
+call is checked against the role its RPC needs (the app's `roles`), unless the
+settings say `plaintext` (rxcast.runtime.tls, rxcast.runtime.auth).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from concurrent import futures
 from typing import Protocol
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rxcast.runtime import metrics
+from rxcast.runtime import auth, metrics_http, tls
 from rxcast.runtime.config import C, ServerSettings, load_config
 from rxcast.runtime.durable import write_json
 from rxcast.runtime.errors import RxcastError
@@ -67,8 +72,12 @@ class Health:
 class App(Protocol):
     """What a service plugs into the runtime."""
 
-    #: Short service name, e.g. "feature"; used in logs, metrics and env vars.
+    #: Short service name, e.g. "feature"; used in logs, metrics and env vars,
+    #: and the identity whose certificate and token the service uses.
     name: str
+    #: The role each RPC of each service it adds needs (one table per service,
+    #: next to its servicer); the server refuses to start if an RPC has none.
+    roles: Sequence[auth.RoleTable]
 
     def add_to_server(self, server: grpc.Server, health: Health) -> Sequence[str]:
         """Add servicers to `server`; return the full names of the services added."""
@@ -80,11 +89,11 @@ class App(Protocol):
         """Stop background work and release resources; called after the server stopped."""
 
 
-def build_server(config: ServerSettings, service: str) -> grpc.Server:
+def build_server(config: ServerSettings, service: str, authorizer: auth.Authorizer | None = None) -> grpc.Server:
     max_bytes = config.max_message_mb * 1024 * 1024
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{service}-rpc"),
-        interceptors=[ServerInterceptor(service, access_log=config.access_log)],
+        interceptors=[ServerInterceptor(service, access_log=config.access_log, authorizer=authorizer)],
         options=[
             # Refuse to share a port with another process: a second server on
             # the same port is a misconfiguration, not a replica.
@@ -102,14 +111,16 @@ def _write_ready_file(path: str, payload: dict) -> None:
 class Running:
     """A started server: its ports, and how to stop it."""
 
-    def __init__(self, app: App, config: ServerSettings, server: grpc.Server, health: Health, port: int, metrics_http):
+    def __init__(
+        self, app: App, config: ServerSettings, server: grpc.Server, health: Health, port: int, metrics_server
+    ):
         self.app = app
         self.config = config
         self.server = server
         self.health = health
         self.port = port
-        self._metrics_http = metrics_http
-        self.metrics_port = metrics_http[0].server_port if metrics_http else -1
+        self._metrics_server = metrics_server
+        self.metrics_port = metrics_server.server_port if metrics_server else -1
 
     def stop(self) -> None:
         log.info("stopping", grace_seconds=self.config.grace_seconds)
@@ -118,32 +129,49 @@ class Running:
             threading.Event().wait(self.config.drain_seconds)
         self.server.stop(self.config.grace_seconds).wait()
         self.app.stop()
-        if self._metrics_http:
-            self._metrics_http[0].shutdown()
+        if self._metrics_server:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         log.info("stopped")
 
 
 def start(app: App, config: ServerSettings) -> Running:
     """Start `app` on a gRPC server; returns once it is serving."""
-    server = build_server(config, app.name)
+    trust = tls.for_service(config, app.name)
+    authorizer = None if trust.plaintext else auth.Authorizer.load(trust.roles_path)
+    server = build_server(config, app.name, authorizer)
     health_state = Health()
     names = list(app.add_to_server(server, health_state))
+    if authorizer is not None:
+        authorizer.require(getattr(app, "roles", ()))
+        unlisted = authorizer.unlisted(_methods(names))
+        if unlisted:
+            raise RuntimeError(f"{app.name}: RPCs without a role in the app's role tables: {unlisted}")
     health_state.track(names)
     health_pb2_grpc.add_HealthServicer_to_server(health_state.servicer, server)
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    port = tls.add_port(server, f"{config.host}:{config.port}", trust)
     if port == 0:
         raise RuntimeError(f"cannot bind gRPC to {config.host}:{config.port}")
-    metrics_http = None if config.metrics_port < 0 else metrics.serve_metrics(config.host, config.metrics_port)
+    metrics_server = (
+        None if config.metrics_port < 0 else metrics_http.serve(config.host, config.metrics_port, trust, authorizer)
+    )
     server.start()
     app.start()
     # Apps that must warm up (load a model) report on their own services;
     # everything else is SERVING once started.
     health_state.set_unreported(SERVING)
-    running = Running(app, config, server, health_state, port, metrics_http)
-    log.info("serving", host=config.host, port=port, metrics_port=running.metrics_port, services=names)
+    running = Running(app, config, server, health_state, port, metrics_server)
+    log.info(
+        "serving",
+        host=config.host,
+        port=port,
+        metrics_port=running.metrics_port,
+        services=names,
+        transport="plaintext" if trust.plaintext else "mtls" if trust.require_client_cert else "tls",
+    )
     if config.ready_file:
         _write_ready_file(
             config.ready_file,
@@ -152,10 +180,18 @@ def start(app: App, config: ServerSettings) -> Running:
     return running
 
 
+def _methods(services: Sequence[str]) -> list[str]:
+    """Every RPC path (/package.Service/Method) of the named services."""
+    pool = descriptor_pool.Default()
+    return [f"/{name}/{method.name}" for name in services for method in pool.FindServiceByName(name).methods]
+
+
 def main(app_factory: Callable[[C], App], config_cls: type[C], service: str, argv: Sequence[str] | None = None) -> None:
     """Entry point of a service's `python -m rxcast.<service>`."""
     try:
         config = load_config(config_cls, service, argv)
+        # The clients the service opens to others present its own certificate and token.
+        tls.use_for_clients(tls.for_service(config, service))
         app = app_factory(config)
     except RxcastError as exc:
         print(f"rxcast.{service}: {exc.message}", file=sys.stderr)

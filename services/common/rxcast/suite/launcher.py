@@ -4,6 +4,10 @@ Each service starts with `python -m rxcast.<service> --port 0 --ready-file F`;
 the launcher waits for F, so ports are chosen by the kernel and never race.
 The tests and the demo start services through this one piece of code, with
 the same commands docker-compose.yml runs.
+
+The services trust what the launching process trusts: each gets the trust
+directory (or the plaintext switch) of the launcher's own clients
+(RXCAST_CLIENT_*), unless its own RXCAST_<SERVICE>_* variables say otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from rxcast.runtime.config import env_prefix
 from rxcast.runtime.healthcheck import check, check_http
+from rxcast.runtime.tls import ClientSettings
 
 #: How long a stopping service may take before it is killed: the runtime's
 #: default grace for in-flight calls (10 s, `--grace-seconds`) plus time for
@@ -91,13 +97,20 @@ class ServiceProcess:
             "--ready-file", str(self.ready_path), *self.args,
         ]  # fmt: skip
 
+    def environment(self) -> dict[str, str]:
+        """The child's environment: the launcher's credentials, os.environ, then `env`."""
+        client = ClientSettings()
+        prefix = env_prefix(self.service)
+        trust = {f"{prefix}TLS_DIR": client.tls_dir, f"{prefix}PLAINTEXT": str(client.plaintext).lower()}
+        return {**trust, **os.environ, **self.env}
+
     def start(self) -> ServiceProcess:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ready_path.unlink(missing_ok=True)
         self._terminating = False
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment()
             )
         _forget_reaped()
         with _started_lock:

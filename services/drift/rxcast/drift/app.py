@@ -8,6 +8,7 @@ from rxcast.drift.clients import ActualsCollector, Trainer
 from rxcast.drift.config import DriftConfig
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.notify import AlertmanagerNotifier
+from rxcast.drift.servicer import ROLES as DRIFT_ROLES
 from rxcast.drift.servicer import DriftServicer
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.runtime.server import Health
@@ -47,6 +48,7 @@ class DriftApp:
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         drift_pb2_grpc.add_DriftServiceServicer_to_server(DriftServicer(self.engine), server)
+        self.roles = (DRIFT_ROLES,)
         return [SERVICE_NAME]
 
     def start(self) -> None:

@@ -16,7 +16,7 @@ from rxcast.drift.reports import DriftReport
 from rxcast.drift.scoring import FeatureResult
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.model.profile import ReferenceProfile
-from rxcast.runtime import timestamps
+from rxcast.runtime import auth, timestamps
 from rxcast.runtime.errors import InvalidArgument
 
 _VERDICTS = {
@@ -172,6 +172,24 @@ def incident_proto(incident: Incident) -> drift_pb2.Incident:
 
 def _keys(keys) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(keys.store_ids, dtype=object), np.asarray(keys.medication_ids, dtype=object)
+
+
+#: The role each RPC needs (rxcast.runtime.auth). A reference is the trainer's to
+#: register (its `publish` role): no one else, admin included, can plant one.
+ROLES = auth.RoleTable(
+    drift_pb2.DESCRIPTOR.services_by_name["DriftService"].full_name,
+    {
+        "LogPredictions": auth.INGEST,
+        "LogActuals": auth.INGEST,
+        "RegisterReference": auth.PUBLISH,
+        "GetReference": auth.READ,
+        "ScoreWindow": auth.READ,
+        "ScoreData": auth.READ,
+        "ListReports": auth.READ,
+        "ListAlerts": auth.READ,
+        "WatchAlerts": auth.READ,
+    },
+)
 
 
 class DriftServicer(drift_pb2_grpc.DriftServiceServicer):

@@ -39,9 +39,11 @@ class FeatureApp:
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         from feast.protos.feast.serving import ServingService_pb2_grpc
 
+        from rxcast.feature import feast_serving, servicer
         from rxcast.feature.feast_serving import FeastServingServicer
         from rxcast.feature.servicer import FeatureServicer
 
+        self.roles = (servicer.ROLES, feast_serving.ROLES)
         feature_pb2_grpc.add_FeatureServiceServicer_to_server(FeatureServicer(self.store), server)
         ServingService_pb2_grpc.add_ServingServiceServicer_to_server(FeastServingServicer(self.store), server)
         return [SERVICE_NAME, FEAST_SERVING_NAME]

@@ -13,7 +13,14 @@ from feast.protos.feast.serving import ServingService_pb2_grpc
 from feast.version import get_version
 
 from rxcast.feature.store import InventoryFeatureStore
+from rxcast.runtime import auth
 from rxcast.runtime.errors import InvalidArgument, NotFound
+
+#: The role each RPC needs (rxcast.runtime.auth).
+ROLES = auth.RoleTable(
+    serving_pb2.DESCRIPTOR.services_by_name["ServingService"].full_name,
+    {"GetFeastServingInfo": auth.READ, "GetOnlineFeatures": auth.READ},
+)
 
 
 class FeastServingServicer(ServingService_pb2_grpc.ServingServiceServicer):

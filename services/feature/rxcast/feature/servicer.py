@@ -15,7 +15,7 @@ from rxcast.feature.store import InventoryFeatureStore
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.feature.v1 import feature_pb2_grpc
 from rxcast.model import timebase
-from rxcast.runtime import timestamps
+from rxcast.runtime import auth, timestamps
 from rxcast.runtime.errors import InvalidArgument
 
 _VALUE_TYPES = {
@@ -51,6 +51,20 @@ def record_columns(records) -> tuple[dict, dict]:
 
 def feature_column(column: Column) -> pb.FeatureColumn:
     return encode_column(column.name, column.value_type, column.values, column.statuses, column.event_ms)
+
+
+#: The role each RPC needs (rxcast.runtime.auth).
+ROLES = auth.RoleTable(
+    pb.DESCRIPTOR.services_by_name["FeatureService"].full_name,
+    {
+        "IngestRecords": auth.INGEST,
+        "GetOnlineFeatures": auth.READ,
+        "GetHistoricalFeatures": auth.READ,
+        "GetActuals": auth.READ,
+        "ListFeatures": auth.READ,
+        "Materialize": auth.OPERATE,
+    },
+)
 
 
 class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):

@@ -16,7 +16,9 @@ from rxcast.predictor.features import FeatureSource
 from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.online import OnlinePredictor, OnlineSettings
 from rxcast.predictor.open_inference import DataPlane
+from rxcast.predictor.open_inference_grpc import ROLES as INFERENCE_ROLES
 from rxcast.predictor.open_inference_grpc import InferenceServicer
+from rxcast.predictor.servicer import ROLES as PREDICTOR_ROLES
 from rxcast.predictor.servicer import PredictorServicer
 from rxcast.predictor.serving import EntityFeatures
 from rxcast.predictor.updates import ModelPoller, TrainerModelSource, load_directory
@@ -91,10 +93,12 @@ class PredictorApp:
             server,
         )
         names = [SERVICE_NAME]
+        self.roles = [PREDICTOR_ROLES]
         if self.config.mode == "online":
             plane = DataPlane(self.holder, self.config.model_name, self.log_queue)
             grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)
             names.append(INFERENCE_SERVICE_NAME)
+            self.roles.append(INFERENCE_ROLES)
         # Not ready to forecast until a model is loaded; a load balancer must not route here before.
         health.set(NOT_SERVING, names)
         self.holder.on_swap(lambda model: health.set(SERVING, names))

@@ -31,6 +31,7 @@ from rxcast.predictor.open_inference import (
     ServerInfo,
     TensorSpec,
 )
+from rxcast.runtime import auth
 from rxcast.runtime.errors import InvalidArgument, RxcastError
 
 #: OIP datatype → (NumPy little-endian dtype, InferTensorContents field).
@@ -263,6 +264,13 @@ def index_response(entries: list[ModelIndexEntry]) -> oip.RepositoryIndexRespons
             for e in entries
         ]
     )
+
+
+#: The role each RPC needs (rxcast.runtime.auth): inference and its metadata are reads.
+ROLES = auth.RoleTable(
+    oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+    dict.fromkeys(oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name, auth.READ),
+)
 
 
 class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):

@@ -16,7 +16,7 @@ from rxcast.predictor.online import OnlinePredictor
 from rxcast.predictor.policy import Forecasts
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from rxcast.predictor.v1 import predictor_pb2_grpc as pb_grpc
-from rxcast.runtime import timestamps
+from rxcast.runtime import auth, timestamps
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 
 _STATES = {
@@ -57,6 +57,20 @@ def batch_run(record: RunRecord) -> pb.BatchRun:
         error=record.error,
         reason=record.reason,
     )
+
+
+#: The role each RPC needs (rxcast.runtime.auth).
+ROLES = auth.RoleTable(
+    pb.DESCRIPTOR.services_by_name["PredictorService"].full_name,
+    {
+        "Predict": auth.READ,
+        "PredictStream": auth.READ,
+        "GetBatchPredictions": auth.READ,
+        "RunBatch": auth.OPERATE,
+        "ListBatchRuns": auth.READ,
+        "GetModelStatus": auth.READ,
+    },
+)
 
 
 class PredictorServicer(pb_grpc.PredictorServiceServicer):

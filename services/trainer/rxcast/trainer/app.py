@@ -20,6 +20,7 @@ from rxcast.trainer.policy import Backoff, parse_policies
 from rxcast.trainer.promotion import AliasManager
 from rxcast.trainer.registry import ModelRegistry
 from rxcast.trainer.runner import PolicyRunner
+from rxcast.trainer.servicer import ROLES as TRAINER_ROLES
 from rxcast.trainer.servicer import TrainerServicer
 from rxcast.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -72,6 +73,7 @@ class TrainerApp:
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         servicer = TrainerServicer(self.registry, self.aliases, self.pipeline, self.jobs, self.defaults, self.policies)
         trainer_pb2_grpc.add_TrainerServiceServicer_to_server(servicer, server)
+        self.roles = (TRAINER_ROLES,)
         return [SERVICE_NAME]
 
     def start(self) -> None:

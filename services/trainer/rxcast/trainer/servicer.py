@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from rxcast.runtime import timestamps
+from rxcast.runtime import auth, timestamps
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 from rxcast.trainer import convert
 from rxcast.trainer.jobs import JobManager
@@ -20,6 +20,24 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_BYTES = 4 << 20
+
+
+#: The role each RPC needs (rxcast.runtime.auth).
+ROLES = auth.RoleTable(
+    trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name,
+    {
+        "StartTraining": auth.OPERATE,
+        "WatchTrainingJob": auth.READ,
+        "GetTrainingJob": auth.READ,
+        "ListModelVersions": auth.READ,
+        "GetModelVersion": auth.READ,
+        "GetLatestVersion": auth.READ,
+        "DownloadModel": auth.READ,
+        "SetAlias": auth.OPERATE,
+        "Rollback": auth.OPERATE,
+        "ListAliasHistory": auth.READ,
+    },
+)
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
