@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rxcast.runtime import auth, certs, tls
@@ -165,3 +166,17 @@ def test_the_servers_roles_file_holds_digests_not_tokens(trust_dir):
         assert entries[identity] == {"token_sha256": auth.digest(token), "roles": list(granted)}
         for secret in (tls.token_name(identity), tls.key_name(identity)):
             assert (trust_dir / secret).stat().st_mode & 0o777 == 0o600, secret
+
+
+def test_make_certs_adds_the_identities_an_existing_directory_lacks(tmp_path):
+    folder = certs.make(tmp_path / "certs", {"admin": (auth.ADMIN,)})
+    admin_before = (folder / tls.cert_name("admin")).read_bytes()
+    assert certs.main(["--out", str(folder)]) == 0
+    entries = json.loads((folder / tls.ROLES_FILE).read_text())["identities"]
+    assert set(entries) == set(auth.IDENTITIES)
+    # Everyone else keeps their files; the new ones are signed by the same CA.
+    assert (folder / tls.cert_name("admin")).read_bytes() == admin_before
+    added = tls.ClientSettings(tls_dir=str(folder), identity="dashboard").trust()
+    assert entries["dashboard"] == {"token_sha256": auth.digest(added.token), "roles": [auth.READ]}
+    x509.load_pem_x509_certificate(added.cert).verify_directly_issued_by(x509.load_pem_x509_certificate(added.ca))
+    assert certs.add_missing(folder) == []

@@ -21,6 +21,7 @@ from rxcast.clients.feature import FeatureClient
 from rxcast.clients.records import normalize, to_protos
 from rxcast.clients.trainer import TrainerClient
 from rxcast.demo.plan import short_plan
+from rxcast.runtime import tls
 from rxcast.sim import simulate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +29,16 @@ SCREENSHOTS = REPO / "reports" / "dashboard"
 PAGES = ("forecasts", "drift", "models", "comparison", "health")
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _token(identity: str) -> str:
+    """A bearer token from the session's credentials directory (make certs)."""
+    return tls.ClientSettings(identity=identity).trust().token
+
+
+def _use_token(page, identity: str) -> None:
+    page.fill("#operator-token", _token(identity))
+    page.dispatch_event("#operator-token", "change")
 
 
 def _wait_for(condition, timeout: float = 30.0, every: float = 0.2, what: str = "condition"):
@@ -63,9 +74,13 @@ def page(browser, url):
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("dialog", lambda d: d.accept(d.default_value) if d.type == "prompt" else d.accept())
+    dialogs: list[str] = []
+    page.on(
+        "dialog", lambda d: (dialogs.append(d.message), d.accept(d.default_value) if d.type == "prompt" else d.accept())
+    )
     page.goto(url)
     page.problems = problems
+    page.dialogs = dialogs
     yield page
     context.close()
 
@@ -156,6 +171,17 @@ def test_a_rollback_on_the_page_moves_the_alias(page, played):
     previous = history[0].from_version
     _open(page, "models")
     page.wait_for_selector("button.rollback[data-alias='online']")
+    # The page acts with the operator's own token: the trainer, not the
+    # dashboard, refuses anyone without one and a reader alike.
+    page.click("button.rollback[data-alias='online']")
+    _wait_for(lambda: any("token is required" in d for d in page.dialogs), what="the refusal without a token")
+    _use_token(page, "reader")
+    page.click("button.rollback[data-alias='online']")
+    _wait_for(lambda: any("lacks the 'operate' role" in d for d in page.dialogs), what="the reader's refusal")
+    with TrainerClient(played.suite["trainer"].address) as trainer:
+        moved = [c for c in trainer.alias_history("online") if c.kind == "rollback" and "dashboard" in c.reason]
+    assert not moved, "a refused rollback moved the alias"
+    _use_token(page, "operator")
     page.click("button.rollback[data-alias='online']")
 
     def rolled_back():
@@ -179,6 +205,7 @@ def test_an_incident_acknowledged_on_the_page_is_acknowledged_in_the_drift_servi
         _open(page, "drift")
         button = f"button.acknowledge[data-id='{incident_id}']"
         page.wait_for_selector(button)
+        _use_token(page, "operator")
         page.click(button)
         acknowledged = _wait_for(
             lambda: (i := drift.get_incident(incident_id)).acknowledged_by and i, what="the acknowledgement"
@@ -189,8 +216,11 @@ def test_an_incident_acknowledged_on_the_page_is_acknowledged_in_the_drift_servi
 
 
 def test_bad_requests_get_clear_errors(url):
-    def status(path: str, body: bytes | None = None) -> tuple[int, dict]:
-        request = urllib.request.Request(url.rstrip("/") + path, data=body, method="POST" if body else "GET")
+    def status(path: str, body: bytes | None = None, token: str = "") -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(
+            url.rstrip("/") + path, data=body, method="POST" if body else "GET", headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 return answer.status, json.loads(answer.read())
@@ -207,4 +237,8 @@ def test_bad_requests_get_clear_errors(url):
     assert code == 404
     # The shared clients report a request the service rejected as a failed precondition.
     code, body = status("/api/incidents/no-such-incident/acknowledge", b"{}")
+    assert code == 401 and "token" in body["error"], body
+    code, body = status("/api/rollback", b'{"alias": "online"}', token="not-a-token")
+    assert code == 401, body
+    code, body = status("/api/incidents/no-such-incident/acknowledge", b"{}", token=_token("operator"))
     assert code == 409 and "no-such-incident" in body["error"], body

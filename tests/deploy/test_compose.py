@@ -24,7 +24,7 @@ import pytest
 from rxcast.clients import FeatureClient
 from rxcast.runtime import tls
 from rxcast.runtime.config import load_config
-from rxcast.runtime.healthcheck import check
+from rxcast.runtime.healthcheck import check, check_http
 from rxcast.suite.topology import NODES
 from tests.deploy.compose import (
     ADDRESS,
@@ -289,9 +289,8 @@ class _Running:
 
 def _http_serving(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1.0) as answer:
-            return b"SERVING" in answer.read()
-    except OSError:
+        return check_http(f"127.0.0.1:{port}", timeout=1.0) == "SERVING"
+    except (OSError, ValueError):
         return False
 
 

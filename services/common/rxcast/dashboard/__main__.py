@@ -13,11 +13,11 @@ import uvicorn
 from rxcast.dashboard.app import create_app
 from rxcast.dashboard.config import DashboardConfig
 from rxcast.dashboard.sources import Sources
+from rxcast.runtime import auth, metrics_http, tls
 from rxcast.runtime.config import load_config
 from rxcast.runtime.durable import write_json
 from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.logs import configure_logging, get_logger
-from rxcast.runtime.metrics import serve_metrics
 
 log = get_logger("rxcast.dashboard")
 
@@ -59,12 +59,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rxcast.dashboard: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging("dashboard", config.log_level)
+    try:
+        # Its own certificate and read-only token for what the pages read;
+        # operators' actions carry their own token (see rxcast.dashboard.app).
+        trust = tls.for_service(config, "dashboard")
+        authorizer = None if trust.plaintext else auth.Authorizer.load(trust.roles_path)
+    except RxcastError as exc:
+        print(f"rxcast.dashboard: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    tls.use_for_clients(trust)
     listener = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((config.host, config.port))
     port = listener.getsockname()[1]
-    metrics_http = None if config.metrics_port < 0 else serve_metrics(config.host, config.metrics_port)
-    app = create_app(Sources(config), config.refresh_seconds)
+    metrics = (
+        None if config.metrics_port < 0 else metrics_http.serve(config.host, config.metrics_port, trust, authorizer)
+    )
+    app = create_app(Sources(config, trust), config.refresh_seconds)
     server = _Server(
         uvicorn.Config(
             app,
@@ -76,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
         config.ready_file,
         port,
-        metrics_http[0].server_port if metrics_http else -1,
+        metrics.server_port if metrics else -1,
     )
     server.run(sockets=[listener])
 

@@ -23,7 +23,15 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from rxcast.dashboard.sources import Sources
-from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, RxcastError, Unavailable
+from rxcast.runtime.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RxcastError,
+    Unauthenticated,
+    Unavailable,
+)
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.dashboard.app")
@@ -42,7 +50,15 @@ SECTIONS: dict[str, Callable[[Sources], dict]] = {
 REFRESHES = Counter("rxcast_dashboard_refresh_total", "Page parts read from the services, by part.", ["section"])
 ACTIONS = Counter("rxcast_dashboard_actions_total", "Operator actions taken from the page, by action.", ["action"])
 
-_STATUS = {InvalidArgument: 400, NotFound: 404, FailedPrecondition: 409, Unavailable: 503}
+_STATUS = {
+    InvalidArgument: 400,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    FailedPrecondition: 409,
+    Unavailable: 503,
+}
+_DENIED = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
 
 
 class Snapshots:
@@ -112,7 +128,10 @@ class Poller:
 
 
 def _error(exc: RxcastError) -> JSONResponse:
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 502)
+    # A service refusing the operator's token is the operator's answer, not a fault upstream.
+    status = _DENIED.get(exc.dependency_code) or next(
+        (code for kind, code in _STATUS.items() if isinstance(exc, kind)), 502
+    )
     return JSONResponse({"error": exc.message[:500]}, status_code=status)
 
 
@@ -178,15 +197,13 @@ def create_app(sources: Sources, refresh_seconds: float, poll: bool = True) -> S
         alias = str(body.get("alias", "")).strip()
         if not alias:
             return JSONResponse({"error": "alias: required"}, status_code=400)
-        if sources.trainer is None:
-            return JSONResponse({"error": "no trainer configured"}, status_code=503)
         try:
             to_version = int(body.get("to_version", 0) or 0)
         except (TypeError, ValueError):
             return JSONResponse({"error": "to_version: must be an integer"}, status_code=400)
         reason = str(body.get("reason", "") or "rolled back from the dashboard")[:500]
         try:
-            answer = await run_in_threadpool(sources.trainer.rollback, alias, to_version, reason)
+            answer = await run_in_threadpool(sources.rollback, _bearer(request), alias, to_version, reason)
         except RxcastError as exc:
             return _error(exc)
         ACTIONS.labels("rollback").inc()
@@ -199,12 +216,10 @@ def create_app(sources: Sources, refresh_seconds: float, poll: bool = True) -> S
         body = await _json_body(request)
         if isinstance(body, Response):
             return body
-        if sources.drift is None:
-            return JSONResponse({"error": "no drift service configured"}, status_code=503)
         by = str(body.get("by", "") or "dashboard")[:200]
         note = str(body.get("note", "") or "")[:1000]
         try:
-            incident = await run_in_threadpool(sources.drift.acknowledge_incident, incident_id, by, note)
+            incident = await run_in_threadpool(sources.acknowledge, _bearer(request), incident_id, by, note)
         except RxcastError as exc:
             return _error(exc)
         ACTIONS.labels("acknowledge").inc()
@@ -252,3 +267,9 @@ async def _json_body(request: Request) -> dict[str, Any] | Response:
     if not isinstance(body, dict):
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     return body
+
+
+def _bearer(request: Request) -> str:
+    """The operator's token from the request's Authorization header ("" if none)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""

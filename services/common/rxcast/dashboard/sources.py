@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -24,7 +23,8 @@ from rxcast.dashboard import views
 from rxcast.dashboard.config import DashboardConfig
 from rxcast.dashboard.forecasts import CATALOG_FEATURES, ForecastSources, business_day, store_chart
 from rxcast.model.timebase import day_text, today
-from rxcast.runtime.errors import NotFound, RxcastError
+from rxcast.runtime import metrics_http, tls
+from rxcast.runtime.errors import NotFound, RxcastError, Unauthenticated, Unavailable
 from rxcast.runtime.healthcheck import check
 from rxcast.runtime.logs import get_logger
 
@@ -57,8 +57,9 @@ class Entities:
 class Sources:
     """The services the dashboard reads, with the caches its pages share."""
 
-    def __init__(self, config: DashboardConfig):
+    def __init__(self, config: DashboardConfig, trust: tls.Trust | None = None):
         self.config = config
+        self.trust = tls.client_trust() if trust is None else trust
         timeout = config.call_timeout_seconds
         self.addresses = {
             "feature": config.feature_address,
@@ -67,11 +68,20 @@ class Sources:
             "predictor-online": config.online_address,
             "predictor-batch": config.batch_address,
         }
-        self.feature = FeatureClient(config.feature_address, timeout=timeout) if config.feature_address else None
-        self.trainer = TrainerClient(config.trainer_address, timeout=timeout) if config.trainer_address else None
-        self.drift = DriftClient(config.drift_address, timeout=timeout) if config.drift_address else None
-        self.online = PredictorClient(config.online_address, timeout=timeout) if config.online_address else None
-        self.batch = PredictorClient(config.batch_address, timeout=timeout) if config.batch_address else None
+        trust = self.trust
+        self.feature = (
+            FeatureClient(config.feature_address, timeout=timeout, trust=trust) if config.feature_address else None
+        )
+        self.trainer = (
+            TrainerClient(config.trainer_address, timeout=timeout, trust=trust) if config.trainer_address else None
+        )
+        self.drift = DriftClient(config.drift_address, timeout=timeout, trust=trust) if config.drift_address else None
+        self.online = (
+            PredictorClient(config.online_address, timeout=timeout, trust=trust) if config.online_address else None
+        )
+        self.batch = (
+            PredictorClient(config.batch_address, timeout=timeout, trust=trust) if config.batch_address else None
+        )
         self.metrics_urls = {
             "predictor-online": config.online_metrics_url,
             "predictor-batch": config.batch_metrics_url,
@@ -85,6 +95,33 @@ class Sources:
         for client in (self.feature, self.trainer, self.drift, self.online, self.batch):
             if client is not None:
                 client.close()
+
+    # -- operator actions ------------------------------------------------------
+
+    def _operator(self, token: str) -> tls.Trust:
+        """The dashboard's transport with the operator's own token: the service
+        decides whether that operator may act, as it would for any caller."""
+        if self.trust.plaintext:
+            return self.trust
+        if not token:
+            raise Unauthenticated("an operator's bearer token is required (for example certs/operator.token)")
+        return replace(self.trust, token=token)
+
+    def rollback(self, token: str, alias: str, to_version: int, reason: str):
+        if not self.config.trainer_address:
+            raise Unavailable("no trainer configured")
+        with TrainerClient(
+            self.config.trainer_address, timeout=self.config.call_timeout_seconds, trust=self._operator(token)
+        ) as trainer:
+            return trainer.rollback(alias, to_version, reason)
+
+    def acknowledge(self, token: str, incident_id: str, by: str, note: str):
+        if not self.config.drift_address:
+            raise Unavailable("no drift service configured")
+        with DriftClient(
+            self.config.drift_address, timeout=self.config.call_timeout_seconds, trust=self._operator(token)
+        ) as drift:
+            return drift.acknowledge_incident(incident_id, by, note)
 
     # -- entities ----------------------------------------------------------
 
@@ -119,7 +156,9 @@ class Sources:
             if not address:
                 rows.append({"service": name, "address": "", "status": "NOT CONFIGURED"})
                 continue
-            status, error = _attempt(lambda a=address: check(a, timeout=self.config.call_timeout_seconds))
+            status, error = _attempt(
+                lambda a=address: check(a, timeout=self.config.call_timeout_seconds, trust=self.trust)
+            )
             row: dict[str, Any] = {"service": name, "address": address, "status": status or "UNREACHABLE"}
             if error:
                 row["error"] = error
@@ -180,8 +219,9 @@ class Sources:
         url = self.metrics_urls.get(name, "")
         if not url:
             return []
-        with urllib.request.urlopen(url, timeout=self.config.call_timeout_seconds) as answer:
-            text = answer.read().decode()
+        status, text = metrics_http.get(url, self.trust, timeout=self.config.call_timeout_seconds)
+        if status != 200:
+            raise Unavailable(f"{name} /metrics answered {status}: {text.strip()[:200]}")
         return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
     def comparison(self) -> dict[str, Any]:

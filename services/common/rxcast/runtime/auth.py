@@ -42,6 +42,8 @@ IDENTITIES: Mapping[str, tuple[str, ...]] = {
     "trainer": (READ, PUBLISH),
     "drift": (READ, OPERATE),
     "predictor": (READ, INGEST),
+    # Reads only: its pages' actions carry the operator's own token.
+    "dashboard": (READ,),
     "reader": (READ,),
     "ingester": (INGEST,),
     "operator": (OPERATE,),

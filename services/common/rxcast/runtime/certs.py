@@ -7,7 +7,7 @@ certificates from its own CA and its tokens from its secret store, in the same
 layout (rxcast.runtime.tls). Keys are ECDSA P-256; every certificate serves
 and identifies a client (a service is both), with the names it is reached by
 (its compose names, localhost, 127.0.0.1) as subject alternative names. An
-existing directory is kept as it is unless --force.
+existing directory is kept unless --force; identities it lacks are added.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from rxcast.runtime import auth, tls
 
 VALID_DAYS = 365
+CA_KEY_FILE = "ca.key"
 #: Host names each identity is reached by beyond its own name (compose service names).
 HOST_NAMES: Mapping[str, tuple[str, ...]] = {"predictor": ("predictor-online", "predictor-batch")}
 _LOOPBACK = ("localhost",)
@@ -102,8 +103,31 @@ def make(out: Path, identities: Mapping[str, Sequence[str]] = auth.IDENTITIES) -
     now = datetime.datetime.now(datetime.UTC)
     ca_key, ca_cert = _ca(now)
     _write(out / tls.CA_FILE, ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write(out / "ca.key", _pem_key(ca_key), private=True)
-    roles = {}
+    _write(out / CA_KEY_FILE, _pem_key(ca_key), private=True)
+    _issue(out, identities, ca_key, ca_cert, now, roles={})
+    return out
+
+
+def add_missing(out: Path, identities: Mapping[str, Sequence[str]] = auth.IDENTITIES) -> list[str]:
+    """Issue, with the CA already in `out`, the identities it lacks (a release
+    that adds one keeps everyone else's files); returns their names."""
+    roles = json.loads((out / tls.ROLES_FILE).read_text())["identities"]
+    missing = {name: granted for name, granted in identities.items() if name not in roles}
+    if missing:
+        ca_key = serialization.load_pem_private_key((out / CA_KEY_FILE).read_bytes(), password=None)
+        ca_cert = x509.load_pem_x509_certificate((out / tls.CA_FILE).read_bytes())
+        _issue(out, missing, ca_key, ca_cert, datetime.datetime.now(datetime.UTC), roles=roles)
+    return list(missing)
+
+
+def _issue(
+    out: Path,
+    identities: Mapping[str, Sequence[str]],
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    now: datetime.datetime,
+    roles: dict[str, dict],
+) -> None:
     for identity, granted in identities.items():
         key, cert = _leaf(identity, ca_key, ca_cert, now)
         token = secrets.token_urlsafe(32)
@@ -111,8 +135,8 @@ def make(out: Path, identities: Mapping[str, Sequence[str]] = auth.IDENTITIES) -
         _write(out / tls.key_name(identity), _pem_key(key), private=True)
         _write(out / tls.token_name(identity), token.encode() + b"\n", private=True)
         roles[identity] = {"token_sha256": auth.digest(token), "roles": list(granted)}
+    # The roles file last: a server never reads a token digest whose files are not written.
     _write(out / tls.ROLES_FILE, json.dumps({"identities": roles}, indent=2).encode() + b"\n")
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace an existing CA and every identity's files")
     args = parser.parse_args(argv)
     if (args.out / tls.CA_FILE).exists() and not args.force:
-        print(f"{args.out}: already holds a CA; --force makes new ones")
+        added = add_missing(args.out)
+        print(f"{args.out}: already holds a CA{'; added ' + ', '.join(added) if added else ''}; --force makes new ones")
         return 0
     make(args.out)
     print(f"{args.out}: CA, {len(auth.IDENTITIES)} identities ({', '.join(auth.IDENTITIES)}), {tls.ROLES_FILE}")

@@ -160,4 +160,4 @@ def as_domain_error(exc: grpc.RpcError, what: str) -> errors.RxcastError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = exc.details() if hasattr(exc, "details") else str(exc)
     kind = errors.FailedPrecondition if code in _REJECTED else _TRANSIENT.get(code, errors.Unavailable)
-    return kind(f"{what}: {code.name}: {detail}")
+    return kind(f"{what}: {code.name}: {detail}", dependency_code=code.name)

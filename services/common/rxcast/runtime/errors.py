@@ -9,13 +9,15 @@ from __future__ import annotations
 
 
 class RxcastError(Exception):
-    """Base of all domain errors. `code` is a grpc.StatusCode member name."""
+    """Base of all domain errors. `code` is a grpc.StatusCode member name;
+    `dependency_code` the status a dependency answered, when that caused it."""
 
     code = "INTERNAL"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, dependency_code: str = ""):
         super().__init__(message)
         self.message = message
+        self.dependency_code = dependency_code
 
 
 class InvalidArgument(RxcastError):

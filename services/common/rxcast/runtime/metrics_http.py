@@ -9,8 +9,10 @@ serves plain HTTP to anyone, like the gRPC port.
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -92,3 +94,28 @@ def serve(host: str, port: int, trust: Trust, authorizer: auth.Authorizer | None
     server = _MetricsServer((host, port), trust, authorizer)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server
+
+
+def get(url: str, trust: Trust, timeout: float = 10.0, token: str | None = None) -> tuple[int, str]:
+    """(HTTP status, body) of GET `url` as a Prometheus scrape would make it: over
+    HTTPS with `trust`'s client certificate and `token` (default: trust's; ""
+    sends none), or plain HTTP for an http:// URL."""
+    parts = urllib.parse.urlsplit(url)
+    token = trust.token if token is None else token
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=trust.ca_path or None)
+        if trust.cert_path:
+            context.load_cert_chain(trust.cert_path, trust.key_path)
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context)
+    elif parts.scheme == "http":
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    else:
+        raise ValueError(f"{url!r}: not an http:// or https:// URL")
+    try:
+        connection.request(
+            "GET", parts.path or "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rxcast.runtime.tls import ClientSettings
 from rxcast.suite.launcher import ServiceProcess, StartCancelled, start_all, stop_all
 
 Started = Mapping[str, ServiceProcess]
@@ -65,8 +66,10 @@ def _dashboard_args(started: Started, data_dir: Path) -> list[str]:
 
 
 def _metrics_url(process) -> str:
+    # /metrics speaks what the gRPC port speaks: HTTPS unless the suite is plaintext.
     host = process.address.rsplit(":", 1)[0]
-    return f"http://{host}:{process.metrics_port}/metrics"
+    scheme = "http" if ClientSettings().plaintext else "https"
+    return f"{scheme}://{host}:{process.metrics_port}/metrics"
 
 
 NODES: tuple[Node, ...] = (

@@ -188,6 +188,10 @@ ROLES = auth.RoleTable(
         "ListReports": auth.READ,
         "ListAlerts": auth.READ,
         "WatchAlerts": auth.READ,
+        "ListIncidents": auth.READ,
+        "GetIncident": auth.READ,
+        "AcknowledgeIncident": auth.OPERATE,
+        "WatchIncidents": auth.READ,
     },
 )
 

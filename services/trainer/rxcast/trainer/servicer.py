@@ -36,6 +36,9 @@ ROLES = auth.RoleTable(
         "SetAlias": auth.OPERATE,
         "Rollback": auth.OPERATE,
         "ListAliasHistory": auth.READ,
+        "SubmitTrigger": auth.OPERATE,
+        "SetTrainingPolicy": auth.OPERATE,
+        "ListTrainingPolicies": auth.READ,
     },
 )
 

@@ -144,11 +144,23 @@ function binLabel(edges, k) {
   return `${fmt(edges[k - 1])} – ${fmt(edges[k])}`;
 }
 
+// Operator actions carry the operator's own bearer token: the services, not the
+// dashboard, decide who may act. It is kept for this tab only.
+const tokenInput = $("operator-token");
+tokenInput.value = sessionStorage.getItem("rxcast-operator-token") || "";
+tokenInput.onchange = () => sessionStorage.setItem("rxcast-operator-token", tokenInput.value.trim());
+
+function actionHeaders() {
+  const token = tokenInput.value.trim();
+  return token ? { "Content-Type": "application/json", "Authorization": `Bearer ${token}` }
+               : { "Content-Type": "application/json" };
+}
+
 async function acknowledge(id) {
   const note = window.prompt(`Acknowledge ${id}: a note for the record`, "looking into it");
   if (note === null) return;
   const answer = await fetch(`/api/incidents/${encodeURIComponent(id)}/acknowledge`, { method: "POST",
-    headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by: "dashboard", note }) });
+    headers: actionHeaders(), body: JSON.stringify({ by: "dashboard", note }) });
   const body = await answer.json();
   if (body.error) window.alert(`Acknowledge refused: ${body.error}`);
 }
@@ -184,7 +196,7 @@ function drawModels(page) {
 
 async function rollback(alias) {
   if (!window.confirm(`Roll ${alias} back to the version it served before?`)) return;
-  const answer = await fetch("/api/rollback", { method: "POST", headers: { "Content-Type": "application/json" },
+  const answer = await fetch("/api/rollback", { method: "POST", headers: actionHeaders(),
     body: JSON.stringify({ alias, reason: "rolled back from the dashboard" }) });
   const body = await answer.json();
   window.alert(body.error ? `Rollback refused: ${body.error}` : `${alias}: v${body.from} → v${body.to}`);
