@@ -318,3 +318,22 @@ def test_health_reports_not_serving_while_draining():
         status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
         assert status == health_pb2.HealthCheckResponse.NOT_SERVING
         stopper.join(10)
+
+
+def test_calls_past_the_concurrency_limit_are_refused_not_queued():
+    servicer = ProbeTrainer()
+    running = _start(servicer, max_concurrent_rpcs=1)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            slow = stub.GetLatestVersion.future(trainer_pb2.GetLatestVersionRequest(alias="slow"), timeout=10)
+            assert servicer.entered.wait(5)
+            with pytest.raises(grpc.RpcError) as info:
+                _latest(stub, "other")
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            servicer.release.set()
+            assert slow.result().alias == "slow"
+            assert _latest(stub, "other").version == 7
+    finally:
+        servicer.release.set()
+        running.stop()
