@@ -49,7 +49,7 @@ from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, 
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
 from rxcast.model import timebase
-from rxcast.runtime import context
+from rxcast.runtime import context, validation
 from rxcast.runtime.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
 from rxcast.runtime.logs import get_logger
 
@@ -165,10 +165,14 @@ class InventoryFeatureStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         dir_lock = _lock_data_dir(data_dir)
         try:
+            set_aside = feast_repo.set_aside_unreadable(data_dir)
             feast_store = feast_repo.open_store(data_dir, config.online_store, config.redis_url)
             store = cls(config, feast_store)
             store._dir_lock = dir_lock
             store._recover()
+            if set_aside:
+                # A new registry or online store knows no materialization: copy every view's latest values again.
+                store.materialize(datetime(1970, 1, 1, tzinfo=UTC), None, [])
         except BaseException:
             dir_lock.close()
             raise
@@ -333,6 +337,8 @@ class InventoryFeatureStore:
             raise ResourceExhausted(
                 f"keys: {len(store_ids)} entities in one call, the limit is {self.config.max_online_entities}"
             )
+        validation.identifiers(store_ids, "keys.store_ids")
+        validation.identifiers(medication_ids, "keys.medication_ids")
         plan = self.plan(features, feature_service)
         columns = read_online(
             self.feast, plan, {"store_id": store_ids, "medication_id": medication_ids}, self._ttl_now_ms()
@@ -352,13 +358,18 @@ class InventoryFeatureStore:
         stores, medications = self.history.store_ids(codes), self.history.medication_ids(codes)
         order = np.lexsort((medications.astype(str), stores.astype(str)))
         codes, stores, medications = codes[order], stores[order], medications[order]
-        first = self.history.first_day(codes)
-        days = np.arange(start, end + 1, dtype=np.int64)
-        known = first[None, :] <= days[:, None]  # (days, entities), day-major
-        total = int(known.sum())
+        # Rows are counted per entity before any are built: a span of
+        # millennia costs this much, not a (days x entities) matrix.
+        since = np.maximum(self.history.first_day(codes), start)
+        counts = np.clip(end - since + 1, 0, None)
+        total = int(counts.sum())
         self._check_rows(total)
-        day_index, entity_index = np.nonzero(known)
-        return stores[entity_index], medications[entity_index], timebase.day_end_ms(days[day_index])
+        entity_index = np.repeat(np.arange(len(codes)), counts)
+        firsts = np.cumsum(counts) - counts
+        days = since[entity_index] + np.arange(total, dtype=np.int64) - firsts[entity_index]
+        day_major = np.lexsort((entity_index, days))
+        entity_index, days = entity_index[day_major], days[day_major]
+        return stores[entity_index], medications[entity_index], timebase.day_end_ms(days)
 
     def _check_rows(self, total: int) -> None:
         if total > self.config.max_historical_rows:
@@ -445,6 +456,11 @@ class InventoryFeatureStore:
         if not 1 <= horizon <= MAX_HORIZON_DAYS:
             raise InvalidArgument(f"horizon_days: must be within 0..{MAX_HORIZON_DAYS}, got {horizon_days}")
         self._check_rows(len(event_ms))
+        if len(event_ms) * horizon > self.config.max_actuals_days:
+            raise ResourceExhausted(
+                f"rows x horizon_days: {len(event_ms)} rows of {horizon} days is {len(event_ms) * horizon} "
+                f"entity-days, the limit is {self.config.max_actuals_days}; narrow it"
+            )
         codes = self.history.entity_codes(store_ids, medication_ids)
         days = timebase.as_of_day(event_ms)[:, None] + 1 + np.arange(horizon, dtype=np.int64)[None, :]
         grid = self.history.gather(codes[:, None], days)
@@ -488,8 +504,11 @@ class InventoryFeatureStore:
 
 
 def _entity_columns(store_ids, medication_ids, field: str) -> tuple[np.ndarray, np.ndarray]:
-    stores = np.asarray(list(store_ids), dtype=object)
-    medications = np.asarray(list(medication_ids), dtype=object)
+    store_ids, medication_ids = list(store_ids), list(medication_ids)
+    validation.lengths_at_most(store_ids, f"{field}.store_ids")
+    validation.lengths_at_most(medication_ids, f"{field}.medication_ids")
+    stores = np.asarray(store_ids, dtype=object)
+    medications = np.asarray(medication_ids, dtype=object)
     if len(stores) != len(medications):
         raise InvalidArgument(f"{field}: {len(stores)} store_ids but {len(medications)} medication_ids")
     return stores, medications
