@@ -11,11 +11,10 @@ value through `quote`, which keeps at most QUOTE_CHARS characters of it.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 
-from rxcast.runtime.errors import InvalidArgument, ResourceExhausted
+from rxcast.runtime.errors import InvalidArgument
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2_000
@@ -67,20 +66,6 @@ def identifiers(values: Iterable[str], field: str, max_length: int = MAX_ID_LENG
         if len(value) > max_length or not value or FORBIDDEN.search(value) or value.strip() != value:
             identifier(value, f"{field}[{i}]", max_length)
     return values
-
-
-def at_most(count: int, limit: int, field: str, unit: str = "items") -> int:
-    """`count` if within `limit`; ResourceExhausted naming `field` otherwise."""
-    if count > limit:
-        raise ResourceExhausted(f"{field}: {count} {unit} in one call, the limit is {limit}")
-    return count
-
-
-def finite(values: Sequence[float], field: str) -> None:
-    """InvalidArgument naming the first NaN or infinite value's index."""
-    for i, value in enumerate(values):
-        if not math.isfinite(value):
-            raise InvalidArgument(f"{field}[{i}]: must be finite, got {value!r}")
 
 
 def clip_text(text: str, limit: int = MAX_TEXT_LENGTH) -> str:

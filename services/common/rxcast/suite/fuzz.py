@@ -178,13 +178,15 @@ class Generator:
         return self.message(message_descriptor).SerializeToString()
 
 
-def _peak_reset(pid: int | None) -> None:
+def reset_peak(pid: int | None) -> None:
+    """Start measuring `pid`'s peak resident memory (VmHWM) afresh."""
     if pid is not None:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
             f.write("5")
 
 
-def _status_kib(pid: int, key: str) -> int:
+def memory_kib(pid: int, key: str = "VmRSS:") -> int:
+    """A memory figure of `pid` from /proc (VmRSS: now, VmHWM: peak since reset_peak), in KiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(key):
@@ -227,11 +229,11 @@ def fuzz_process(
                 for _ in range(calls_per_method):
                     count = rng.choice((1, 1, 2, 3)) if method.client_streaming else 1
                     payloads = [generator.payload(method.input_type) for _ in range(count)]
-                    _peak_reset(pid)
-                    before = _status_kib(pid, "VmRSS:") if pid else 0
+                    reset_peak(pid)
+                    before = memory_kib(pid, "VmRSS:") if pid else 0
                     code, details = _call(channel, path, method, payloads, timeout)
                     if pid:
-                        peak = _status_kib(pid, "VmHWM:") - before
+                        peak = memory_kib(pid, "VmHWM:") - before
                         if peak > report.worst_peak_kib:
                             report.worst_peak_kib, report.worst_method = peak, path
                     report.calls += 1
