@@ -104,7 +104,7 @@ class JobStore:
             return JobSnapshot.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             quarantine(path, f"unreadable job record: {exc}", missing_ok=True)
             return None
 
@@ -115,7 +115,7 @@ class JobStore:
         for path in paths:
             try:
                 jobs.append(JobSnapshot.from_dict(json.loads(path.read_text())))
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 quarantine(path, f"unreadable job record: {exc}", missing_ok=True)
         return jobs
 

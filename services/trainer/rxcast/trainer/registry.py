@@ -194,7 +194,7 @@ class ModelRegistry:
             raise NotFound(f"version {version} does not exist (latest is {self.latest_version()})")
         try:
             manifest = ModelManifest.from_json((directory / MANIFEST_FILE).read_text())
-        except (OSError, ValueError, KeyError, TypeError, RxcastError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RxcastError) as exc:
             # Left in place (its number stays taken); listings skip it.
             log.error("manifest_unreadable", version=version, error=str(exc)[:200])
             raise FailedPrecondition(f"version {version}: its manifest is unreadable") from None
@@ -350,7 +350,7 @@ class ModelRegistry:
             return AliasState(name, int(data["version"]), int(data["sequence"]), str(data["updated_time"]))
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             quarantine(path, f"unreadable alias pointer: {exc}", missing_ok=True)
             return None
 
@@ -361,7 +361,7 @@ class ModelRegistry:
             return AliasChange(**{f.name: data[f.name] for f in dataclasses.fields(AliasChange)})
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             quarantine(path, f"unreadable alias history record: {exc}", missing_ok=True)
             return None
 
