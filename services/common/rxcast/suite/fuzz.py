@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 #: Statuses no request may produce: they mean the service failed, not the caller.
 DEFECTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 _TOOLING = ("grpc.health.v1.", "grpc.reflection.")
+WATCH_SECONDS = 0.5
 
 _NASTY_TEXT = (
     "",
@@ -195,6 +196,8 @@ def memory_kib(pid: int, key: str = "VmRSS:") -> int:
 
 
 def _invoke(channel: grpc.Channel, path: str, method: descriptor.MethodDescriptor, payloads: list[bytes], timeout):
+    if method.server_streaming and method.name.startswith("Watch"):
+        timeout = min(timeout, WATCH_SECONDS)  # watches stay open: a moment is enough to see them answer
     if method.client_streaming and method.server_streaming:
         for _ in zip(range(3), channel.stream_stream(path)(iter(payloads), timeout=timeout), strict=False):
             pass
