@@ -44,4 +44,5 @@ def test_sigterm_after_an_undecodable_stream_message_exits_within_the_grace(drif
     started = time.monotonic()
     code = drift.stop(timeout=30)
     assert code == 0, drift.log_tail()
-    assert time.monotonic() - started < GRACE + 2
+    # Without the fix it never ends (SIGKILL at the timeout, code -9); the margin is for a loaded machine.
+    assert time.monotonic() - started < GRACE + 8

@@ -43,6 +43,8 @@ class ProbeTrainer(trainer_pb2_grpc.TrainerServiceServicer):
             raise Unavailable("registry briefly unreachable")
         if alias == "bad":
             raise InvalidArgument("alias: 'bad' is not a valid alias name")
+        if alias.startswith("echo:"):
+            raise InvalidArgument(f"alias: {alias!r} is not a valid alias name")
         if alias == "boom":
             raise RuntimeError("a bug")
         if alias == "denied":
@@ -337,3 +339,12 @@ def test_calls_past_the_concurrency_limit_are_refused_not_queued():
     finally:
         servicer.release.set()
         running.stop()
+
+
+def test_status_messages_are_bounded(probe):
+    _, _, stub = probe
+    with pytest.raises(grpc.RpcError) as info:
+        _latest(stub, "echo:" + "x" * 60_000)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(info.value.details()) <= 1_000
+    assert info.value.details().endswith("… (60040 characters)")

@@ -4,7 +4,8 @@ One interceptor (not a chain) does the per-call work, because each layer of
 interception costs a Python call and a handler rebuild on the hot path:
 - binds the request id (from the `x-request-id` header, or a new one) and the
   caller's deadline to the call's context, and returns the id in trailing metadata;
-- maps domain errors (rxcast.runtime.errors) to their status codes, and any
+- maps domain errors (rxcast.runtime.errors) to their status codes (messages
+  cut to MAX_DETAILS characters), and any
   other exception to INTERNAL with the request id, logging its traceback;
 - answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
 - answers INVALID_ARGUMENT for a request that is not a message of the RPC's
@@ -28,6 +29,15 @@ log = get_logger("rxcast.rpc")
 
 # Probes and tooling: counted in metrics but not access-logged at info level.
 _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+#: Longest status message sent: a message that quotes a caller's input unbounded
+#: (a 60,000-character id) would otherwise echo it whole.
+MAX_DETAILS = 1_000
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_DETAILS else f"{message[: MAX_DETAILS - 30]}… ({len(message)} characters)"
 
 
 class _Undecodable:
@@ -183,7 +193,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         """Turn an exception into the call's status; always raises."""
         if isinstance(exc, RxcastError):
             call.code = grpc.StatusCode[exc.code]
-            servicer_context.abort(call.code, exc.message)
+            servicer_context.abort(call.code, _bounded(exc.message))
         if isinstance(exc, NotImplementedError):
             call.code = grpc.StatusCode.UNIMPLEMENTED
             servicer_context.abort(call.code, f"{call.method.lstrip('/')} is not implemented by this server yet")

@@ -16,6 +16,7 @@ from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.model.profile import ReferenceProfile
 from rxcast.runtime import timestamps
 from rxcast.runtime.errors import InvalidArgument
+from rxcast.runtime.validation import quote
 
 _VERDICTS = {
     scoring.NO_DRIFT: drift_pb2.VERDICT_NO_DRIFT,
@@ -39,7 +40,7 @@ def feature_columns(features) -> dict[str, np.ndarray]:
         if not feature.name:
             raise InvalidArgument(f"features[{index}].name: is empty")
         if feature.name in columns:
-            raise InvalidArgument(f"features[{index}].name: {feature.name!r} appears twice")
+            raise InvalidArgument(f"features[{index}].name: {quote(feature.name)} appears twice")
         which = feature.WhichOneof("values")
         if which == "numeric":
             columns[feature.name] = np.asarray(feature.numeric.values, dtype=float)
