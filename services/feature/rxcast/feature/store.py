@@ -50,6 +50,7 @@ from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
 from rxcast.model import timebase
 from rxcast.runtime import context, validation
+from rxcast.runtime.disk import DiskGuard, is_disk_full
 from rxcast.runtime.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
 from rxcast.runtime.logs import get_logger
 
@@ -153,6 +154,7 @@ class InventoryFeatureStore:
             MEDICATION_VIEW: OfflineView(MEDICATION_VIEW, view_directory(self.data_dir, MEDICATION_VIEW), ("medication_id",), MEDICATION_FEATURES),
             STORE_VIEW: OfflineView(STORE_VIEW, view_directory(self.data_dir, STORE_VIEW), ("store_id",), STORE_FEATURES),
         }  # fmt: skip
+        self.disk = DiskGuard(self.data_dir, config.min_free_mb * 1024 * 1024)
         self._ingest_lock = threading.Lock()
         self._clock = _Clock()
         self._seq = self.log.last_seq()
@@ -241,17 +243,23 @@ class InventoryFeatureStore:
             good = batch.take(np.flatnonzero(valid))
             if len(good) == 0:
                 return IngestResult(0, 0, errors)
-            self._seq += 1
-            seq = self._seq
-            with INGEST_SECONDS.labels("log").time():
-                self.log.append(seq, good)
-            result = self._remember(good)
-            with INGEST_SECONDS.labels("publish").time():
-                self._publish(seq, good, self._clock.next())
-            with INGEST_SECONDS.labels("compact").time():
-                self.log.compact_if_needed()
-                for view in self.views.values():
-                    view.compact_if_needed(self.config.compact_after)
+            self.disk.require_space("the ingest")
+            try:
+                self._seq += 1
+                seq = self._seq
+                with INGEST_SECONDS.labels("log").time():
+                    self.log.append(seq, good)
+                result = self._remember(good)
+                with INGEST_SECONDS.labels("publish").time():
+                    self._publish(seq, good, self._clock.next())
+                with INGEST_SECONDS.labels("compact").time():
+                    self.log.compact_if_needed()
+                    for view in self.views.values():
+                        view.compact_if_needed(self.config.compact_after)
+            except Exception as exc:
+                if is_disk_full(exc):
+                    raise self.disk.write_failed(exc, "writing the batch") from None
+                raise
             replaced = int(result.replaced.sum())
             RECORDS_ACCEPTED.inc(len(good))
             RECORDS_REPLACED.inc(replaced)
