@@ -14,7 +14,7 @@ from rxcast.drift.reports import DriftReport
 from rxcast.drift.scoring import FeatureResult
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.model.profile import ReferenceProfile
-from rxcast.runtime import timestamps
+from rxcast.runtime import timestamps, validation
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.runtime.validation import quote
 
@@ -120,7 +120,9 @@ def alert_proto(alert: Alert) -> drift_pb2.Alert:
 
 
 def _keys(keys) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(keys.store_ids, dtype=object), np.asarray(keys.medication_ids, dtype=object)
+    stores = validation.identifiers(keys.store_ids, "keys.store_ids")
+    medications = validation.identifiers(keys.medication_ids, "keys.medication_ids")
+    return np.asarray(stores, dtype=object), np.asarray(medications, dtype=object)
 
 
 class DriftServicer(drift_pb2_grpc.DriftServiceServicer):
