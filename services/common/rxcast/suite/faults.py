@@ -144,7 +144,7 @@ def feature_probe(process: ServiceProcess) -> tuple[ServiceProcess, FaultReport]
             assert answer.accepted_count == 1, answer
             return i
 
-        process, report, acked = kill_under_load(process, ingest)
+        process, report, acked = kill_under_load(process, ingest, warm_seconds=3.0)
         rows = feature_pb2.EntityRows(
             keys=feature_pb2.EntityKeys(store_ids=[f"fault{i}" for i in acked], medication_ids=["m0"] * len(acked)),
             event_times_unix_ms=[_DAY_END_MS] * len(acked),
