@@ -4,6 +4,7 @@ logs and graceful shutdown."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -45,6 +46,8 @@ class ProbeTrainer(trainer_pb2_grpc.TrainerServiceServicer):
             raise InvalidArgument("alias: 'bad' is not a valid alias name")
         if alias.startswith("echo:"):
             raise InvalidArgument(f"alias: {alias!r} is not a valid alias name")
+        if alias == "disk-full":
+            raise OSError(errno.ENOSPC, "No space left on device")
         if alias == "boom":
             raise RuntimeError("a bug")
         if alias == "denied":
@@ -348,3 +351,11 @@ def test_status_messages_are_bounded(probe):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert len(info.value.details()) <= 1_000
     assert info.value.details().endswith("… (60040 characters)")
+
+
+def test_a_write_that_failed_for_space_is_resource_exhausted(probe):
+    _, _, stub = probe
+    with pytest.raises(grpc.RpcError) as info:
+        _latest(stub, "disk-full")
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "disk is full" in info.value.details()

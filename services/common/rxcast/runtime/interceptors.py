@@ -5,7 +5,8 @@ interception costs a Python call and a handler rebuild on the hot path:
 - binds the request id (from the `x-request-id` header, or a new one) and the
   caller's deadline to the call's context, and returns the id in trailing metadata;
 - maps domain errors (rxcast.runtime.errors) to their status codes (messages
-  cut to MAX_DETAILS characters), and any
+  cut to MAX_DETAILS characters), a write that failed for want of disk space
+  to RESOURCE_EXHAUSTED, and any
   other exception to INTERNAL with the request id, logging its traceback;
 - answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
 - answers INVALID_ARGUMENT for a request that is not a message of the RPC's
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from rxcast.runtime import context, metrics
+from rxcast.runtime.disk import is_disk_full
 from rxcast.runtime.errors import InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 
@@ -194,6 +196,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if isinstance(exc, RxcastError):
             call.code = grpc.StatusCode[exc.code]
             servicer_context.abort(call.code, _bounded(exc.message))
+        if is_disk_full(exc):
+            # Any service's write that failed for space: the caller may retry later, nothing is broken.
+            call.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            log.error("disk_full", method=call.method, error=str(exc)[:200])
+            servicer_context.abort(call.code, "the service's disk is full; retry once there is space")
         if isinstance(exc, NotImplementedError):
             call.code = grpc.StatusCode.UNIMPLEMENTED
             servicer_context.abort(call.code, f"{call.method.lstrip('/')} is not implemented by this server yet")
