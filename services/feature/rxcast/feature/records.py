@@ -68,7 +68,7 @@ class RecordBatch:
             if values is None:
                 return np.full(n, "", dtype=object)
             capped = np.empty(n, dtype=object)
-            capped[:] = [v if len(v) <= _TEXT_CAP else v[:_TEXT_CAP] for v in values]
+            capped[:] = [v[:_TEXT_CAP] if isinstance(v, str) and len(v) > _TEXT_CAP else v for v in values]
             return capped
 
         def number(name):
