@@ -30,7 +30,7 @@ def loaded(tmp_path_factory, world):
     frame = normalize(records)
     outcome = client.ingest_frame(frame, batch_records=50_000)
     assert (outcome.accepted, outcome.replaced, outcome.errors) == (len(frame), 0, [])
-    yield client.stub, frame
+    yield client.stub, frame, client
     client.close()
     process.stop()
 
@@ -40,7 +40,7 @@ def _day_end_ms(days: pd.Series) -> np.ndarray:
 
 
 def test_actuals_equal_the_simulators_observed_target(loaded, world):
-    stub, frame = loaded
+    stub, frame, _ = loaded
     rows = frame.sample(3000, random_state=1)[["store_id", "medication_id", "business_day"]]
     request = pb.GetActualsRequest(
         rows=pb.EntityRows(
@@ -62,7 +62,7 @@ def test_actuals_equal_the_simulators_observed_target(loaded, world):
 
 
 def test_daily_grid_features_equal_a_rolling_computation_over_the_records(loaded):
-    stub, frame = loaded
+    stub, frame, _ = loaded
     request = pb.GetHistoricalFeaturesRequest(
         daily_grid=pb.DailyGrid(start_day="2025-02-10", end_day="2025-02-14"),
         features=["dispensed_sum_7d", "dispensed_sum_28d", "stockout_days_7d", "medication_category"],
@@ -105,3 +105,17 @@ def test_seeding_a_scenario_loads_its_history_only(world):
     history_end = world.days[default_scenario().history_days - 1]
     assert records["business_day"].max() == history_end
     assert len(records) == (world.records["business_day"] <= history_end).sum()
+
+
+def test_the_client_splits_actuals_into_calls_the_service_accepts(loaded, world):
+    _, frame, client = loaded
+    rows = frame.sample(20_000, random_state=2, replace=True)[["store_id", "medication_id", "business_day"]]
+    stores, medications = rows["store_id"].to_numpy(), rows["medication_id"].to_numpy()
+    instants = _day_end_ms(rows["business_day"])
+    # The service's horizon (0) is unknown until its first answer: 20,000 rows go in
+    # calls of at most 2,000,000 / 366 rows, then of the known horizon's share.
+    default = client.actuals(stores, medications, instants)
+    assert default.horizon_days == 7
+    one_call = client.actuals(stores, medications, instants, 7)
+    np.testing.assert_array_equal(default.values, one_call.values)
+    assert (~np.isnan(default.values)).sum() > 1000

@@ -134,6 +134,9 @@ def test_manifest_without_entities_seen_treats_every_entity_as_known(trained):
         ([], [], "at least one entity"),
         (["S0", " "], ["M0", "M1"], r"keys.store_ids\[1\]: must not be empty"),
         (["S0"], [""], r"keys.medication_ids\[0\]"),
+        (["S0", "x" * 60_000], ["M0", "M1"], r"keys.store_ids\[1\]: at most 128 characters, got 60000$"),
+        (["S0\n"], ["M0"], r"keys.store_ids\[0\]: must not contain control"),
+        (["S0"], ["\u202eM0"], r"keys.medication_ids\[0\]: must not contain control, invisible or bidi"),
     ],
 )
 def test_malformed_keys_are_named(stores, medications, message):

@@ -5,6 +5,7 @@ checks roles, as every service does; the probe presents the trainer's certificat
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -46,6 +47,10 @@ class ProbeTrainer(trainer_pb2_grpc.TrainerServiceServicer):
             raise Unavailable("registry briefly unreachable")
         if alias == "bad":
             raise InvalidArgument("alias: 'bad' is not a valid alias name")
+        if alias.startswith("echo:"):
+            raise InvalidArgument(f"alias: {alias!r} is not a valid alias name")
+        if alias == "disk-full":
+            raise OSError(errno.ENOSPC, "No space left on device")
         if alias == "boom":
             raise RuntimeError("a bug")
         if alias == "denied":
@@ -338,3 +343,39 @@ def test_health_reports_not_serving_while_draining():
         status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
         assert status == health_pb2.HealthCheckResponse.NOT_SERVING
         stopper.join(10)
+
+
+def test_calls_past_the_concurrency_limit_are_refused_not_queued():
+    servicer = ProbeTrainer()
+    running = _start(servicer, max_concurrent_rpcs=1)
+    try:
+        with _channel(running.port) as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            slow = stub.GetLatestVersion.future(trainer_pb2.GetLatestVersionRequest(alias="slow"), timeout=10)
+            assert servicer.entered.wait(5)
+            with pytest.raises(grpc.RpcError) as info:
+                _latest(stub, "other")
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            servicer.release.set()
+            assert slow.result().alias == "slow"
+            assert _latest(stub, "other").version == 7
+    finally:
+        servicer.release.set()
+        running.stop()
+
+
+def test_status_messages_are_bounded(probe):
+    _, _, stub = probe
+    with pytest.raises(grpc.RpcError) as info:
+        _latest(stub, "echo:" + "x" * 60_000)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(info.value.details()) <= 1_000
+    assert info.value.details().endswith("… (60040 characters)")
+
+
+def test_a_write_that_failed_for_space_is_resource_exhausted(probe):
+    _, _, stub = probe
+    with pytest.raises(grpc.RpcError) as info:
+        _latest(stub, "disk-full")
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "disk is full" in info.value.details()

@@ -19,6 +19,10 @@ from rxcast.runtime.errors import FailedPrecondition
 from rxcast.runtime.tls import Trust
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+#: Entity-days (rows x horizon) per GetActuals call: the feature service's default --max-actuals-days.
+ACTUALS_DAYS_PER_CALL = 2_000_000
+#: The longest horizon the feature service accepts: sizes calls until the service's horizon is known.
+MAX_HORIZON_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -139,12 +143,16 @@ class FeatureClient(ServiceClient):
         batch_rows: int = 200_000,
     ) -> Actuals:
         """Demand over the `horizon_days` business days after each row (0: the
-        service's horizon), in calls of at most `batch_rows` rows."""
+        service's horizon), in calls of at most `batch_rows` rows and
+        ACTUALS_DAYS_PER_CALL entity-days (rows x horizon; the service's default
+        limit), the service's horizon learned from its first answer."""
         event_ms = np.asarray(event_ms, dtype=np.int64)
         values = np.full(event_ms.size, np.nan)
         horizon = horizon_days
-        for start in range(0, event_ms.size, batch_rows):
-            stop = min(start + batch_rows, event_ms.size)
+        start = 0
+        while start < event_ms.size:
+            rows = min(batch_rows, max(1, ACTUALS_DAYS_PER_CALL // (horizon or MAX_HORIZON_DAYS)))
+            stop = min(start + rows, event_ms.size)
             request = pb.GetActualsRequest(
                 rows=_entity_rows(store_ids[start:stop], medication_ids[start:stop], event_ms[start:stop]),
                 horizon_days=horizon_days,
@@ -160,6 +168,7 @@ class FeatureClient(ServiceClient):
             present = np.asarray(answer.statuses, dtype=np.int32) == PRESENT
             values[start:stop] = np.where(present, np.asarray(answer.values, dtype=np.float64), np.nan)
             horizon = answer.horizon_days or horizon
+            start = stop
         return Actuals(values, horizon)
 
     def ingest(self, records: Sequence[pb.InventoryRecord], *, timeout: float | None = None) -> IngestOutcome:

@@ -118,19 +118,24 @@ def connect(
     """A channel to `target` with default deadlines, request-id propagation,
     retries for the idempotent methods of `services`, and `trust`'s TLS and
     token (default: the process's, rxcast.runtime.tls.client_trust)."""
-    trust = tls.client_trust() if trust is None else trust
     max_bytes = max_message_mb * 1024 * 1024
-    channel = tls.channel(
-        target,
-        trust,
-        options=[
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", retry_service_config(services, max_attempts)),
-            ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.max_send_message_length", max_bytes),
-            ("grpc.keepalive_time_ms", 30_000),
-        ],
-    )
+    options = [
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", retry_service_config(services, max_attempts)),
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+    ]
+    return with_options(target, options, default_timeout, trust)
+
+
+def with_options(
+    target: str, options: Iterable[tuple[str, object]], default_timeout: float = 5.0, trust: tls.Trust | None = None
+) -> grpc.Channel:
+    """A channel with the caller's own channel options (probes, fuzzers): deadlines,
+    request ids and `trust`'s TLS and token as `connect` gives them, no retries."""
+    trust = tls.client_trust() if trust is None else trust
+    channel = tls.channel(target, trust, options=list(options))
     return grpc.intercept_channel(channel, _CallDefaults(default_timeout, tls.metadata(trust)))
 
 

@@ -79,6 +79,9 @@ class ServerSettings(BaseSettings):
     port: GrpcPort = 0
     metrics_port: MetricsPort = 0
     max_workers: int = Field(16, ge=1, le=1024, description="gRPC worker threads (concurrent calls)")
+    max_concurrent_rpcs: int = Field(
+        256, ge=1, description="calls running or queued for a worker at once; more are refused RESOURCE_EXHAUSTED"
+    )
     # gRPC's message limit is an int32 of bytes: 2047 MiB is the most it takes.
     max_message_mb: int = Field(64, ge=1, le=2047, description="largest gRPC message accepted or sent, in MiB")
     grace_seconds: float = Field(10.0, ge=0, description="on SIGTERM, how long in-flight calls may take to finish")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rxcast.runtime.logs import get_logger
+from rxcast.runtime.metrics import STATE_FILES_QUARANTINED
 
 log = get_logger("rxcast.runtime.durable")
 
@@ -116,19 +117,29 @@ def read_json(path: Path | str, default: Any = None) -> Any:
         return default
 
 
-def quarantine(path: Path | str, reason: str) -> Path:
+def quarantine(path: Path | str, reason: str, missing_ok: bool = False) -> Path | None:
     """Rename a state file that cannot be read aside, to
-    `<name>.corrupt-<UTC timestamp>`, and log why: the service starts from
-    what is whole and the file stays for an operator to look at."""
+    `<name>.corrupt-<UTC timestamp>`, log why and count it
+    (rxcast_state_files_quarantined_total): the service starts from what is
+    whole and the file stays for an operator to look at. With `missing_ok`,
+    a file already gone (a concurrent reader quarantined it) returns None."""
     path = Path(path)
+    if missing_ok and not path.exists():
+        return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     suffix = 1
     while aside.exists():
         aside = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}")
         suffix += 1
-    os.replace(path, aside)
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
     fsync_directory(path.parent)
+    STATE_FILES_QUARANTINED.inc()
     log.error("state file quarantined", path=str(path), moved_to=aside.name, reason=reason)
     return aside
 

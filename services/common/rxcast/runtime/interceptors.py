@@ -6,9 +6,14 @@ interception costs a Python call and a handler rebuild on the hot path:
   the servicer runs: UNAUTHENTICATED or PERMISSION_DENIED;
 - binds the request id (from the `x-request-id` header, or a new one) and the
   caller's deadline to the call's context, and returns the id in trailing metadata;
-- maps domain errors (rxcast.runtime.errors) to their status codes, and any
+- maps domain errors (rxcast.runtime.errors) to their status codes (messages
+  cut to MAX_DETAILS characters), a write that failed for want of disk space
+  to RESOURCE_EXHAUSTED, and any
   other exception to INTERNAL with the request id, logging its traceback;
 - answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
+- answers INVALID_ARGUMENT for a request that is not a message of the RPC's
+  type (grpcio's own answer is INTERNAL, and on a client-streaming RPC it
+  left the call half-closed so that server.stop() never finished);
 - records Prometheus metrics and writes one access-log line per call (with the
   caller's identity, never its token).
 """
@@ -21,13 +26,61 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from rxcast.runtime import auth, context, metrics
-from rxcast.runtime.errors import RxcastError
+from rxcast.runtime.disk import is_disk_full
+from rxcast.runtime.errors import InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.rpc")
 
 # Probes and tooling: counted in metrics but not access-logged at info level.
 _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+#: Longest status message sent: a message that quotes a caller's input unbounded
+#: (a 60,000-character id) would otherwise echo it whole.
+MAX_DETAILS = 1_000
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_DETAILS else f"{message[: MAX_DETAILS - 30]}… ({len(message)} characters)"
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes are not a message of the RPC's type."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InvalidArgument):
+        self.error = error
+
+
+def _tolerant(deserializer: Callable | None) -> Callable | None:
+    """`deserializer`, answering _Undecodable instead of raising."""
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    type_name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request")
+
+    def decode(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - any decoding failure is the caller's malformed request
+            return _Undecodable(InvalidArgument(f"request: {len(data)} bytes that are not a {type_name} message"))
+
+    return decode
+
+
+def _decoded(request):
+    if type(request) is _Undecodable:
+        raise request.error
+    return request
+
+
+def _decoded_stream(requests: Iterator) -> Iterator:
+    for request in requests:
+        if type(request) is _Undecodable:
+            raise request.error
+        yield request
 
 
 class _MethodMetrics:
@@ -88,21 +141,24 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         codec = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(self._unary(method, handler.unary_unary), **codec)
+            return grpc.unary_unary_rpc_method_handler(self._unary(method, handler.unary_unary, _decoded), **codec)
         if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(self._unary(method, handler.stream_unary), **codec)
+            behavior = self._unary(method, handler.stream_unary, _decoded_stream)
+            return grpc.stream_unary_rpc_method_handler(behavior, **codec)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(self._streaming(method, handler.unary_stream), **codec)
-        return grpc.stream_stream_rpc_method_handler(self._streaming(method, handler.stream_stream), **codec)
+            behavior = self._streaming(method, handler.unary_stream, _decoded)
+            return grpc.unary_stream_rpc_method_handler(behavior, **codec)
+        behavior = self._streaming(method, handler.stream_stream, _decoded_stream)
+        return grpc.stream_stream_rpc_method_handler(behavior, **codec)
 
     def _check(self, method: str) -> Callable | None:
         return None if self._authorizer is None else self._authorizer.checker(method)
 
-    def _unary(self, method: str, behavior: Callable) -> Callable:
+    def _unary(self, method: str, behavior: Callable, decoded: Callable) -> Callable:
         method_metrics = _MethodMetrics(self._service, method)
         check = self._check(method)
 
@@ -111,7 +167,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             try:
                 if check is not None:
                     call.caller = check(servicer_context.invocation_metadata())
-                return behavior(request, servicer_context)
+                return behavior(decoded(request), servicer_context)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
             finally:
@@ -119,7 +175,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
         return handle
 
-    def _streaming(self, method: str, behavior: Callable) -> Callable:
+    def _streaming(self, method: str, behavior: Callable, decoded: Callable) -> Callable:
         method_metrics = _MethodMetrics(self._service, method)
         check = self._check(method)
 
@@ -128,7 +184,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
             try:
                 if check is not None:
                     call.caller = check(servicer_context.invocation_metadata())
-                yield from behavior(request, servicer_context)
+                yield from behavior(decoded(request), servicer_context)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status, here and only here
                 self._fail(call, exc, servicer_context)
             finally:
@@ -153,7 +209,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
         """Turn an exception into the call's status; always raises."""
         if isinstance(exc, RxcastError):
             call.code = grpc.StatusCode[exc.code]
-            servicer_context.abort(call.code, exc.message)
+            servicer_context.abort(call.code, _bounded(exc.message))
+        if is_disk_full(exc):
+            # Any service's write that failed for space: the caller may retry later, nothing is broken.
+            call.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            log.error("disk_full", method=call.method, error=str(exc)[:200])
+            servicer_context.abort(call.code, "the service's disk is full; retry once there is space")
         if isinstance(exc, NotImplementedError):
             call.code = grpc.StatusCode.UNIMPLEMENTED
             servicer_context.abort(call.code, f"{call.method.lstrip('/')} is not implemented by this server yet")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+STATE_FILES_QUARANTINED = Counter(
+    "rxcast_state_files_quarantined_total", "State files found unreadable and renamed aside (durable.quarantine)."
+)
 RPC_STARTED = Counter("rxcast_rpc_started_total", "RPCs started, by method.", ["service", "method"])
 RPC_HANDLED = Counter(
     "rxcast_rpc_handled_total", "RPCs finished, by method and status code.", ["service", "method", "code"]

@@ -5,6 +5,9 @@ the app's services plus health checking (grpc.health.v1) and server
 reflection, serves Prometheus metrics, reports SERVING, and on SIGTERM or
 SIGINT shuts down gracefully: health turns NOT_SERVING (so load balancers
 drain), new calls are refused, and in-flight calls get `grace_seconds` to end.
+Shutdown always finishes: if gRPC has not stopped a moment after the grace,
+the app still stops (and checkpoints) and the process exits without waiting
+for the stuck call's thread.
 
 gRPC and /metrics are served over TLS with client certificates, and every
 call is checked against the role its RPC needs (the app's `roles`), unless the
@@ -34,6 +37,9 @@ from rxcast.runtime.interceptors import ServerInterceptor
 from rxcast.runtime.logs import configure_logging, get_logger
 
 log = get_logger("rxcast.server")
+
+#: How long past the grace server.stop() may take before the process stops waiting for it.
+STOP_MARGIN_SECONDS = 2.0
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -94,6 +100,9 @@ def build_server(config: ServerSettings, service: str, authorizer: auth.Authoriz
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{service}-rpc"),
         interceptors=[ServerInterceptor(service, access_log=config.access_log, authorizer=authorizer)],
+        # Past this many calls grpcio answers RESOURCE_EXHAUSTED rather than
+        # queueing them for a worker without bound.
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
             # Refuse to share a port with another process: a second server on
             # the same port is a misconfiguration, not a replica.
@@ -122,17 +131,21 @@ class Running:
         self._metrics_server = metrics_server
         self.metrics_port = metrics_server.server_port if metrics_server else -1
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop serving, then the app; False if gRPC did not finish stopping in time."""
         log.info("stopping", grace_seconds=self.config.grace_seconds)
         self.health.shutdown()
         if self.config.drain_seconds > 0:
             threading.Event().wait(self.config.drain_seconds)
-        self.server.stop(self.config.grace_seconds).wait()
+        stopped = self.server.stop(self.config.grace_seconds).wait(self.config.grace_seconds + STOP_MARGIN_SECONDS)
+        if not stopped:
+            log.error("stop_timed_out", grace_seconds=self.config.grace_seconds)
         self.app.stop()
         if self._metrics_server:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
         log.info("stopped")
+        return stopped
 
 
 def start(app: App, config: ServerSettings) -> Running:
@@ -212,4 +225,8 @@ def run(app: App, config: ServerSettings) -> None:
     signal.signal(signal.SIGINT, request_stop)
     running = start(app, config)
     stop_requested.wait()
-    running.stop()
+    if not running.stop():
+        # A call's thread is stuck in gRPC; the interpreter would wait for it forever.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

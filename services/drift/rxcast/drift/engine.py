@@ -54,6 +54,7 @@ from rxcast.model.profile import PREDICTION, ReferenceProfile, stratum_keys
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError, Unavailable
 from rxcast.runtime.logs import get_logger
+from rxcast.runtime.validation import quote
 
 log = get_logger("rxcast.drift.engine")
 
@@ -599,7 +600,7 @@ class DriftEngine:
             for report in self.reports.list(model_version, self.settings.max_reports):
                 if report.window_id == window_id:
                     return report
-            raise NotFound(f"window_id {window_id!r}: no report kept for it (model_version {model_version})")
+            raise NotFound(f"window_id {quote(window_id)}: no report kept for it (model_version {model_version})")
         with self._lock:
             buffer = self._windows.get(model_version)
             if buffer is None or buffer.rows == 0:

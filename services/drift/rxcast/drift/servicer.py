@@ -16,8 +16,9 @@ from rxcast.drift.reports import DriftReport
 from rxcast.drift.scoring import FeatureResult
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.model.profile import ReferenceProfile
-from rxcast.runtime import auth, timestamps
+from rxcast.runtime import auth, timestamps, validation
 from rxcast.runtime.errors import InvalidArgument
+from rxcast.runtime.validation import quote
 
 _VERDICTS = {
     scoring.NO_DRIFT: drift_pb2.VERDICT_NO_DRIFT,
@@ -57,7 +58,7 @@ def feature_columns(features) -> dict[str, np.ndarray]:
         if not feature.name:
             raise InvalidArgument(f"features[{index}].name: is empty")
         if feature.name in columns:
-            raise InvalidArgument(f"features[{index}].name: {feature.name!r} appears twice")
+            raise InvalidArgument(f"features[{index}].name: {quote(feature.name)} appears twice")
         which = feature.WhichOneof("values")
         if which == "numeric":
             columns[feature.name] = np.asarray(feature.numeric.values, dtype=float)
@@ -171,7 +172,9 @@ def incident_proto(incident: Incident) -> drift_pb2.Incident:
 
 
 def _keys(keys) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(keys.store_ids, dtype=object), np.asarray(keys.medication_ids, dtype=object)
+    stores = validation.identifiers(keys.store_ids, "keys.store_ids")
+    medications = validation.identifiers(keys.medication_ids, "keys.medication_ids")
+    return np.asarray(stores, dtype=object), np.asarray(medications, dtype=object)
 
 
 #: The role each RPC needs (rxcast.runtime.auth). A reference is the trainer's to

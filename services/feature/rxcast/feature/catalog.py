@@ -20,6 +20,7 @@ from feast.errors import FeatureServiceNotFoundException
 
 from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from rxcast.runtime.validation import quote
 
 #: Feast value types → the contract's value types.
 VALUE_TYPES = {
@@ -128,7 +129,7 @@ class Catalog:
     def view(self, name: str) -> FeatureView:
         view = self._views.get(name)
         if view is None:
-            raise NotFound(f"feature view {name!r} is not defined (known: {sorted(self._views)})")
+            raise NotFound(f"feature view {quote(name)} is not defined (known: {sorted(self._views)})")
         return view
 
     def view_names(self) -> list[str]:
@@ -154,26 +155,30 @@ class Catalog:
                 if not view_name:
                     view_name = self._feature_to_view.get(name, "")
                     if not view_name:
-                        raise InvalidArgument(f"features[{i}]: no feature named {name!r}")
+                        raise InvalidArgument(f"features[{i}]: no feature named {quote(name)}")
                 elif view_name not in self._views or feature not in {f.name for f in self._views[view_name].features}:
-                    raise InvalidArgument(f"features[{i}]: no feature {feature!r} in a feature view {view_name!r}")
+                    raise InvalidArgument(
+                        f"features[{i}]: no feature {quote(feature)} in a feature view {quote(view_name)}"
+                    )
                 wanted.append((view_name, feature))
         else:
             name = feature_service or DEFAULT_FEATURE_SERVICE
             try:
                 service = self._store.get_feature_service(name, allow_cache=True)
             except FeatureServiceNotFoundException:
-                raise NotFound(f"feature_service: no feature service named {name!r}") from None
+                raise NotFound(f"feature_service: no feature service named {quote(name)}") from None
             for projection in service.feature_view_projections:
                 if projection.name not in self._views:
-                    raise FailedPrecondition(f"feature service {name!r} reads {projection.name!r}, which is not served")
+                    raise FailedPrecondition(
+                        f"feature service {quote(name)} reads {projection.name!r}, which is not served"
+                    )
                 wanted.extend((projection.name, f.name) for f in projection.features)
         seen = set()
         parts: dict[str, list[str]] = {}
         columns = []
         for view_name, feature in wanted:
             if feature in seen:
-                raise InvalidArgument(f"feature {feature!r} is requested twice")
+                raise InvalidArgument(f"feature {quote(feature)} is requested twice")
             seen.add(feature)
             parts.setdefault(view_name, []).append(feature)
         order = list(parts)

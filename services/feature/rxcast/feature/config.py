@@ -40,6 +40,12 @@ class FeatureConfig(ServerSettings):
     earliest_business_day: str = Field("2000-01-01", description="the earliest business_day accepted, YYYY-MM-DD")
     max_online_entities: int = Field(10_000, ge=1, description="most entities one GetOnlineFeatures call may ask for")
     max_historical_rows: int = Field(5_000_000, ge=1, description="most rows one GetHistoricalFeatures call may return")
+    min_free_mb: int = Field(
+        64, ge=0, description="below this much free space under data_dir: NOT_SERVING, ingests RESOURCE_EXHAUSTED"
+    )
+    max_actuals_days: int = Field(
+        2_000_000, ge=1, description="most entity-days (rows x horizon_days) one GetActuals call may sum"
+    )
     chunk_rows: int = Field(10_000, ge=1, description="rows per historical chunk when the request leaves it 0")
     max_chunk_rows: int = Field(200_000, ge=1, description="largest chunk_rows a request may ask for")
     ttl_clock: TtlClock = Field(

@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sqlite3
 from pathlib import Path
 from urllib.parse import urlparse
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
 from feast import FeatureStore, RepoConfig
+from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.repo_config import RegistryConfig
+from google.protobuf.message import DecodeError
 
 from rxcast.feature.config import OnlineStore, redis_url_problem
 from rxcast.feature.definitions import PROJECT, build_repo
+from rxcast.runtime.durable import quarantine
 
 
 def redis_connection_string(url: str) -> str:
@@ -55,6 +59,33 @@ def repo_config(data_dir: Path, online_store: OnlineStore = "sqlite", redis_url:
         offline_store={"type": "file"},
         entity_key_serialization_version=3,
     )
+
+
+def set_aside_unreadable(data_dir: Path) -> list[str]:
+    """Quarantine Feast's files that cannot be read (the registry, the SQLite
+    online store); returns their names. Both are rebuilt: the registry by the
+    apply on open, the online values by materializing the offline ones."""
+    data_dir = Path(data_dir)
+    set_aside = []
+    registry = data_dir / "registry.db"
+    if registry.exists():
+        try:
+            RegistryProto.FromString(registry.read_bytes())
+        except DecodeError as exc:
+            quarantine(registry, f"unreadable Feast registry: {exc}")
+            set_aside.append(registry.name)
+    online = data_dir / "online.db"
+    if online.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(online)) as connection:
+                (verdict,) = connection.execute("PRAGMA quick_check").fetchone()
+            problem = "" if verdict == "ok" else verdict
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem:
+            quarantine(online, f"unreadable online store: {problem[:200]}")
+            set_aside.append(online.name)
+    return set_aside
 
 
 def open_store(

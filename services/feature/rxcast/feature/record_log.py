@@ -3,7 +3,8 @@
 Each accepted batch becomes one parquet file, `batch-<seq>.parquet`, written
 before the batch is acknowledged; the record history is rebuilt from these
 files at start-up, later batches replacing earlier copies of a key. The log
-is compacted into one file once it holds many, so start-up stays quick.
+is compacted into one file once it holds many, so start-up stays quick. A
+file that cannot be read is quarantined at start-up and the rest loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 
 from rxcast.feature import durable
 from rxcast.feature.records import FLAGS, NUMBERS, RecordBatch
+from rxcast.runtime.durable import quarantine
 
 SCHEMA = pa.schema(
     [
@@ -93,7 +95,13 @@ class RecordLog:
         when given (a compacted file counts as its highest seq)."""
         for seq, path in self._live():
             if seq > after:
-                yield seq, _batch(pq.read_table(path, schema=SCHEMA))
+                try:
+                    table = pq.read_table(path, schema=SCHEMA)
+                except (pa.ArrowException, OSError) as exc:
+                    # Start from what is whole; the file stays aside for an operator.
+                    quarantine(path, f"unreadable record log file: {str(exc)[:200]}")
+                    continue
+                yield seq, _batch(table)
 
     def compact_if_needed(self) -> bool:
         """Merge the live files into one when there are many; old files go

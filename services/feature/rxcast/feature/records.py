@@ -14,11 +14,15 @@ import numpy as np
 
 from rxcast.model import timebase
 from rxcast.runtime.errors import InvalidArgument
+from rxcast.runtime.validation import FORBIDDEN, MAX_ID_LENGTH, quote
 
 #: Optional numeric fields of a record, each >= 0 (unit_price > 0).
 NUMBERS = ("units_dispensed", "units_received", "units_on_hand", "prescriptions_written", "unit_price")
 FLAGS = ("on_promotion", "stock_out")
-MAX_ID_LENGTH = 128
+#: Text is cut to this before it becomes a NumPy column (whose width is that
+#: of the longest value), so one huge string cannot size a whole batch; a cut
+#: value is still one character too long, and rejected as such.
+_TEXT_CAP = MAX_ID_LENGTH + 1
 #: Numbers above this are taken for entry errors, not inventory.
 MAX_QUANTITY = 1e9
 
@@ -61,7 +65,11 @@ class RecordBatch:
 
         def text(name):
             values = columns.get(name)
-            return np.full(n, "", dtype=object) if values is None else np.asarray(values, dtype=object)
+            if values is None:
+                return np.full(n, "", dtype=object)
+            capped = np.empty(n, dtype=object)
+            capped[:] = [v[:_TEXT_CAP] if isinstance(v, str) and len(v) > _TEXT_CAP else v for v in values]
+            return capped
 
         def number(name):
             values = columns.get(name)
@@ -99,13 +107,16 @@ class Limits:
     earliest_day: int = timebase.parse_days(["2000-01-01"])[0][0]
 
 
-def _text_problems(values: np.ndarray, field: str) -> Iterable[tuple[np.ndarray, str, str]]:
+def _text_problems(values: np.ndarray, field: str, required: bool = True) -> Iterable[tuple[np.ndarray, str, str]]:
     text = values.astype(str)
     stripped = np.char.strip(text)
-    yield stripped == "", field, "required, got an empty string"
+    if required:
+        yield stripped == "", field, "required, got an empty string"
     lengths = np.char.str_len(text)
     yield lengths > MAX_ID_LENGTH, field, f"at most {MAX_ID_LENGTH} characters"
     yield (stripped != text) & (stripped != ""), field, "must not start or end with whitespace"
+    forbidden = np.fromiter((FORBIDDEN.search(v) is not None for v in text.tolist()), dtype=bool, count=len(text))
+    yield forbidden, field, "must not contain control, invisible or bidi-format characters"
 
 
 def validate(
@@ -128,6 +139,8 @@ def validate(
     problems: list[tuple[np.ndarray, str, str]] = []
     problems += _text_problems(batch.store_id, "store_id")
     problems += _text_problems(batch.medication_id, "medication_id")
+    problems += _text_problems(batch.store_region, "store_region", required=False)
+    problems += _text_problems(batch.medication_category, "medication_category", required=False)
     day_text = batch.business_day  # only meaningful where parsed
     problems.append((~day_parsed, "business_day", "must be a date as YYYY-MM-DD"))
     latest = limits.today + limits.future_tolerance_days
@@ -180,5 +193,5 @@ def _describe(batch: RecordBatch, field: str, i: int, message: str, day_texts) -
     if field in NUMBERS:
         return f"{message}, got {float(getattr(batch, field)[i])!r}"
     if field == "business_day" and day_texts is not None:
-        return f"{message}, got {str(day_texts[i])!r}"
+        return f"{message}, got {quote(day_texts[i])}"
     return message

@@ -49,7 +49,8 @@ from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, 
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
 from rxcast.model import timebase
-from rxcast.runtime import context
+from rxcast.runtime import context, validation
+from rxcast.runtime.disk import DiskGuard, is_disk_full
 from rxcast.runtime.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
 from rxcast.runtime.logs import get_logger
 
@@ -153,6 +154,7 @@ class InventoryFeatureStore:
             MEDICATION_VIEW: OfflineView(MEDICATION_VIEW, view_directory(self.data_dir, MEDICATION_VIEW), ("medication_id",), MEDICATION_FEATURES),
             STORE_VIEW: OfflineView(STORE_VIEW, view_directory(self.data_dir, STORE_VIEW), ("store_id",), STORE_FEATURES),
         }  # fmt: skip
+        self.disk = DiskGuard(self.data_dir, config.min_free_mb * 1024 * 1024)
         self._ingest_lock = threading.Lock()
         self._clock = _Clock()
         self._seq = self.log.last_seq()
@@ -165,10 +167,14 @@ class InventoryFeatureStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         dir_lock = _lock_data_dir(data_dir)
         try:
+            set_aside = feast_repo.set_aside_unreadable(data_dir)
             feast_store = feast_repo.open_store(data_dir, config.online_store, config.redis_url)
             store = cls(config, feast_store)
             store._dir_lock = dir_lock
             store._recover()
+            if set_aside:
+                # A new registry or online store knows no materialization: copy every view's latest values again.
+                store.materialize(datetime(1970, 1, 1, tzinfo=UTC), None, [])
         except BaseException:
             dir_lock.close()
             raise
@@ -237,17 +243,23 @@ class InventoryFeatureStore:
             good = batch.take(np.flatnonzero(valid))
             if len(good) == 0:
                 return IngestResult(0, 0, errors)
-            self._seq += 1
-            seq = self._seq
-            with INGEST_SECONDS.labels("log").time():
-                self.log.append(seq, good)
-            result = self._remember(good)
-            with INGEST_SECONDS.labels("publish").time():
-                self._publish(seq, good, self._clock.next())
-            with INGEST_SECONDS.labels("compact").time():
-                self.log.compact_if_needed()
-                for view in self.views.values():
-                    view.compact_if_needed(self.config.compact_after)
+            self.disk.require_space("the ingest")
+            try:
+                self._seq += 1
+                seq = self._seq
+                with INGEST_SECONDS.labels("log").time():
+                    self.log.append(seq, good)
+                result = self._remember(good)
+                with INGEST_SECONDS.labels("publish").time():
+                    self._publish(seq, good, self._clock.next())
+                with INGEST_SECONDS.labels("compact").time():
+                    self.log.compact_if_needed()
+                    for view in self.views.values():
+                        view.compact_if_needed(self.config.compact_after)
+            except Exception as exc:
+                if is_disk_full(exc):
+                    raise self.disk.write_failed(exc, "writing the batch") from None
+                raise
             replaced = int(result.replaced.sum())
             RECORDS_ACCEPTED.inc(len(good))
             RECORDS_REPLACED.inc(replaced)
@@ -333,6 +345,8 @@ class InventoryFeatureStore:
             raise ResourceExhausted(
                 f"keys: {len(store_ids)} entities in one call, the limit is {self.config.max_online_entities}"
             )
+        validation.identifiers(store_ids, "keys.store_ids")
+        validation.identifiers(medication_ids, "keys.medication_ids")
         plan = self.plan(features, feature_service)
         columns = read_online(
             self.feast, plan, {"store_id": store_ids, "medication_id": medication_ids}, self._ttl_now_ms()
@@ -352,13 +366,18 @@ class InventoryFeatureStore:
         stores, medications = self.history.store_ids(codes), self.history.medication_ids(codes)
         order = np.lexsort((medications.astype(str), stores.astype(str)))
         codes, stores, medications = codes[order], stores[order], medications[order]
-        first = self.history.first_day(codes)
-        days = np.arange(start, end + 1, dtype=np.int64)
-        known = first[None, :] <= days[:, None]  # (days, entities), day-major
-        total = int(known.sum())
+        # Rows are counted per entity before any are built: a span of
+        # millennia costs this much, not a (days x entities) matrix.
+        since = np.maximum(self.history.first_day(codes), start)
+        counts = np.clip(end - since + 1, 0, None)
+        total = int(counts.sum())
         self._check_rows(total)
-        day_index, entity_index = np.nonzero(known)
-        return stores[entity_index], medications[entity_index], timebase.day_end_ms(days[day_index])
+        entity_index = np.repeat(np.arange(len(codes)), counts)
+        firsts = np.cumsum(counts) - counts
+        days = since[entity_index] + np.arange(total, dtype=np.int64) - firsts[entity_index]
+        day_major = np.lexsort((entity_index, days))
+        entity_index, days = entity_index[day_major], days[day_major]
+        return stores[entity_index], medications[entity_index], timebase.day_end_ms(days)
 
     def _check_rows(self, total: int) -> None:
         if total > self.config.max_historical_rows:
@@ -445,6 +464,11 @@ class InventoryFeatureStore:
         if not 1 <= horizon <= MAX_HORIZON_DAYS:
             raise InvalidArgument(f"horizon_days: must be within 0..{MAX_HORIZON_DAYS}, got {horizon_days}")
         self._check_rows(len(event_ms))
+        if len(event_ms) * horizon > self.config.max_actuals_days:
+            raise ResourceExhausted(
+                f"rows x horizon_days: {len(event_ms)} rows of {horizon} days is {len(event_ms) * horizon} "
+                f"entity-days, the limit is {self.config.max_actuals_days}; narrow it"
+            )
         codes = self.history.entity_codes(store_ids, medication_ids)
         days = timebase.as_of_day(event_ms)[:, None] + 1 + np.arange(horizon, dtype=np.int64)[None, :]
         grid = self.history.gather(codes[:, None], days)
@@ -488,8 +512,11 @@ class InventoryFeatureStore:
 
 
 def _entity_columns(store_ids, medication_ids, field: str) -> tuple[np.ndarray, np.ndarray]:
-    stores = np.asarray(list(store_ids), dtype=object)
-    medications = np.asarray(list(medication_ids), dtype=object)
+    store_ids, medication_ids = list(store_ids), list(medication_ids)
+    validation.lengths_at_most(store_ids, f"{field}.store_ids")
+    validation.lengths_at_most(medication_ids, f"{field}.medication_ids")
+    stores = np.asarray(store_ids, dtype=object)
+    medications = np.asarray(medication_ids, dtype=object)
     if len(stores) != len(medications):
         raise InvalidArgument(f"{field}: {len(stores)} store_ids but {len(medications)} medication_ids")
     return stores, medications

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rxcast.runtime import validation
 from rxcast.runtime.errors import InvalidArgument
 
 
@@ -28,21 +29,21 @@ class EntityBatch:
 
     @classmethod
     def validated(cls, store_ids, medication_ids, field: str = "keys", max_rows: int = 0) -> EntityBatch:
-        """Keys from a request, checked: equal lengths, non-empty ids, within `max_rows`."""
+        """Keys from a request, checked before any array is built: equal lengths,
+        within `max_rows`, every id an identifier (rxcast.runtime.validation)."""
+        store_ids, medication_ids = list(store_ids), list(medication_ids)
+        if len(store_ids) != len(medication_ids):
+            raise InvalidArgument(
+                f"{field}: store_ids and medication_ids differ in length ({len(store_ids)} vs {len(medication_ids)})"
+            )
+        if not store_ids:
+            raise InvalidArgument(f"{field}: at least one entity is required")
+        if max_rows and len(store_ids) > max_rows:
+            raise InvalidArgument(f"{field}: {len(store_ids)} entities exceed the limit of {max_rows} per request")
+        validation.identifiers(store_ids, f"{field}.store_ids")
+        validation.identifiers(medication_ids, f"{field}.medication_ids")
         stores = np.asarray(store_ids, dtype=str)
         medications = np.asarray(medication_ids, dtype=str)
-        if stores.size != medications.size:
-            raise InvalidArgument(
-                f"{field}: store_ids and medication_ids differ in length ({stores.size} vs {medications.size})"
-            )
-        if stores.size == 0:
-            raise InvalidArgument(f"{field}: at least one entity is required")
-        if max_rows and stores.size > max_rows:
-            raise InvalidArgument(f"{field}: {stores.size} entities exceed the limit of {max_rows} per request")
-        for name, ids in (("store_ids", stores), ("medication_ids", medications)):
-            blank = np.flatnonzero(np.char.str_len(np.char.strip(ids)) == 0)
-            if blank.size:
-                raise InvalidArgument(f"{field}.{name}[{int(blank[0])}]: must not be empty")
         return cls(stores, medications)
 
 

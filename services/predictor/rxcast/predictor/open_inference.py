@@ -44,6 +44,7 @@ from rxcast.predictor.holder import ModelHolder
 from rxcast.predictor.infer_stats import StatisticsBook, VersionStatistics
 from rxcast.predictor.serving import ServingModel
 from rxcast.runtime.errors import InvalidArgument, NotFound
+from rxcast.runtime.validation import quote
 
 MATRIX_INPUT = "features"
 OUTPUTS = {"forecast": "FP64", "flags": "UINT32"}
@@ -191,10 +192,10 @@ class DataPlane:
     def resolve(self, name: str, version: str) -> ServingModel:
         """The served model if `name`/`version` designate it; NOT_FOUND otherwise."""
         if name != self.name:
-            raise NotFound(f"model {name!r} is not served here; this server serves {self.name!r}")
+            raise NotFound(f"model {quote(name)} is not served here; this server serves {self.name!r}")
         model = self.holder.current()
         if version and version != str(model.version):
-            raise NotFound(f"model {name!r} version {version!r} is not loaded; version {model.version} is")
+            raise NotFound(f"model {quote(name)} version {quote(version)} is not loaded; version {model.version} is")
         return model
 
     def model_metadata(self, name: str, version: str) -> ModelMetadata:
@@ -234,7 +235,7 @@ class DataPlane:
         of the versions served before it, still held; every model when `name`
         is empty, every version when `version` is."""
         if name and name != self.name:
-            raise NotFound(f"model {name!r} is not served here; this server serves {self.name!r}")
+            raise NotFound(f"model {quote(name)} is not served here; this server serves {self.name!r}")
         model = self.holder.peek()
         versions = set(self.statistics.versions())
         if model is not None:
@@ -242,7 +243,7 @@ class DataPlane:
         if version:
             if not version.isdigit() or int(version) not in versions:
                 raise NotFound(
-                    f"model {self.name!r} version {version!r} has no statistics here; known: {sorted(versions)}"
+                    f"model {self.name!r} version {quote(version)} has no statistics here; known: {sorted(versions)}"
                 )
             versions = {int(version)}
         if not versions:
@@ -284,7 +285,7 @@ def _wanted(outputs: tuple[str, ...]) -> tuple[str, ...]:
         return _ALL_OUTPUTS
     for name in outputs:
         if name not in OUTPUTS:
-            raise InvalidArgument(f"outputs: unknown output {name!r}; this model has {', '.join(OUTPUTS)}")
+            raise InvalidArgument(f"outputs: unknown output {quote(name)}; this model has {', '.join(OUTPUTS)}")
     return outputs
 
 
@@ -335,7 +336,7 @@ def _per_feature_matrix(model: ServingModel, inputs: dict[str, np.ndarray]) -> t
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.ndim != 1:
-            raise InvalidArgument(f"inputs[{name!r}].shape: must be [n] or [n, 1], got {list(values.shape)}")
+            raise InvalidArgument(f"inputs[{quote(name)}].shape: must be [n] or [n, 1], got {list(values.shape)}")
         columns[name] = values
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:

@@ -33,6 +33,7 @@ from rxcast.predictor.open_inference import (
 )
 from rxcast.runtime import auth
 from rxcast.runtime.errors import InvalidArgument, RxcastError
+from rxcast.runtime.validation import quote
 
 #: OIP datatype → (NumPy little-endian dtype, InferTensorContents field).
 DATATYPES: dict[str, tuple[str, str]] = {
@@ -57,7 +58,7 @@ _CONFIG_TYPES = {name: oip.DataType.Value(f"TYPE_{name}") for name in DATATYPES}
 
 def _where(index: int, tensor) -> str:
     """How an error names an input (built only when there is an error)."""
-    return f"inputs[{index}] ({tensor.name!r})"
+    return f"inputs[{index}] ({quote(tensor.name)})"
 
 
 def decode_bytes_elements(raw: bytes, count: int, where: str) -> np.ndarray:
@@ -111,7 +112,7 @@ def input_array(tensor: oip.ModelInferRequest.InferInputTensor, raw: bytes | Non
         values = np.asarray(getattr(tensor.contents, field), dtype=dtype)
     else:
         raise InvalidArgument(
-            f"{_where(index, tensor)}.datatype: unsupported {datatype!r}; use one of {', '.join([*DATATYPES, 'BYTES'])}"
+            f"{_where(index, tensor)}.datatype: unsupported {quote(datatype)}; use one of {', '.join([*DATATYPES, 'BYTES'])}"
         )
     if values.size != count:
         raise InvalidArgument(

@@ -16,7 +16,7 @@ from rxcast.predictor.online import OnlinePredictor
 from rxcast.predictor.policy import Forecasts
 from rxcast.predictor.v1 import predictor_pb2 as pb
 from rxcast.predictor.v1 import predictor_pb2_grpc as pb_grpc
-from rxcast.runtime import auth, timestamps
+from rxcast.runtime import auth, timestamps, validation
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
 
 _STATES = {
@@ -116,7 +116,7 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
                     log=not item.request.dry_run,
                 )
             except InvalidArgument as exc:
-                raise InvalidArgument(f"request {item.request_id!r}: {exc.message}") from None
+                raise InvalidArgument(f"request {validation.quote(item.request_id)}: {exc.message}") from None
             yield pb.PredictStreamResponse(request_id=item.request_id, response=predict_response(result))
 
     def GetBatchPredictions(self, request, context):
@@ -141,7 +141,7 @@ class PredictorServicer(pb_grpc.PredictorServiceServicer):
         as_of_ms = timestamps.optional_ms(request, "as_of_time")
         if as_of_ms is not None and as_of_ms > time.time() * 1000 + 60_000:
             raise InvalidArgument("as_of_time: must not be in the future")
-        handle = self._runner.start_run(as_of_ms, request.reason or "manual")
+        handle = self._runner.start_run(as_of_ms, validation.clip_text(request.reason) or "manual")
         for record in handle.updates():
             if not context.is_active():
                 return  # the run goes on without its caller

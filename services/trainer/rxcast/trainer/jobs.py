@@ -23,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rxcast.runtime.durable import write_json
+from rxcast.runtime.durable import quarantine, write_json
 from rxcast.runtime.errors import NotFound, ResourceExhausted, RxcastError
 from rxcast.runtime.logs import get_logger
+from rxcast.runtime.validation import clip_text
 from rxcast.trainer import metrics
 from rxcast.trainer.evaluation import Evaluation
 from rxcast.trainer.fit import TrainingCancelled
@@ -98,9 +99,13 @@ class JobStore:
         """One job's record, if there is one."""
         if not _JOB_ID.fullmatch(job_id):
             return None
+        path = self.directory / f"{job_id}.json"
         try:
-            return JobSnapshot.from_dict(json.loads((self.directory / f"{job_id}.json").read_text()))
+            return JobSnapshot.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            quarantine(path, f"unreadable job record: {exc}", missing_ok=True)
             return None
 
     def load(self, limit: int) -> list[JobSnapshot]:
@@ -110,8 +115,8 @@ class JobStore:
         for path in paths:
             try:
                 jobs.append(JobSnapshot.from_dict(json.loads(path.read_text())))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("job_record_unreadable", path=str(path), error=str(exc))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                quarantine(path, f"unreadable job record: {exc}", missing_ok=True)
         return jobs
 
 
@@ -180,6 +185,7 @@ class JobManager:
         if self._stopping.is_set():
             raise ResourceExhausted("the trainer is shutting down; not accepting jobs")
         now = time.time()
+        spec = dataclasses.replace(spec, reason=clip_text(spec.reason))
         job = JobSnapshot(
             job_id=f"job-{uuid.uuid4().hex[:16]}",  # matches _JOB_ID
             spec=spec,

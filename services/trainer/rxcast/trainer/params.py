@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 
 from rxcast.runtime.errors import InvalidArgument
+from rxcast.runtime.validation import quote
 
 #: Objectives that suit non-negative counts (or at least do not assume
 #: positivity); gamma and the like reject the many zero-demand rows.
@@ -77,10 +78,10 @@ class TrainingParams:
         for key in self.extra:
             canonical = _ALIASES.get(key, key)
             if _ALIASES and key not in _ALIASES:
-                raise InvalidArgument(f"params.extra[{key!r}]: not a LightGBM parameter")
+                raise InvalidArgument(f"params.extra[{quote(key)}]: not a LightGBM parameter")
             if canonical in RESERVED:
                 raise InvalidArgument(
-                    f"params.extra[{key!r}]: set by the trainer or by a field of params, not through extra"
+                    f"params.extra[{quote(key)}]: set by the trainer or by a field of params, not through extra"
                 )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainingParams:
@@ -138,5 +139,5 @@ def validate_with_lightgbm(params: TrainingParams) -> None:
     for key, value in params.extra.items():
         alone = _lightgbm_error(dataclasses.replace(params, extra={key: value}))
         if alone is not None:
-            raise InvalidArgument(f"params.extra[{key!r}]: {value!r} rejected by LightGBM: {alone}")
+            raise InvalidArgument(f"params.extra[{quote(key)}]: {value!r} rejected by LightGBM: {alone}")
     raise InvalidArgument(f"params: rejected by LightGBM: {message}")

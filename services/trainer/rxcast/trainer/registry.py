@@ -44,12 +44,14 @@ from rxcast.runtime.durable import (
     create_exclusive,
     fsync_directory,
     pid_alive,
+    quarantine,
     remove_scratch,
     write_json,
     write_synced,
 )
-from rxcast.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from rxcast.runtime.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, RxcastError
 from rxcast.runtime.logs import get_logger
+from rxcast.runtime.validation import clip_text, quote
 from rxcast.trainer.faults import crash_point
 
 log = get_logger("rxcast.trainer.registry")
@@ -60,7 +62,9 @@ MODEL_FILE = "model.txt"
 #: A refitted version\'s holdout-judged model, next to the shipped one.
 VALIDATION_FILE = "validation_model.txt"
 _DIGITS = 10
-_ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+# \A..\Z, not ^..$: "$" also matches before a final newline, and "x\n" would
+# name the file aliases/x\n.json.
+_ALIAS_NAME = re.compile(r"\A[a-z][a-z0-9_.-]{0,62}\Z")
 ALIAS_KINDS = ("gate", "force", "rollback")
 
 
@@ -80,7 +84,7 @@ def alias_name(name: str) -> str:
     """The alias a request names ("" means champion), checked."""
     name = name or DEFAULT_ALIAS
     if not _ALIAS_NAME.match(name):
-        raise InvalidArgument(f"alias: must match {_ALIAS_NAME.pattern}, got {name!r}")
+        raise InvalidArgument(f"alias: must be a lowercase letter then up to 62 of [a-z0-9_.-], got {quote(name)}")
     return name
 
 
@@ -194,12 +198,27 @@ class ModelRegistry:
         directory = self._versions / _key(version) if version > 0 else None
         if directory is None or not directory.is_dir():
             raise NotFound(f"version {version} does not exist (latest is {self.latest_version()})")
-        manifest = ModelManifest.from_json((directory / MANIFEST_FILE).read_text())
+        try:
+            manifest = ModelManifest.from_json((directory / MANIFEST_FILE).read_text())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RxcastError) as exc:
+            # Left in place (its number stays taken); listings skip it.
+            log.error("manifest_unreadable", version=version, error=str(exc)[:200])
+            raise FailedPrecondition(f"version {version}: its manifest is unreadable") from None
         model_path = directory / manifest.model_file
         info = VersionInfo(version, manifest, model_path, model_path.stat().st_size)
         with self._cache_lock:
             self._infos[version] = info
         return info
+
+    def readable(self, versions: list[int]) -> list[VersionInfo]:
+        """The versions of `versions` whose manifest reads; one that does not is skipped (and logged)."""
+        found = []
+        for version in versions:
+            try:
+                found.append(self.get(version))
+            except FailedPrecondition:
+                continue
+        return found
 
     def load_bundle(self, version: int) -> ModelBundle:
         """A version loaded and checked against its sha256, ready to predict."""
@@ -293,7 +312,7 @@ class ModelRegistry:
                 alias=name,
                 from_version=from_version,
                 to_version=to_version,
-                reason=reason,
+                reason=clip_text(reason),
                 kind=kind,
                 time=_now(),
                 sequence=(current.sequence if current else 0) + 1,
@@ -313,7 +332,8 @@ class ModelRegistry:
         numbers = sorted(
             (n for n in (_number(p.stem) for p in directory.glob("*.json")) if n is not None), reverse=True
         )
-        return [self._read_change(directory / f"{_key(n)}.json") for n in numbers]
+        changes = (self._read_change(directory / f"{_key(n)}.json") for n in numbers)
+        return [c for c in changes if c is not None]
 
     def previous_version(self, name: str) -> int:
         """The version an alias pointed at before its last move."""
@@ -342,15 +362,28 @@ class ModelRegistry:
         return self._aliases / f"{name}.json"
 
     def _read_pointer(self, name: str) -> AliasState | None:
+        """The pointer file; None if there is none or it was unreadable (then
+        quarantined: `_reconcile` rewrites it from the newest history record)."""
+        path = self._pointer_path(name)
         try:
-            data = json.loads(self._pointer_path(name).read_text())
+            data = json.loads(path.read_text())
+            return AliasState(name, int(data["version"]), int(data["sequence"]), str(data["updated_time"]))
         except FileNotFoundError:
             return None
-        return AliasState(name, int(data["version"]), int(data["sequence"]), str(data["updated_time"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            quarantine(path, f"unreadable alias pointer: {exc}", missing_ok=True)
+            return None
 
-    def _read_change(self, path: Path) -> AliasChange:
-        data = json.loads(path.read_text())
-        return AliasChange(**{f.name: data[f.name] for f in dataclasses.fields(AliasChange)})
+    def _read_change(self, path: Path) -> AliasChange | None:
+        """One history record; None if it was unreadable (then quarantined)."""
+        try:
+            data = json.loads(path.read_text())
+            return AliasChange(**{f.name: data[f.name] for f in dataclasses.fields(AliasChange)})
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            quarantine(path, f"unreadable alias history record: {exc}", missing_ok=True)
+            return None
 
     def _reconcile(self, name: str) -> AliasState | None:
         """The alias's state, with the pointer brought up to its newest recorded move."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from rxcast.runtime import auth, timestamps
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument
+from rxcast.runtime.validation import quote
 from rxcast.trainer import convert
 from rxcast.trainer.jobs import JobManager
 from rxcast.trainer.params import TrainingParams, validate_with_lightgbm
@@ -87,14 +88,16 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         below = None
         if request.page_token:
             if not request.page_token.isdigit():
-                raise InvalidArgument(f"page_token: not a token this service issued: {request.page_token!r}")
+                raise InvalidArgument(f"page_token: not a token this service issued: {quote(request.page_token)}")
             below = int(request.page_token)
         newest_first = self.registry.versions()[::-1]
         if below is not None:
             newest_first = [v for v in newest_first if v < below]
         page = newest_first[:size]
         aliases = self.registry.aliases_by_version()
-        versions = [convert.version_proto(self.registry.get(v), aliases.get(v, []), False) for v in page]
+        versions = [
+            convert.version_proto(info, aliases.get(info.version, []), False) for info in self.registry.readable(page)
+        ]
         token = str(page[-1]) if len(newest_first) > size else ""
         return trainer_pb2.ListModelVersionsResponse(versions=versions, next_page_token=token)
 

@@ -33,6 +33,7 @@ from rxcast.predictor.batch.runs import FAILED, SUCCEEDED, RunRecord
 from rxcast.runtime.durable import atomic_write, fsync_directory, write_text
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
+from rxcast.runtime.validation import quote
 
 log = get_logger("rxcast.predictor.batch.store")
 
@@ -118,13 +119,13 @@ class BatchStore:
                 raise FailedPrecondition("no batch run has completed yet; start one with RunBatch")
             return latest
         if not _RUN_ID.fullmatch(run_id):
-            raise InvalidArgument(f"run_id: {run_id!r} is not a run id (letters, digits, '-' and '_')")
+            raise InvalidArgument(f"run_id: {quote(run_id)} is not a run id (letters, digits, '-' and '_')")
         if latest is not None and latest.record.run_id == run_id:
             return latest
         if (self._failed / f"{run_id}.json").exists():
-            raise FailedPrecondition(f"run_id: batch run {run_id!r} failed and has no forecasts")
+            raise FailedPrecondition(f"run_id: batch run {quote(run_id)} failed and has no forecasts")
         if not (self._runs / run_id / RECORD).exists():
-            raise NotFound(f"run_id: no stored batch run {run_id!r}")
+            raise NotFound(f"run_id: no stored batch run {quote(run_id)}")
         return self._cached_load(run_id)
 
     def records(self) -> list[RunRecord]:
