@@ -7,7 +7,6 @@ the service serves from what is whole."""
 from __future__ import annotations
 
 import time
-import urllib.request
 
 import grpc
 import pytest
@@ -16,6 +15,7 @@ from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.suite.fuzz import memory_kib, reset_peak
 from tests.feature.conftest import start_feature, stub_for
 from tests.feature.records import day_end_ms, take, to_protos, world
+from tests.scrape import metrics_text
 
 PRESENT = pb.FEATURE_STATUS_PRESENT
 
@@ -85,7 +85,7 @@ def test_online_keys_must_be_identifiers(stub, bad):
 
 
 def _quarantined(metrics_port: int) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    text = metrics_text(metrics_port)
     (line,) = [x for x in text.splitlines() if x.startswith("rxcast_state_files_quarantined_total")]
     return float(line.split()[-1])
 
