@@ -129,7 +129,7 @@ def main() -> int:
 
         from rxcast.feature.feast_repo import open_store
 
-        feast = open_store(root / "data", args.redis_url and "redis", args.redis_url, apply=False)
+        feast = open_store(root / "data", "redis" if args.redis_url else "sqlite", args.redis_url, apply=False)
         service = feast.get_feature_service("demand_forecast")
         rng = np.random.default_rng(5)
         stores = world["store_id"].unique()

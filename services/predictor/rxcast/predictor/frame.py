@@ -40,7 +40,7 @@ class EntityBatch:
         if max_rows and stores.size > max_rows:
             raise InvalidArgument(f"{field}: {stores.size} entities exceed the limit of {max_rows} per request")
         for name, ids in (("store_ids", stores), ("medication_ids", medications)):
-            blank = np.flatnonzero(np.char.str_len(np.char.strip(ids)) == 0)
+            blank = np.flatnonzero((np.strings.str_len(ids) == 0) | np.strings.isspace(ids))
             if blank.size:
                 raise InvalidArgument(f"{field}.{name}[{int(blank[0])}]: must not be empty")
         return cls(stores, medications)
