@@ -1,6 +1,6 @@
 """The suite's scale curve: how its costs grow with the number of entities.
 
-    .venv/bin/python bench/scale.py [--sizes 3000,30000,300000] [--days 30] [--max-records 2000000] [--redis]
+    .venv/bin/python bench/scale.py [--sizes 3000,30000,300000] [--days 21] [--max-records 630000] [--redis]
 
 For each size (stores x 100 medications) it starts the real services on a
 scratch directory, in this order, and measures on this machine:
@@ -11,7 +11,10 @@ scratch directory, in this order, and measures on this machine:
   rows, at 1 and 100 keys, p50/p99 in alternating rounds;
 - batch: one predictor batch run over every entity (time and rows/s);
 - memory: each service's resident set size at the end.
-Worlds are capped at --max-records records (fewer days at the larger sizes).
+Worlds are capped at --max-records records (fewer days at the larger sizes:
+by default 21 days up to 30k entities, 2 days at 300k). Records arrive day
+by day, so each ingest batch rewrites the online row of every entity it
+touches: ingest cost follows entities x batches.
 With --redis the largest size uses a redis-server started here (on a free
 loopback port) as the online store. Drift scoring is not part of this run:
 bench/drift.py measures it against the number of rows scored.
@@ -119,12 +122,12 @@ def train(root: Path, feature: ServiceProcess, first_day: str, last_day: str, mo
         client = TrainerClient(trainer.address, timeout=600)
         params = tpb.TrainingParams(num_boost_round=100, holdout_days=HOLDOUT_DAYS)
         started = time.perf_counter()
-        job = client.start_training(
+        started_job = client.start_training(
             tpb.StartTrainingRequest(
                 window=tpb.DayWindow(start_day=first_day, end_day=last_day), params=params, reason="bench/scale.py"
             )
         )
-        for job in client.watch(job.job_id):
+        for job in client.watch(started_job.job_id):
             if job.state in (tpb.JOB_STATE_SUCCEEDED, tpb.JOB_STATE_FAILED):
                 break
         seconds = time.perf_counter() - started
@@ -147,7 +150,7 @@ def infer_request(matrix: np.ndarray) -> oip.ModelInferRequest:
 
 def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: str) -> dict[str, object]:
     stores = max(1, entities // MEDICATIONS)
-    days = max(8, min(args.days, args.max_records // (stores * MEDICATIONS)))
+    days = max(1, min(args.days, args.max_records // (stores * MEDICATIONS)))
     world = normalize(generate(stores, MEDICATIONS, days))
     first_day, last_day = world["business_day"].min(), world["business_day"].max()
     as_of_ms = int(timebase.day_end_ms(timebase.day_number(last_day, "last_day")))
@@ -180,6 +183,11 @@ def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: st
         ).start().wait_ready(120)  # fmt: skip
         rng = np.random.default_rng(3)
         store_ids, medication_ids = world["store_id"].unique(), world["medication_id"].unique()
+        # Keys the model has seen, so every Predict row goes through the model (a model
+        # reused from a smaller size would answer unseen stores by their prior).
+        seen = (bundle.manifest.entities_seen or {}).get("store_ids")
+        if seen:
+            store_ids = np.intersect1d(store_ids, np.asarray(seen, dtype=object))
         cases = {}
         channel = grpc.insecure_channel(predictor.address)
         infer = channel.unary_unary(
@@ -190,7 +198,9 @@ def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: st
         predictor_client = PredictorClient(predictor.address, timeout=30)
         for k in (1, 100):
             picks = [(list(rng.choice(store_ids, k)), list(rng.choice(medication_ids, k))) for _ in range(args.calls)]
-            lookups = [fpb.GetOnlineFeaturesRequest(keys=fpb.EntityKeys(store_ids=s, medication_ids=m)) for s, m in picks]
+            lookups = [
+                fpb.GetOnlineFeaturesRequest(keys=fpb.EntityKeys(store_ids=s, medication_ids=m)) for s, m in picks
+            ]
             predicts = [ppb.PredictRequest(keys=ppb.EntityKeys(store_ids=s, medication_ids=m)) for s, m in picks]
             cases[f"online lookup, {k} key(s)"] = (lambda r: client.stub.GetOnlineFeatures(r, timeout=30), lookups)
             cases[f"Predict, {k} key(s)"] = (lambda r: predictor_client.stub.Predict(r, timeout=30), predicts)
@@ -228,16 +238,19 @@ def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3000,30000,300000", help="entities per size, comma-separated")
-    parser.add_argument("--days", type=int, default=30, help="business days per world (fewer past --max-records)")
-    parser.add_argument("--max-records", type=int, default=2_000_000, help="most records a world may have")
+    parser.add_argument("--days", type=int, default=21, help="business days per world (fewer past --max-records)")
+    parser.add_argument("--max-records", type=int, default=630_000, help="most records a world may have")
     parser.add_argument("--calls", type=int, default=300, help="timed calls per online case")
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds the online calls are split into")
-    parser.add_argument("--batch-records", type=int, default=100_000, help="records per IngestRecords call")
+    parser.add_argument("--batch-records", type=int, default=200_000, help="records per IngestRecords call")
     parser.add_argument("--redis", action="store_true", help="Redis as the online store at the largest size")
+    parser.add_argument(
+        "--model-dir", default="", help="a model version directory to serve where no size trains one (default: train)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="rxcast-bench-scale-"))
-    model_dir = work / "model"
+    model_dir = Path(args.model_dir) if args.model_dir else work / "model"
     results = []
     redis = None
     try:
@@ -249,7 +262,7 @@ def main() -> int:
             print(f"size {entities:,} entities ...", file=sys.stderr, flush=True)
             started = time.monotonic()
             results.append(measure_size(args, entities, work / f"size-{entities}", model_dir, redis_url))
-            print(f"  done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            print(f"  done in {time.monotonic() - started:.0f} s: {results[-1]}", file=sys.stderr, flush=True)
     finally:
         if redis is not None:
             redis.terminate()
