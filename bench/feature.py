@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/feature.py [--stores 30 --medications 100 --days 90]
 
-Starts one feature service process (SQLite online store) on a scratch data
-directory, seeds it with a generated world through IngestRecords, then
-measures, in one run on this machine:
-- gRPC GetOnlineFeatures (default feature service) for 1 and 100 entities,
-  against Feast's in-process `get_online_features` on the same store;
+Starts one feature service process (SQLite online store, or Redis with
+--redis-url) on a scratch data directory, seeds it with a generated world
+through IngestRecords, starts a second one on a copy of the data directory
+with its in-memory online view off (every read goes to Feast's online store,
+as before the view), then measures, in one run on this machine:
+- gRPC GetOnlineFeatures (default feature service) for 1 and 100 entities
+  from both, against Feast's in-process `get_online_features` on the same
+  store, in alternating rounds;
 - ingest throughput (records/s through IngestRecords, client to ack);
 - historical retrieval rows/s for ~100k entity rows (streamed chunks).
 Latencies are medians and 99th percentiles over a bounded number of calls.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,15 +69,20 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
 
-def time_calls(call, requests, warmup: int = 20) -> tuple[float, float]:
-    for request in requests[:warmup]:
-        call(request)
-    samples = []
-    for request in requests:
-        started = time.perf_counter()
-        call(request)
-        samples.append(time.perf_counter() - started)
-    return percentiles(samples)
+def alternate(cases: dict[str, tuple], rounds: int, warmup: int = 20) -> dict[str, tuple[float, float]]:
+    """(p50, p99) ms per case; each case is (call, requests), the requests split
+    over `rounds` rounds that take turns, so load from elsewhere falls on all alike."""
+    for call, requests in cases.values():
+        for request in requests[:warmup]:
+            call(request)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(rounds):
+        for name, (call, requests) in cases.items():
+            for request in requests[r::rounds]:
+                started = time.perf_counter()
+                call(request)
+                samples[name].append(time.perf_counter() - started)
+    return {name: percentiles(times) for name, times in samples.items()}
 
 
 def main() -> int:
@@ -84,12 +93,18 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=400, help="timed online calls per case")
     parser.add_argument("--historical-rows", type=int, default=100_000)
     parser.add_argument("--batch-records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds the online calls are split into")
+    parser.add_argument("--redis-url", default="", help="use this Redis as the online store instead of SQLite")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="rxcast-bench-feature-"))
-    process = ServiceProcess("feature", root / "run", ["--data-dir", str(root / "data"), "--access-log", "false"])
+    online = ["--online-store", "redis", "--redis-url", args.redis_url] if args.redis_url else []
+    process = ServiceProcess(
+        "feature", root / "run", ["--data-dir", str(root / "data"), "--access-log", "false", *online]
+    )
     print(f"starting the feature service (data in {root}) ...", file=sys.stderr)
     process.start().wait_ready(120)
+    without_view = None
     rows = []
     try:
         client = FeatureClient(process.address, timeout=600)
@@ -102,9 +117,19 @@ def main() -> int:
         ingest_seconds = time.perf_counter() - started
         assert accepted == len(world) and not errors, errors[:3]
 
+        shutil.copytree(root / "data", root / "data-feast-reads", ignore=shutil.ignore_patterns(".lock"))
+        without_view = ServiceProcess(
+            "feature",
+            root / "run-feast-reads",
+            ["--data-dir", str(root / "data-feast-reads"), "--access-log", "false", "--online-view", "false", *online],
+            name="feature-feast-reads",
+        )
+        without_view.start().wait_ready(120)
+        plain = FeatureClient(without_view.address, timeout=600)
+
         from rxcast.feature.feast_repo import open_store
 
-        feast = open_store(root / "data", apply=False)
+        feast = open_store(root / "data", "redis" if args.redis_url else "sqlite", args.redis_url, apply=False)
         service = feast.get_feature_service("demand_forecast")
         rng = np.random.default_rng(5)
         stores = world["store_id"].unique()
@@ -116,21 +141,35 @@ def main() -> int:
                 for s, m in picks
             ]
             feast_requests = [[{"store_id": a, "medication_id": b} for a, b in zip(s, m)] for s, m in picks]
-            g50, g99 = time_calls(lambda r: stub.GetOnlineFeatures(r, timeout=10), grpc_requests)
-            f50, f99 = time_calls(
-                lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(), feast_requests
+            timed = alternate(
+                {
+                    "view": (lambda r: stub.GetOnlineFeatures(r, timeout=10), grpc_requests),
+                    "feast reads": (lambda r: plain.stub.GetOnlineFeatures(r, timeout=10), grpc_requests),
+                    "feast": (
+                        lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(),
+                        feast_requests,
+                    ),
+                },
+                args.rounds,
             )
+            f50 = timed["feast"][0]
+            label = f"online, {k} entit{'y' if k == 1 else 'ies'}:"
             rows.append(
                 (
-                    f"online, {k} entit{'y' if k == 1 else 'ies'}: gRPC GetOnlineFeatures",
-                    g50,
-                    g99,
-                    f"{g50 / f50:.2f}x Feast p50",
+                    f"{label} gRPC GetOnlineFeatures (in-memory view)",
+                    *timed["view"],
+                    f"{timed['view'][0] / f50:.2f}x Feast p50",
                 )
             )
             rows.append(
-                (f"online, {k} entit{'y' if k == 1 else 'ies'}: Feast get_online_features in-process", f50, f99, "")
+                (
+                    f"{label} gRPC GetOnlineFeatures (reads Feast's store)",
+                    *timed["feast reads"],
+                    f"{timed['feast reads'][0] / f50:.2f}x Feast p50",
+                )
             )
+            rows.append((f"{label} Feast get_online_features in-process", *timed["feast"], ""))
+        plain.close()
 
         n = args.historical_rows
         instants = (
@@ -153,8 +192,11 @@ def main() -> int:
         client.close()
     finally:
         process.stop()
+        if without_view is not None:
+            without_view.stop()
 
     print()
+    print(f"online store: {'Redis' if args.redis_url else 'SQLite'}")
     print(f"world: {args.stores} stores x {args.medications} medications x {args.days} days = {len(world):,} records")
     print(f"{'measure':<62} {'p50 ms':>9} {'p99 ms':>9}  note")
     for name, p50, p99, note in rows:

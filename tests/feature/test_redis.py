@@ -93,3 +93,22 @@ def test_online_features_from_redis(tmp_path, redis_port):
     finally:
         channel.close()
         process.stop()
+
+
+def test_the_online_view_answers_as_feast_reading_redis(tmp_path, redis_port):
+    from tests.feature.test_online_view import assert_same, feast_answer, open_store, request_keys, stale_world
+
+    settings = {"online_store": "redis", "redis_url": f"redis://127.0.0.1:{redis_port}/1"}
+    stores, medications = request_keys()
+    store = open_store(tmp_path / "data", **settings)
+    try:
+        store.ingest(stale_world())
+        served = store.online(stores, medications)
+        assert_same(served, feast_answer(store, stores, medications))
+    finally:
+        store.close()
+    store = open_store(tmp_path / "data", **settings)  # rebuilt from Redis at start
+    try:
+        assert_same(store.online(stores, medications), served)
+    finally:
+        store.close()

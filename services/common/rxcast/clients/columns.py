@@ -119,19 +119,23 @@ def decode_columns(
     return DecodedColumns(rows, values, present, event_ms)
 
 
+_WIRE_KINDS = {
+    "DOUBLE": ("double_values", pb.DoubleList),
+    "INT64": ("int64_values", pb.Int64List),
+    "STRING": ("string_values", pb.StringList),
+    "BOOL": ("bool_values", pb.BoolList),
+}
+
+
 def encode_column(
-    name: str, value_type: str, values: np.ndarray, statuses: np.ndarray, event_ms: np.ndarray
+    name: str, value_type: str, values: np.ndarray, statuses: np.ndarray, event_ms: np.ndarray | list[int]
 ) -> pb.FeatureColumn:
-    """One column for the wire; `value_type` is DOUBLE, INT64, STRING or BOOL."""
-    kind = {
-        "DOUBLE": ("double_values", pb.DoubleList),
-        "INT64": ("int64_values", pb.Int64List),
-        "STRING": ("string_values", pb.StringList),
-        "BOOL": ("bool_values", pb.BoolList),
-    }[value_type]
+    """One column for the wire; `value_type` is DOUBLE, INT64, STRING or BOOL.
+    `event_ms` may be a list already (columns sharing event times convert them once)."""
+    field, kind = _WIRE_KINDS[value_type]
     return pb.FeatureColumn(
         name=name,
         statuses=np.asarray(statuses).tolist(),
-        event_times_unix_ms=np.asarray(event_ms).tolist(),
-        **{kind[0]: kind[1](values=np.asarray(values).tolist())},
+        event_times_unix_ms=event_ms if isinstance(event_ms, list) else np.asarray(event_ms).tolist(),
+        **{field: kind(values=np.asarray(values).tolist())},
     )

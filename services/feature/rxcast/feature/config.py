@@ -28,6 +28,11 @@ class FeatureConfig(ServerSettings):
         description="where the Feast registry, offline files, SQLite store and record log live",
     )
     online_store: OnlineStore = Field("sqlite", description="online store: sqlite (embedded) or redis")
+    online_view: bool = Field(
+        True,
+        description="answer online reads from an in-memory copy of the online store's newest rows "
+        "(written through, rebuilt at start); off reads Feast's online store on every call",
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="Redis online store address, redis[s]://[:password@]host[:port][/db], with --online-store redis",

@@ -1,9 +1,11 @@
 """Reads and writes of the online store, through Feast.
 
 Writes go through the views' push sources (`FeatureStore.push`, ONLINE), the
-way any Feast producer writes. Reads call the provider's `online_read` for
-just the views and features a ReadPlan names and build typed columns with
-NumPy, skipping the per-call registry work of `get_online_features`.
+way any Feast producer writes. Reads are answered by the in-memory copy of a
+view (rxcast.feature.online_view) when there is one; otherwise they call the
+provider's `online_read` for just the views and features a ReadPlan names and
+build typed columns with NumPy, skipping the per-call registry work of
+`get_online_features`.
 """
 
 from __future__ import annotations
@@ -42,25 +44,28 @@ def push_online(store: FeatureStore, view: str, frame: pd.DataFrame) -> None:
         store.push(f"{view}_push", frame, to=PushMode.ONLINE)
 
 
+def read_entities(store: FeatureStore, provider, part, entity_keys: list[tuple], features: list[str]) -> list:
+    """Online rows of one view: (event ms, {feature: Value}) or None per entity key."""
+    if not entity_keys:
+        return []
+    protos = [
+        EntityKey(join_keys=part.join_keys, entity_values=[Value(string_val=v) for v in key]) for key in entity_keys
+    ]
+    found = provider.online_read(config=store.config, table=part.view, entity_keys=protos, requested_features=features)
+    rows = []
+    for ts, values in found:
+        # Redis answers an unknown key with empty values at the epoch.
+        stamp_ms = round(ts.timestamp() * 1000) if ts is not None else 0
+        rows.append((stamp_ms, values) if values is not None and stamp_ms != 0 else None)
+    return rows
+
+
 def _read_part(store: FeatureStore, provider, part, keys: dict[str, list]) -> tuple[list, list[int]]:
     """Online rows of one view for the distinct entities among the request's
     rows: ([(event ms, {feature: Value}) or None per distinct entity], row → entity)."""
     slots: dict[tuple, int] = {}
     inverse = [slots.setdefault(key, len(slots)) for key in zip(*(keys[k] for k in part.join_keys))]
-    if not slots:
-        return [], inverse
-    entity_keys = [
-        EntityKey(join_keys=part.join_keys, entity_values=[Value(string_val=v) for v in key]) for key in slots
-    ]
-    found = provider.online_read(
-        config=store.config, table=part.view, entity_keys=entity_keys, requested_features=list(part.features)
-    )
-    rows = []
-    for ts, values in found:
-        # Redis answers an unknown key with empty values at the epoch.
-        stamp_ms = int(ts.timestamp() * 1000) if ts is not None else 0
-        rows.append((stamp_ms, values) if values is not None and stamp_ms != 0 else None)
-    return rows, inverse
+    return read_entities(store, provider, part, list(slots), list(part.features)), inverse
 
 
 def _part_columns(rows: list, inverse: list[int], part, types: dict[str, str], now_ms: int) -> dict[str, tuple]:
@@ -113,12 +118,20 @@ def _part_columns(rows: list, inverse: list[int], part, types: dict[str, str], n
     return out
 
 
-def read_online(store: FeatureStore, plan: ReadPlan, keys: dict[str, list], now_ms: int) -> list[Column]:
-    """The freshest values of `plan`'s features for rows given by join-key columns."""
-    provider = store._get_provider()
+def read_online(store: FeatureStore, plan: ReadPlan, keys: dict[str, list], now_ms: int, copies=None) -> list[Column]:
+    """The freshest values of `plan`'s features for rows given by join-key columns.
+
+    `copies` (an rxcast.feature.online_view.OnlineView) answers for the views it
+    holds a copy of; the others are read from Feast's online store."""
     types = {column.name: column.value_type for column in plan.columns}
     by_feature: dict[str, tuple] = {}
+    provider = None
     for part in plan.parts:
+        copy = copies.copy_of(part) if copies is not None else None
+        if copy is not None:
+            by_feature.update(copy.read(keys, part, now_ms))
+            continue
+        provider = provider or store._get_provider()
         rows, inverse = _read_part(store, provider, part, keys)
         by_feature.update(_part_columns(rows, inverse, part, types, now_ms))
     return [Column(c.name, c.value_type, *by_feature[c.name]) for c in plan.columns]

@@ -67,6 +67,19 @@ ROLES = auth.RoleTable(
 )
 
 
+def online_columns(columns: list[Column]) -> list[pb.FeatureColumn]:
+    """Columns for the wire; the features of one view share their event times
+    (one array), which are converted once."""
+    lists: dict[int, list[int]] = {}
+    out = []
+    for column in columns:
+        times = lists.get(id(column.event_ms))
+        if times is None:
+            times = lists[id(column.event_ms)] = column.event_ms.tolist()
+        out.append(encode_column(column.name, column.value_type, column.values, column.statuses, times))
+    return out
+
+
 class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
     def __init__(self, store: InventoryFeatureStore):
         self.store = store
@@ -83,7 +96,7 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
         keys = request.keys
         columns = self.store.online(keys.store_ids, keys.medication_ids, request.features, request.feature_service)
         return pb.GetOnlineFeaturesResponse(
-            columns=[feature_column(c) for c in columns], read_time=timestamps.from_datetime(datetime.now(UTC))
+            columns=online_columns(columns), read_time=timestamps.from_datetime(datetime.now(UTC))
         )
 
     def GetHistoricalFeatures(self, request: pb.GetHistoricalFeaturesRequest, context):

@@ -7,7 +7,9 @@ files and to the online store. A batch is acknowledged only after all of
 that; a crash in between is finished at the next start (the offline
 `inventory_daily` file of a batch is written last and marks it complete).
 
-Reads: online through Feast's provider, historical as point-in-time lookups
+Reads: online from an in-memory copy of the newest online row of each entity
+(rxcast.feature.online_view; written through to Feast's online store, rebuilt
+from it at start and after Materialize), historical as point-in-time lookups
 over the offline files, actuals (the forecast target) from the record
 history.
 """
@@ -29,7 +31,7 @@ import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
 from rxcast.feature import feast_repo
-from rxcast.feature.catalog import Catalog, ReadPlan, Schema
+from rxcast.feature.catalog import Catalog, ReadPlan, Schema, ViewRead
 from rxcast.feature.config import FeatureConfig
 from rxcast.feature.definitions import (
     CREATED_TIMESTAMP,
@@ -46,6 +48,7 @@ from rxcast.feature.derive import DerivedRows, affected_ranges, derive_rows
 from rxcast.feature.history import AttributeChange, RecordHistory
 from rxcast.feature.offline import NOT_FOUND, NULL_VALUE, PRESENT, OfflineView, entity_keys, point_in_time
 from rxcast.feature.online import NUMPY_TYPE, PLACEHOLDER, Column, push_online, read_online
+from rxcast.feature.online_view import OnlineView
 from rxcast.feature.record_log import RecordLog
 from rxcast.feature.records import Limits, RecordBatch, RecordError, validate
 from rxcast.model import timebase
@@ -155,6 +158,7 @@ class InventoryFeatureStore:
             STORE_VIEW: OfflineView(STORE_VIEW, view_directory(self.data_dir, STORE_VIEW), ("store_id",), STORE_FEATURES),
         }  # fmt: skip
         self.disk = DiskGuard(self.data_dir, config.min_free_mb * 1024 * 1024)
+        self.online_view = OnlineView(feast_store) if config.online_view else None
         self._ingest_lock = threading.Lock()
         self._clock = _Clock()
         self._seq = self.log.last_seq()
@@ -203,6 +207,26 @@ class InventoryFeatureStore:
             "history_loaded", batches=batches, records=self.history.record_count, entities=self.history.entity_count,
             recovered_batches=len(pending), seconds=round(time.monotonic() - started, 3),
         )  # fmt: skip
+        for name in self.views:
+            self._load_online_view(name)
+
+    def _entity_keys(self, view: str) -> list[tuple]:
+        """Every entity of a view the service has written online."""
+        if view == INVENTORY_VIEW:
+            codes = self.history.all_codes()
+            return list(zip(self.history.store_ids(codes).tolist(), self.history.medication_ids(codes).tolist()))
+        attribute = self.history.regions if view == STORE_VIEW else self.history.categories
+        return [(key,) for key in sorted(attribute.keys())]
+
+    def _load_online_view(self, name: str) -> None:
+        """(Re)build the in-memory copy of one view from Feast's online store."""
+        if self.online_view is None or name not in self.views:
+            return
+        started = time.monotonic()
+        view = self.catalog.view(name)
+        part = ViewRead(view, tuple(c.name for c in view.entity_columns), (), 0)
+        entities = self.online_view.load(part, self._entity_keys(name))
+        log.info("online_view_loaded", view=name, entities=entities, seconds=round(time.monotonic() - started, 3))
 
     def _remember(self, batch: RecordBatch):
         """Put records into the in-memory history."""
@@ -288,7 +312,7 @@ class InventoryFeatureStore:
         online = pd.DataFrame({name: values[newest] for name, values in inventory.items()})
         online[EVENT_TIMESTAMP] = pd.to_datetime(timebase.day_end_ms(derived.days[newest]), unit="ms", utc=True)
         online[CREATED_TIMESTAMP] = pd.to_datetime(created_us, unit="us", utc=True)
-        push_online(self.feast, INVENTORY_VIEW, online)
+        self._push_online(INVENTORY_VIEW, online)
         self.views[INVENTORY_VIEW].write(seq, inventory, timebase.day_end_ms(derived.days), created_us)
 
     def _inventory_columns(self, derived: DerivedRows) -> dict[str, np.ndarray]:
@@ -306,7 +330,13 @@ class InventoryFeatureStore:
         online = pd.DataFrame({key: change.ids[change.latest], feature: change.values[change.latest]})
         online[EVENT_TIMESTAMP] = pd.to_datetime(event_ms[change.latest], unit="ms", utc=True)
         online[CREATED_TIMESTAMP] = pd.to_datetime(created_us, unit="us", utc=True)
-        push_online(self.feast, view, online)
+        self._push_online(view, online)
+
+    def _push_online(self, view: str, frame: pd.DataFrame) -> None:
+        """Write rows to Feast's online store, then to the in-memory copy."""
+        push_online(self.feast, view, frame)
+        if self.online_view is not None:
+            self.online_view.write(view, frame)
 
     # -- schema and registry ----------------------------------------------
     def refresh_registry(self) -> bool:
@@ -349,7 +379,11 @@ class InventoryFeatureStore:
         validation.identifiers(medication_ids, "keys.medication_ids")
         plan = self.plan(features, feature_service)
         columns = read_online(
-            self.feast, plan, {"store_id": store_ids, "medication_id": medication_ids}, self._ttl_now_ms()
+            self.feast,
+            plan,
+            {"store_id": store_ids, "medication_id": medication_ids},
+            self._ttl_now_ms(),
+            self.online_view,
         )
         if columns:
             ONLINE_NOT_FOUND.inc(int((columns[0].statuses == NOT_FOUND).sum()))
@@ -500,8 +534,10 @@ class InventoryFeatureStore:
             if view_start >= end or (offline is not None and len(offline.rows()) == 0):
                 continue  # nothing to copy (Feast cannot read an empty directory)
             covered_start = min(covered_start, view_start)
-            with self._ingest_lock, contextlib.redirect_stdout(io.StringIO()):
-                self.feast.materialize(view_start, end, [name])
+            with self._ingest_lock:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.feast.materialize(view_start, end, [name])
+                self._load_online_view(name)
             if offline is not None:
                 rows = offline.rows()
                 lo, hi = int(view_start.timestamp() * 1000), int(end.timestamp() * 1000)

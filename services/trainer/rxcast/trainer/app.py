@@ -55,6 +55,7 @@ class TrainerApp:
             num_threads=threads,
             min_train_rows=config.min_train_rows,
             min_holdout_rows=config.min_holdout_rows,
+            dask_scheduler=config.dask_scheduler,
         )
         self.pipeline = TrainingPipeline(self.source, self.aliases, settings)
         self.jobs = JobManager(self.pipeline, config.job_workers, config.max_pending_jobs, JobStore(config.job_dir))
@@ -83,3 +84,5 @@ class TrainerApp:
         self.policies.stop()
         self.jobs.close(timeout=self.config.grace_seconds)
         self.source.close()
+        if self.pipeline.dask is not None:
+            self.pipeline.dask.close()

@@ -32,6 +32,11 @@ class TrainerConfig(ServerSettings):
     job_workers: int = Field(1, ge=1, description="training jobs run at once (each uses --num-threads cores)")
     max_pending_jobs: int = Field(8, ge=1, description="training jobs queued or running before new ones are refused")
     num_threads: int = Field(0, ge=0, description="LightGBM threads per job; 0 means one per core")
+    dask_scheduler: str = Field(
+        "",
+        description="Dask scheduler address (tcp://host:port): fit models across its workers with lightgbm.dask; "
+        "empty: fit in this process",
+    )
     min_train_rows: int = Field(500, ge=1, description="fewest training rows a job accepts")
     min_holdout_rows: int = Field(100, ge=1, description="fewest holdout rows a job accepts")
     policies: str = Field(

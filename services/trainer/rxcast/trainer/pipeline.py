@@ -24,6 +24,7 @@ from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, RxcastErr
 from rxcast.runtime.logs import get_logger
 from rxcast.trainer import metrics
 from rxcast.trainer.dataset import LoadRequest, TimeSplit, TrainingSet, TrainingSetSource, split_by_time
+from rxcast.trainer.distributed import DaskFitter
 from rxcast.trainer.evaluation import BASELINE_FEATURE, Evaluation, error_statistics, evaluate
 from rxcast.trainer.fit import FittedModel, fit_model, threads_for
 from rxcast.trainer.params import TrainingParams
@@ -88,6 +89,8 @@ class PipelineSettings:
     num_threads: int = 2
     min_train_rows: int = 200
     min_holdout_rows: int = 50
+    #: A Dask scheduler to fit on (rxcast.trainer.distributed); "" fits in this process.
+    dask_scheduler: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +120,7 @@ class TrainingPipeline:
         self.registry = aliases.registry
         self.settings = settings
         self._horizon = settings.horizon_days
+        self.dask = DaskFitter(settings.dask_scheduler) if settings.dask_scheduler else None
 
     def horizon_days(self) -> int:
         """The horizon jobs train for: the settings', else the source's definition of the target."""
@@ -156,7 +160,8 @@ class TrainingPipeline:
         first_day = day_text(int(split.train.row_days.min()))
         message = f"boosting on {split.train.rows} rows of {first_day}..{day_text(split.last_train_day)}"
         with self._stage(report, Stage.TRAINING, message):
-            fitted = fit_model(split.train, spec.params, threads, report.rounds, should_stop)
+            fit = self.dask.fit if self.dask is not None else fit_model
+            fitted = fit(split.train, spec.params, threads, report.rounds, should_stop)
 
         with self._stage(report, Stage.EVALUATING, f"scoring {split.holdout.rows} holdout rows"):
             encoder = FeatureEncoder(fitted.manifest)
