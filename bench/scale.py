@@ -3,7 +3,8 @@
     .venv/bin/python bench/scale.py [--sizes 3000,30000,300000] [--days 21] [--max-records 630000] [--redis]
 
 For each size (stores x 100 medications) it starts the real services on a
-scratch directory, in this order, and measures on this machine:
+scratch directory, in this order, and measures on this machine (calls over
+TLS with RXCAST_CLIENT_*'s credentials, as deployed: `make certs` first):
 - ingest: records/s through IngestRecords (client to acknowledgement);
 - training: one trainer job over the world (100 rounds, 7 holdout days), when
   the world has enough days for it; otherwise the last size's model is reused;
@@ -33,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 from feature import generate
 from inference import grpc_predict_v2_pb2 as oip
@@ -45,6 +45,7 @@ from rxcast.clients.trainer import TrainerClient
 from rxcast.feature.v1 import feature_pb2 as fpb
 from rxcast.model import ModelBundle, timebase
 from rxcast.predictor.v1 import predictor_pb2 as ppb
+from rxcast.runtime import channels
 from rxcast.suite.launcher import ServiceProcess
 from rxcast.trainer.v1 import trainer_pb2 as tpb
 
@@ -189,7 +190,7 @@ def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: st
         if seen:
             store_ids = np.intersect1d(store_ids, np.asarray(seen, dtype=object))
         cases = {}
-        channel = grpc.insecure_channel(predictor.address)
+        channel = channels.with_options(predictor.address, (), default_timeout=30.0)
         infer = channel.unary_unary(
             "/inference.GRPCInferenceService/ModelInfer",
             request_serializer=oip.ModelInferRequest.SerializeToString,
