@@ -281,7 +281,7 @@ def test_a_column_constant_at_the_value_most_of_the_reference_holds_is_not_broke
     days = np.where(rng.random(20_000) < 0.8, 28.0, rng.integers(1, 28, 20_000).astype(float))
     reference = build_reference_profile({"days_recorded_28d": days}, [])
     result = _by_name(score(reference, {"days_recorded_28d": np.full(3000, 28.0)}))["days_recorded_28d"]
-    assert result.verdict != DATA_QUALITY and not result.signal("constant").fired
+    assert result.verdict != DATA_QUALITY and result.signal("constant").fired is False
     # Pinned to a value the reference rarely holds: a broken pipeline.
     stuck = _by_name(score(reference, {"days_recorded_28d": np.full(3000, 3.0)}))["days_recorded_28d"]
-    assert stuck.verdict == DATA_QUALITY and stuck.signal("constant").fired
+    assert stuck.verdict == DATA_QUALITY and stuck.signal("constant").fired is True  # a JSON bool, not numpy's

@@ -356,7 +356,7 @@ COMMON_SHARE = 0.5
 
 def _constant_signal(pending: _Pending, share: float, count: int, t: Thresholds) -> None:
     probability = math.exp(count * math.log(share)) if share > 0 else 0.0
-    fired = probability < t.constant_probability and share < COMMON_SHARE
+    fired = bool(probability < t.constant_probability and share < COMMON_SHARE)
     signal = Signal("constant", 1.0, 1.0, p_value=probability, fired=fired)
     pending.signals.append(signal)
     if signal.fired:
