@@ -129,6 +129,15 @@ def test_a_newer_version_takes_the_open_incidents_over_and_resolves_them_when_it
     assert [i.incident_id for i in book.list(open_only=True)] == [quality.incident_id]
 
 
+def test_a_cause_seen_once_on_a_version_confirms_on_the_newer_one_that_takes_over():
+    book = IncidentBook(None, confirm_windows=2)
+    assert book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW) == []
+    book.supersede(2, NOW + 1)  # retrained the day after the change: one window each
+    (incident,) = book.observe(2, DATA_DRIFT, _fire("store_region"), _w(2), NOW + 2)
+    assert (incident.model_version, incident.changed_ms) == (2, _w(1).start_ms)
+    assert [w.window_id for w in incident.windows] == ["v1-w1", "v1-w2"]
+
+
 def test_a_family_confirming_while_an_open_incident_of_the_line_fires_joins_it():
     book = IncidentBook(None, confirm_windows=2, clean_windows=3)
     book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(1), NOW)

@@ -19,8 +19,10 @@ Windows feed the book what fired in them (`observe`):
   to one fit of it. A model retrained on a few days of a change still sees
   the change against its reference; the incident resolves when the newer
   version's windows no longer show it (`clean_windows` in a row), not by a new
-  incident for the same cause on every retrained version. Windows of the
-  older versions open no more drift incidents (data quality: they still do);
+  incident for the same cause on every retrained version. Causes not yet
+  confirmed are handed over too (one window on the old version and one on
+  the new confirm). Windows of the older versions open no more drift
+  incidents (data quality: they still do);
 - `acknowledge` records who is handling it; acknowledged incidents still
   resolve on their own.
 
@@ -376,8 +378,10 @@ class IncidentBook:
                     self._stamp(incident, registered_ms)
                     handed.append(dataclasses.replace(incident))
                     log.info("incident handed over", incident_id=incident.incident_id, model_version=model_version)
-            for key in [k for k in self._candidates if k[0] < model_version and k[1] != DATA_QUALITY]:
-                del self._candidates[key]
+            # A cause the older version saw once is the same cause on the newer one: it confirms there.
+            for key in sorted((k for k in self._candidates if k[0] < model_version), reverse=True):
+                candidate = self._candidates.pop(key)
+                self._candidates.setdefault((model_version, *key[1:]), candidate)
             self._save()
             self._cond.notify_all()
             return handed
