@@ -299,7 +299,9 @@ class DriftEngine:
         ROWS_INGESTED.labels("accepted").inc(rows)
         outcome.accepted = rows
         for window in closed:
-            report, raised = self._score_closed(window, reference)
+            report, raised = self._score_closed(
+                window, reference if window.model_version == model_version else self.reference(window.model_version)
+            )
             outcome.reports.append(report)
             outcome.alerts.extend(raised)
         if closed:
@@ -334,6 +336,14 @@ class DriftEngine:
             buffer = buffer.with_kinds(kinds)
         self._windows[model_version] = buffer
         closed = list(buffer.add(batch if set(batch.features) == set(kinds) else batch.select(kinds), self._now_ms()))
+        if len(batch):
+            # A replaced version logs no more rows: its window of an earlier slot is done.
+            slot = int(batch.event_times_ms.min()) // buffer.slot_ms
+            for older in sorted(v for v in self._windows if v < model_version):
+                retired = self._windows[older]
+                if retired.slot is not None and retired.slot < slot and (window := retired.close()) is not None:
+                    closed.append(window)
+                    OPEN_WINDOW_ROWS.labels(str(older)).set(0)
         for window in closed:
             self._closing[window.window_id] = window
         OPEN_WINDOW_ROWS.labels(str(model_version)).set(buffer.rows)
