@@ -383,3 +383,15 @@ def test_a_unit_change_opens_a_data_quality_incident_and_retrains_nothing():
     assert (incident.kind, incident.features, incident.severity) == (DATA_QUALITY, ["units_on_hand"], CRITICAL)
     assert "unit change: values scaled x10" in incident.reason
     assert triggers == [], "broken data pages, it does not retrain"
+
+
+def test_new_families_do_not_join_an_incident_only_the_predictions_fired_with():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=3)
+    book.observe(1, DATA_QUALITY, _fire("units_on_hand"), _w(1), NOW)
+    (quality,) = book.observe(1, DATA_QUALITY, _fire("units_on_hand"), _w(2), NOW)
+    for day in (3, 4):
+        book.observe(1, DATA_QUALITY, _fire("units_on_hand"), _w(day), NOW)
+        opened = book.observe(1, DATA_DRIFT, _fire("prediction", "prescriptions_1d"), _w(day), NOW)
+    (shock,) = opened
+    assert shock.kind == DATA_DRIFT and shock.groups == ["prescriptions"]
+    assert book.get(quality.incident_id).groups == ["prediction", "units_on_hand"]

@@ -217,14 +217,16 @@ class IncidentBook:
             changed = False
             line = [i for i in self._incidents.values() if i.is_open and model_version <= i.serving_version]
             claimed: set[str] = set()
-            hosts: list[Incident] = []  # the open incidents this window's firing joined
+            # Open incidents a family of their own fired in, in this window (the predictions
+            # move with any cause, so they alone do not make a host for new families).
+            hosts: list[Incident] = []
             for incident in (i for i in line if _book_kind(i.kind) == book_kind):
                 hit = [g for g in incident.groups if g in fired_groups]
                 if "prediction" in fired_groups and "prediction" not in claimed and incident.kind == DATA_DRIFT:
                     hit = sorted({*hit, "prediction"})  # the outputs moved with the inputs
                 if hit:
                     claimed.update(hit)
-                    hosts.append(incident)
+                    hosts += [incident] if set(hit) - {"prediction"} else []
                     self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
                 else:
                     incident.clean += 1
@@ -237,7 +239,7 @@ class IncidentBook:
                 hit = [g for g in fired_groups if g not in claimed and _absorbs(incident, book_kind, g)]
                 if hit:
                     claimed.update(hit)
-                    hosts.append(incident)
+                    hosts += [incident] if set(hit) - {"prediction"} else []
                     self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
                     changed = True
             # Families whose features all drifted too little to start an incident count as not firing.
