@@ -36,10 +36,11 @@ One cause, one incident, across kinds and families:
   incident joins that incident (a unit change moves the distribution too);
 - concept drift and a rise of the estimated error join an open drift or
   data-quality incident of the line (the error rose because the inputs
-  changed); alone they are incidents of their own;
-- a family that confirms in a window in which an open incident of the line
-  fires joins it (one event moves many families, and not all clear the
-  confirmation at once). Severity: "critical" for data quality (broken data pages),
+  changed); alone they are incidents of their own.
+A family that confirms later is a cause of its own, even while an open
+incident fires: an incident lasts for weeks (a new region's stores keep
+drifting against references fitted before them), and a demand shock in that
+time is another event, to be paged and retrained for on its own. Severity: "critical" for data quality (broken data pages),
 concept drift, a rise of the estimated error, and drift that reached the predictions; "warning" for input
 drift the predictions have not shown.
 
@@ -217,16 +218,12 @@ class IncidentBook:
             changed = False
             line = [i for i in self._incidents.values() if i.is_open and model_version <= i.serving_version]
             claimed: set[str] = set()
-            # Open incidents a family of their own fired in, in this window (the predictions
-            # move with any cause, so they alone do not make a host for new families).
-            hosts: list[Incident] = []
             for incident in (i for i in line if _book_kind(i.kind) == book_kind):
                 hit = [g for g in incident.groups if g in fired_groups]
                 if "prediction" in fired_groups and "prediction" not in claimed and incident.kind == DATA_DRIFT:
                     hit = sorted({*hit, "prediction"})  # the outputs moved with the inputs
                 if hit:
                     claimed.update(hit)
-                    hosts += [incident] if set(hit) - {"prediction"} else []
                     self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
                 else:
                     incident.clean += 1
@@ -239,7 +236,6 @@ class IncidentBook:
                 hit = [g for g in fired_groups if g not in claimed and _absorbs(incident, book_kind, g)]
                 if hit:
                     claimed.update(hit)
-                    hosts += [incident] if set(hit) - {"prediction"} else []
                     self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
                     changed = True
             # Families whose features all drifted too little to start an incident count as not firing.
@@ -273,12 +269,7 @@ class IncidentBook:
                 )
                 for group in joining:
                     del self._candidates[(model_version, book_kind, group)]
-                # An open incident of the line firing in this window is the same event (its own kind first).
-                host = min(hosts, key=lambda i: (_book_kind(i.kind) != book_kind, _number(i.incident_id)), default=None)
-                if host is None:
-                    opened.append(self._open(model_version, kind, joining, features, firing, first, window, now_ms))
-                else:
-                    self._extend(host, features, firing, window, now_ms)
+                opened.append(self._open(model_version, kind, joining, features, firing, first, window, now_ms))
                 changed = True
             if changed:
                 self._save()
