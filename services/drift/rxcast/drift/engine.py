@@ -756,6 +756,11 @@ class DriftEngine:
 
     # ------------------------------------------------------------ lists and watching
 
+    def windows_awaiting_scoring(self) -> int:
+        """Closed windows not scored yet."""
+        with self._lock:
+            return len(self._closing)
+
     def list_reports(self, model_version: int = 0, limit: int = 0) -> list[DriftReport]:
         if model_version < 0 or limit < 0:
             raise InvalidArgument("model_version and limit must be >= 0")

@@ -86,6 +86,11 @@ class PredictionLog:
             self._columns = {f: v[order] for f, v in columns.items()}
         return self._columns
 
+    def awaiting_actuals(self) -> int:
+        """Logged rows no actual has matched yet."""
+        with self._lock:
+            return int(np.count_nonzero(~self._consolidated()["matched"]))
+
     def match(
         self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
