@@ -154,6 +154,7 @@ def test_the_health_page_shows_every_services_queues_and_last_error(page, played
     def cell(service: str, column: int) -> str:
         return page.locator(f"#health tr:has(td:text-is('{service}')) td").nth(column).inner_text()
 
+    warned = []
     for service, queues in QUEUES.items():
         shown = dict(line.rsplit(": ", 1) for line in cell(service, 7).splitlines())
         assert set(shown) == queues, (service, shown)
@@ -161,6 +162,8 @@ def test_the_health_page_shows_every_services_queues_and_last_error(page, played
         logged = _last_error_logged(played.suite[service])
         if logged:
             _wait_for(lambda s=service, m=logged: m.splitlines()[0] in cell(s, 8), what=f"{service}'s last error")
+            warned.append(service)
+    assert "drift" in warned, "the short plan's event makes the drift service warn of drift"
     assert page.problems == []
 
 
