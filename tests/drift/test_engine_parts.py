@@ -6,7 +6,7 @@ import numpy as np
 
 from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
 from rxcast.drift.engine import DriftEngine
-from rxcast.drift.matching import PredictionLog
+from rxcast.drift.matching import PredictionLog, entity_time_keys
 from rxcast.drift.windows import Batch, WindowBuffer
 from rxcast.model.profile import build_reference_profile
 
@@ -111,3 +111,15 @@ def test_a_concept_episode_lasts_while_the_errors_stay_high():
     assert not engine.alerts.open_episodes(1, CONCEPT_DRIFT)
     again = errors(1.5, 20_000)
     assert [a.kind for a in again] == [CONCEPT_DRIFT] and again[0].episode_id != first[0].episode_id
+
+
+def test_prediction_log_counts_the_rows_awaiting_actuals_without_merging():
+    log = PredictionLog(max_rows=100)
+    log.add(1, np.array(["a", "b", "c"], object), np.full(3, "m", object), np.array([1, 2, 3]), np.ones(3))
+    assert log.awaiting_actuals() == 3
+    log.match(np.array(["b"], object), np.array(["m"], object), np.array([2]))
+    assert log.awaiting_actuals() == 2
+    log.add(1, np.array(["d"], object), np.array(["m"], object), np.array([4]), np.ones(1))
+    assert log.awaiting_actuals() == 3
+    log.mark_matched(entity_time_keys(np.array(["a", "d"], object), np.array(["m", "m"], object), np.array([1, 4])))
+    assert log.awaiting_actuals() == 1
