@@ -40,7 +40,7 @@ class DashboardConfig(ServerSettings):
         20, ge=0, le=1000, description="stores whose online forecasts are sampled from the start, besides those viewed"
     )
     drift_reports_shown: int = Field(
-        200, ge=1, le=10_000, description="newest drift reports read for the drift page's charts"
+        50, ge=1, le=10_000, description="newest drift reports read for the drift page's charts (each poll)"
     )
     batch_runs_shown: int = Field(30, ge=1, le=1000, description="newest batch runs read for the forecast chart")
     entities_ttl_seconds: float = Field(60.0, gt=0, description="how long the list of stores and medications is cached")
