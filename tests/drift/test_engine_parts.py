@@ -6,7 +6,7 @@ import numpy as np
 
 from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
 from rxcast.drift.engine import DriftEngine
-from rxcast.drift.matching import PredictionLog
+from rxcast.drift.matching import PredictionLog, entity_time_keys
 from rxcast.drift.windows import Batch, WindowBuffer
 from rxcast.model.profile import build_reference_profile
 
@@ -139,3 +139,15 @@ def test_a_replaced_versions_last_window_closes_when_the_newer_version_logs_a_la
     again = DriftEngine(data_dir=tmp_path)
     assert [r.window_id for r in again.list_reports(1)] == ["v1-w2", "v1-w1"]
     again.close()
+
+
+def test_prediction_log_counts_the_rows_awaiting_actuals_without_merging():
+    log = PredictionLog(max_rows=100)
+    log.add(1, np.array(["a", "b", "c"], object), np.full(3, "m", object), np.array([1, 2, 3]), np.ones(3))
+    assert log.awaiting_actuals() == 3
+    log.match(np.array(["b"], object), np.array(["m"], object), np.array([2]))
+    assert log.awaiting_actuals() == 2
+    log.add(1, np.array(["d"], object), np.array(["m"], object), np.array([4]), np.ones(1))
+    assert log.awaiting_actuals() == 3
+    log.mark_matched(entity_time_keys(np.array(["a", "d"], object), np.array(["m", "m"], object), np.array([1, 4])))
+    assert log.awaiting_actuals() == 1

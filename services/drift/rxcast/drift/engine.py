@@ -447,7 +447,22 @@ class DriftEngine:
             reference.rows,
             scores,
             self._now_ms(),
+            estimate=self._estimate(window, reference),
         )
+
+    def _estimate(self, window: Window, reference: ReferenceProfile) -> tuple[float, float] | None:
+        """The window's MAE estimated from its inputs by the version's error
+        estimator, with the band's upper bound; None without an estimator or
+        the columns it reads."""
+        estimator = reference.error_estimator
+        if estimator is None or window.rows.predictions.size == 0:
+            return None
+        try:
+            estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
+        except InvalidArgument as exc:
+            log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
+            return None
+        return estimated, estimator.upper
 
     def _like_for_like(
         self, model_version: int, reference: ReferenceProfile, features: Mapping[str, np.ndarray]
@@ -532,27 +547,22 @@ class DriftEngine:
             )
             for incident in self.incidents.observe(window.model_version, kind, firing, where, self._now_ms()):
                 self._opened(incident)
-        performance = self._estimated_error(window, reference)
+        performance = self._estimated_error(report, reference)
         if performance is not None:
             for incident in self.incidents.observe(
                 window.model_version, incident_kinds.PERFORMANCE, performance, where, self._now_ms()
             ):
                 self._opened(incident)
 
-    def _estimated_error(self, window: Window, reference: ReferenceProfile) -> Firing | None:
-        """The window's MAE estimated from its inputs by the version's error
-        estimator, judged against the band calibrated on its holdout days
-        (a firing when above it, a clean window when not); None without an
-        estimator or the columns it reads."""
+    def _estimated_error(self, report: DriftReport, reference: ReferenceProfile) -> Firing | None:
+        """The window's estimated MAE (on its report) judged against the band
+        calibrated on the version's holdout days: a firing when above it, a
+        clean window when not; None when the window has no estimate."""
         estimator = reference.error_estimator
-        if estimator is None or window.rows.predictions.size == 0:
+        if estimator is None or report.estimated_mae is None:
             return None
-        try:
-            estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
-        except InvalidArgument as exc:
-            log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
-            return None
-        ESTIMATED_ERROR.labels(str(window.model_version)).set(estimated)
+        estimated = report.estimated_mae
+        ESTIMATED_ERROR.labels(str(report.model_version)).set(estimated)
         if estimated <= estimator.upper:
             return Firing({})
         reason = (
@@ -760,6 +770,11 @@ class DriftEngine:
         self._concept_clean[model_version] = (count, total)
 
     # ------------------------------------------------------------ lists and watching
+
+    def windows_awaiting_scoring(self) -> int:
+        """Closed windows not scored yet."""
+        with self._lock:
+            return len(self._closing)
 
     def list_reports(self, model_version: int = 0, limit: int = 0) -> list[DriftReport]:
         if model_version < 0 or limit < 0:
