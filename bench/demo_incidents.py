@@ -24,6 +24,12 @@ def _day(ms: int) -> dt.date:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date()
 
 
+def _versions(incident: dict) -> str:
+    """The version it opened on, and the newest it was handed to (books before handover have none)."""
+    versions = incident.get("versions") or [incident["model_version"]]
+    return f"v{versions[0]}" + (f"..v{versions[-1]} ({len(versions)})" if len(versions) > 1 else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", choices=sorted(PLANS), required=True)
@@ -37,7 +43,7 @@ def main() -> None:
     first_played = start + dt.timedelta(days=scenario.history_days or 0)
     print(f"plan {args.plan}: {len(events)} events, played from {first_played}\n")
     print(
-        "| incident | kind | version | severity | features | data changed | opened (data) | event | days after | status |"
+        "| incident | kind | versions | severity | features | data changed | opened (data) | event | days after | status |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     per_event: dict[str, list[dict]] = {f"{day} {kind}": [] for day, kind in events}
@@ -52,19 +58,21 @@ def main() -> None:
         else:
             per_event[label].append(incident)
         print(
-            f"| {incident['incident_id']} | {incident['kind']} | v{incident['model_version']} | {incident['severity']} "
+            f"| {incident['incident_id']} | {incident['kind']} | {_versions(incident)} | {incident['severity']} "
             f"| {', '.join(incident['features'][:6])} | {changed} | {opened} | {label} | {after} "
             f"| {incident['status']}{': ' + incident['resolution'] if incident['resolution'] else ''} |"
         )
     print(f"\n**{len(incidents)} incidents**; before the first event (or with none): {before}\n")
     if events:
-        print("| event | incidents | kinds | first opened (days after) |")
-        print("|---|---|---|---|")
+        print("| event | incidents | kinds | features (first incident) | first opened (days after) |")
+        print("|---|---|---|---|---|")
         for label, found in per_event.items():
             day = dt.date.fromisoformat(label.split()[0])
-            first = min(((_day(i["opened_data_ms"]) - day).days for i in found), default=None)
+            first = min(found, key=lambda i: i["opened_data_ms"], default=None)
+            after = "-" if first is None else str((_day(first["opened_data_ms"]) - day).days)
             kinds = ", ".join(sorted({i["kind"] for i in found})) or "-"
-            print(f"| {label} | {len(found)} | {kinds} | {'-' if first is None else first} |")
+            features = "-" if first is None else ", ".join(first["features"][:6])
+            print(f"| {label} | {len(found)} | {kinds} | {features} | {after} |")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rxcast.clients.drift import DriftClient
 from rxcast.clients.feature import FeatureClient
@@ -85,9 +86,11 @@ def page(browser, url):
     context.close()
 
 
-def _points(page, chart: str) -> int:
+def _points(page, chart: str, trace: int | None = None) -> int:
+    """Points drawn on a chart: of every trace, or of one (by position)."""
+    chosen = "data" if trace is None else f"data.slice({trace}, {trace + 1})"
     return page.evaluate(
-        f"() => (document.getElementById('{chart}').data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)"
+        f"() => (document.getElementById('{chart}').{chosen} || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)"
     )
 
 
@@ -112,6 +115,9 @@ def test_every_page_loads_and_draws_data_without_console_errors(page):
     page.locator("#incidents tr:has-text('data_drift') a.incident-link").first.click()
     _wait_for(lambda: page.locator("#evidence-charts .chart").count() > 0, what="an incident's histograms")
     assert _points(page, "evidence-0") > 0
+    band, estimated, online, batch = (_points(page, "error-chart", n) for n in range(4))
+    assert estimated > 0 and band == estimated, "every scored window carries its estimate and its band"
+    assert online > 0 and batch == online, "the measured error per day, once actuals arrived"
     page.screenshot(path=str(SCREENSHOTS / "drift.png"), full_page=True)
 
     _open(page, "models")
@@ -131,6 +137,48 @@ def test_every_page_loads_and_draws_data_without_console_errors(page):
     _open(page, "health")
     _wait_for(lambda: page.locator("#health .status-SERVING").count() == 5, what="five serving services")
     page.screenshot(path=str(SCREENSHOTS / "health.png"))
+    assert page.problems == []
+
+
+#: The queues the health page shows per service, each a gauge on the service's /metrics.
+QUEUES = {
+    "feature": {"calls in flight", "ingest records in flight"},
+    "trainer": {"calls in flight", "jobs queued", "jobs queued or running", "triggers waiting"},
+    "drift": {"calls in flight", "open window rows", "windows awaiting scoring", "predictions awaiting actuals"},
+    "predictor-online": {"calls in flight", "rows waiting for drift"},
+    "predictor-batch": {"calls in flight", "rows waiting for drift"},
+}
+
+
+def _last_error_logged(process) -> str:
+    """The newest warning or error a service logged, as its own /metrics says."""
+    host = process.address.rsplit(":", 1)[0]
+    with urllib.request.urlopen(f"http://{host}:{process.metrics_port}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "rxcast_last_error_info" and sample.labels.get("message"):
+                return sample.labels["message"]
+    return ""
+
+
+def test_the_health_page_shows_every_services_queues_and_last_error(page, played):
+    _open(page, "health")
+    _wait_for(lambda: page.locator("#health .status-SERVING").count() == 5, what="five serving services")
+
+    def cell(service: str, column: int) -> str:
+        return page.locator(f"#health tr:has(td:text-is('{service}')) td").nth(column).inner_text()
+
+    warned = []
+    for service, queues in QUEUES.items():
+        shown = dict(line.rsplit(": ", 1) for line in cell(service, 7).splitlines())
+        assert set(shown) == queues, (service, shown)
+        assert all(float(depth) >= 0 for depth in shown.values()), (service, shown)
+        logged = _last_error_logged(played.suite[service])
+        if logged:
+            _wait_for(lambda s=service, m=logged: m.splitlines()[0] in cell(s, 8), what=f"{service}'s last error")
+            warned.append(service)
+    assert "drift" in warned, "the short plan's event makes the drift service warn of drift"
     assert page.problems == []
 
 

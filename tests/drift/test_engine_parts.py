@@ -6,7 +6,7 @@ import numpy as np
 
 from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
 from rxcast.drift.engine import DriftEngine
-from rxcast.drift.matching import PredictionLog
+from rxcast.drift.matching import PredictionLog, entity_time_keys
 from rxcast.drift.windows import Batch, WindowBuffer
 from rxcast.model.profile import build_reference_profile
 
@@ -111,3 +111,43 @@ def test_a_concept_episode_lasts_while_the_errors_stay_high():
     assert not engine.alerts.open_episodes(1, CONCEPT_DRIFT)
     again = errors(1.5, 20_000)
     assert [a.kind for a in again] == [CONCEPT_DRIFT] and again[0].episode_id != first[0].episode_id
+
+
+def test_a_replaced_versions_last_window_closes_when_the_newer_version_logs_a_later_day(tmp_path):
+    day_ms = 86_400_000
+    rng = np.random.default_rng(8)
+    profile = build_reference_profile({"x": rng.normal(size=2000)}, [], rng.normal(size=2000)).to_dict()
+    engine = DriftEngine(data_dir=tmp_path)
+    for version in (1, 2):
+        engine.register_reference(version, profile)
+
+    def log(version: int, day: int) -> list[str]:
+        keys = np.array([f"k{i}" for i in range(200)], dtype=object)
+        times = np.full(200, day * day_ms + 1, dtype=np.int64)
+        outcome = engine.log_predictions(version, keys, keys, times, {"x": rng.normal(size=200)}, rng.normal(size=200))
+        return [r.window_id for r in outcome.reports]
+
+    assert log(1, 0) == [] and log(1, 1) == ["v1-w1"]
+    # Version 2 replaces version 1 after day 1: version 1 logs nothing more,
+    # and its window of day 1 is judged once a later day's rows arrive.
+    assert log(2, 2) == ["v1-w2"]
+    assert log(2, 3) == ["v2-w1"]
+    # A version logging rows of the same day closes nothing of the other.
+    assert log(1, 3) == [] and log(2, 3) == []
+    # After a restart the journal gives the same windows back.
+    engine.close()
+    again = DriftEngine(data_dir=tmp_path)
+    assert [r.window_id for r in again.list_reports(1)] == ["v1-w2", "v1-w1"]
+    again.close()
+
+
+def test_prediction_log_counts_the_rows_awaiting_actuals_without_merging():
+    log = PredictionLog(max_rows=100)
+    log.add(1, np.array(["a", "b", "c"], object), np.full(3, "m", object), np.array([1, 2, 3]), np.ones(3))
+    assert log.awaiting_actuals() == 3
+    log.match(np.array(["b"], object), np.array(["m"], object), np.array([2]))
+    assert log.awaiting_actuals() == 2
+    log.add(1, np.array(["d"], object), np.array(["m"], object), np.array([4]), np.ones(1))
+    assert log.awaiting_actuals() == 3
+    log.mark_matched(entity_time_keys(np.array(["a", "d"], object), np.array(["m", "m"], object), np.array([1, 4])))
+    assert log.awaiting_actuals() == 1

@@ -18,6 +18,7 @@ from rxcast.drift.incidents import (
     DATA_DRIFT,
     DATA_QUALITY,
     OPEN,
+    PERFORMANCE,
     PREDICTION_DRIFT,
     RESOLVED,
     WARNING,
@@ -26,6 +27,7 @@ from rxcast.drift.incidents import (
     WindowRef,
     feature_group,
 )
+from rxcast.drift.scoring import Thresholds
 from rxcast.drift.v1 import drift_pb2
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.drift.test_service import DAY_MS, _log_windows, _start, profile_json  # noqa: F401 (a fixture)
@@ -105,17 +107,81 @@ def test_prediction_drift_alone_is_its_own_kind_and_other_versions_and_kinds_are
         book.observe(1, "mood", _fire("x"), _w(1), NOW)
 
 
-def test_a_newer_version_resolves_drift_but_not_broken_data():
-    book = IncidentBook(None, confirm_windows=1)
+def test_a_newer_version_takes_the_open_incidents_over_and_resolves_them_when_its_windows_are_clean():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=2)
     (drift,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
-    (concept,) = book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(1), NOW)
     (quality,) = book.observe(1, DATA_QUALITY, _fire("unit_price"), _w(1), NOW)
-    resolved = book.supersede(2, NOW + 10)
-    assert {i.incident_id for i in resolved} == {drift.incident_id, concept.incident_id}
-    assert "model version 2 serves" in book.get(drift.incident_id).resolution
-    assert book.get(quality.incident_id).status == OPEN
+    handed = book.supersede(2, NOW + 10)
+    assert {i.incident_id for i in handed} == {drift.incident_id, quality.incident_id}
+    assert all(book.get(i.incident_id).versions == [1, 2] for i in handed)
     # The old version's windows no longer open drift incidents: the new version is judged.
-    assert book.observe(1, DATA_DRIFT, _fire("store_region"), _w(2), NOW + 11) == []
+    assert book.observe(1, DATA_DRIFT, _fire("store_region", "units_on_hand"), _w(2), NOW + 11) == []
+    # A model retrained on a few days of the change still sees it: the same incident, not a new one.
+    assert book.observe(2, DATA_DRIFT, _fire("store_region"), _w(2), NOW + 12) == []
+    assert book.get(drift.incident_id).windows[-1] == _w(2)
+    for day in (3, 4):
+        book.observe(2, DATA_DRIFT, Firing({}), _w(day), NOW + 10 + day)
+    resolved = book.get(drift.incident_id)
+    assert resolved.status == RESOLVED and resolved.resolution == "2 windows in a row without it on model version 2"
+    # Broken data stays open while any version's windows show it, the superseded one's included.
+    book.observe(1, DATA_QUALITY, _fire("unit_price"), _w(3), NOW + 13)
+    assert book.get(quality.incident_id).status == OPEN
+    assert [i.incident_id for i in book.list(open_only=True)] == [quality.incident_id]
+
+
+def test_a_cause_seen_once_on_a_version_confirms_on_the_newer_one_that_takes_over():
+    book = IncidentBook(None, confirm_windows=2)
+    assert book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW) == []
+    book.supersede(2, NOW + 1)  # retrained the day after the change: one window each
+    (incident,) = book.observe(2, DATA_DRIFT, _fire("store_region"), _w(2), NOW + 2)
+    assert (incident.model_version, incident.changed_ms) == (2, _w(1).start_ms)
+    assert [w.window_id for w in incident.windows] == ["v1-w1", "v1-w2"]
+
+
+def test_a_family_confirming_later_is_another_cause_even_while_an_open_incident_fires():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=3)
+    book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    (region,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(2), NOW)
+    # Weeks later the region still drifts, and a demand shock moves prescriptions: a second event.
+    assert book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(3), NOW) == []
+    (shock,) = book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(4), NOW)
+    assert shock.groups == ["prescriptions"] and book.get(region.incident_id).groups == ["store_region"]
+
+
+def test_a_rise_of_the_error_joins_the_drift_that_explains_it_and_alone_is_its_own_incident():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=3)
+    (region,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    assert book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(2), NOW, confirm_windows=1) == []
+    assert book.observe(1, PERFORMANCE, _fire("estimated_error"), _w(2), NOW) == []
+    joined = book.get(region.incident_id)
+    assert (joined.kind, joined.groups, joined.severity) == (
+        DATA_DRIFT,
+        ["errors", "estimated_error", "store_region"],
+        CRITICAL,
+    )
+    # Clean error windows do not count against the drift incident.
+    book.observe(1, PERFORMANCE, Firing({}), _w(3), NOW)
+    assert book.get(region.incident_id).clean == 0
+    (alone,) = book.observe(2, CONCEPT_DRIFT, _fire("errors"), _w(3), NOW, confirm_windows=1)
+    assert (alone.kind, alone.model_version) == (CONCEPT_DRIFT, 2)
+    (estimated,) = book.observe(3, PERFORMANCE, _fire("estimated_error"), _w(3), NOW)
+    assert (estimated.kind, estimated.severity) == (PERFORMANCE, CRITICAL)
+
+
+def test_drift_of_a_broken_column_and_the_predictions_it_moves_join_the_data_quality_incident():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=3)
+    for day in (1, 2):  # the engine observes data quality before drift in each window
+        opened = book.observe(1, DATA_QUALITY, _fire("units_on_hand"), _w(day), NOW)
+        assert book.observe(1, DATA_DRIFT, _fire("prediction"), _w(day), NOW) == []
+    (quality,) = opened
+    # A model retrained on some days of the new unit sees the column drift, not scaled: still broken data.
+    book.supersede(2, NOW + 5)
+    for day in (3, 4, 5):
+        book.observe(2, DATA_QUALITY, Firing({}), _w(day), NOW)
+        assert book.observe(2, DATA_DRIFT, _fire("units_on_hand", "prediction"), _w(day), NOW) == []
+    incident = book.get(quality.incident_id)
+    assert (incident.kind, incident.status, incident.groups) == (DATA_QUALITY, OPEN, ["prediction", "units_on_hand"])
+    assert [i.kind for i in book.list()] == [DATA_QUALITY]
 
 
 def test_acknowledge_records_who_and_refuses_a_second_operator():
@@ -224,9 +290,8 @@ def test_incident_rpcs(client, profile_json):  # noqa: F811
         client.acknowledge_incident(incident.incident_id, "")
 
 
-def test_a_rise_of_the_estimated_error_opens_a_performance_incident_before_any_label():
+def test_a_rise_of_the_estimated_error_before_any_label_joins_the_drift_that_explains_it():
     from rxcast.drift.engine import DriftEngine, EngineSettings
-    from rxcast.drift.incidents import PERFORMANCE
     from rxcast.model.error_estimator import fit_error_estimator
     from rxcast.model.profile import build_reference_profile
     from tests.model.test_error_estimator import _rows
@@ -251,13 +316,17 @@ def test_a_rise_of_the_estimated_error_opens_a_performance_incident_before_any_l
     assert engine.list_incidents() == []
     day(3, 0.45)  # the inputs move to where the model errs most; no actual has arrived
     day(4, 0.45)
-    # The inputs' drift is an incident of its own; the estimated error's rise is another, with its impact.
-    (incident,) = [i for i in engine.list_incidents() if i.kind == PERFORMANCE]
-    assert (incident.features, incident.severity) == (["estimated_error"], CRITICAL)
+    # The estimated error rose because the inputs moved: one incident, critical, the rise its impact.
+    (incident,) = engine.list_incidents()
+    assert (incident.kind, incident.features, incident.severity) == (
+        DATA_DRIFT,
+        ["estimated_error", "volatility"],
+        CRITICAL,
+    )
     assert "estimated MAE" in incident.reason and "above the band" in incident.reason
     evidence = incident.evidence["estimated_error"]
     assert evidence["estimated_mae"] > evidence["upper"] and len(evidence["calibration"]) == 7
-    assert PERFORMANCE in triggers
+    assert triggers == [DATA_DRIFT]
 
 
 def test_drift_just_past_its_floors_starts_nothing_but_keeps_an_open_incident_open():
@@ -272,3 +341,41 @@ def test_drift_just_past_its_floors_starts_nothing_but_keeps_an_open_incident_op
         book.observe(1, DATA_DRIFT, minor, _w(day), NOW)
     assert book.get(incident.incident_id).status == OPEN
     assert [w.window_id for w in book.get(incident.incident_id).windows][-1] == "v1-w10"
+
+
+def test_a_unit_change_opens_a_data_quality_incident_and_retrains_nothing():
+    from rxcast.drift.engine import DriftEngine, EngineSettings, unit_change
+    from rxcast.drift.scoring import DRIFT, score
+    from rxcast.model.profile import build_reference_profile
+
+    rng = np.random.default_rng(13)
+
+    def rows(n: int) -> dict[str, np.ndarray]:
+        return {"units_on_hand": rng.gamma(4.0, 10.0, n), "prescriptions_1d": rng.poisson(6.0, n).astype(float)}
+
+    reference = build_reference_profile(rows(20_000), (), rng.gamma(4.0, 2.0, 20_000))
+    # Scaled values: mean and spread by one factor. A shock on a fifth of the rows: neither.
+    scaled = score(reference, {k: v * (10.0 if k == "units_on_hand" else 1.0) for k, v in rows(3000).items()})
+    shocked = rows(3000)
+    shocked["prescriptions_1d"][:600] *= 1.8
+    shock = score(reference, shocked)
+    (units,) = [r for r in scaled.features if r.feature == "units_on_hand"]
+    (demand,) = [r for r in shock.features if r.feature == "prescriptions_1d"]
+    assert units.verdict == DRIFT and unit_change(units, Thresholds()).startswith("unit change: values scaled x10")
+    assert demand.verdict == DRIFT and unit_change(demand, Thresholds()) == ""
+
+    triggers = []
+    engine = DriftEngine(EngineSettings(window_rows=100_000), on_incident=lambda i: triggers.append(i.kind) or "")
+    engine.register_reference(1, reference.to_dict())
+    for index in range(3):
+        columns = rows(3000)
+        columns["units_on_hand"] *= 10.0
+        keys = np.array([f"k{i}" for i in range(3000)], dtype=object)
+        engine.log_predictions(
+            1, keys, keys, np.full(3000, index * DAY_MS, dtype=np.int64), columns, rng.gamma(4.0, 2.0, 3000)
+        )
+        engine.flush(1)
+    (incident,) = engine.list_incidents()
+    assert (incident.kind, incident.features, incident.severity) == (DATA_QUALITY, ["units_on_hand"], CRITICAL)
+    assert "unit change: values scaled x10" in incident.reason
+    assert triggers == [], "broken data pages, it does not retrain"

@@ -272,3 +272,16 @@ def test_values_outside_a_constant_reference_are_drift_by_out_of_range():
     assert result.verdict == DRIFT
     assert result.signal("out_of_range").value == pytest.approx(0.05) and result.signal("out_of_range").fired
     assert "out_of_range" in result.reason
+
+
+def test_a_column_constant_at_the_value_most_of_the_reference_holds_is_not_broken():
+    # Most stores have a full 28 days recorded; the few new ones ramp up. A day on
+    # which every store is past its first 28 days is the world settling.
+    rng = np.random.default_rng(3)
+    days = np.where(rng.random(20_000) < 0.8, 28.0, rng.integers(1, 28, 20_000).astype(float))
+    reference = build_reference_profile({"days_recorded_28d": days}, [])
+    result = _by_name(score(reference, {"days_recorded_28d": np.full(3000, 28.0)}))["days_recorded_28d"]
+    assert result.verdict != DATA_QUALITY and result.signal("constant").fired is False
+    # Pinned to a value the reference rarely holds: a broken pipeline.
+    stuck = _by_name(score(reference, {"days_recorded_28d": np.full(3000, 3.0)}))["days_recorded_28d"]
+    assert stuck.verdict == DATA_QUALITY and stuck.signal("constant").fired is True  # a JSON bool, not numpy's

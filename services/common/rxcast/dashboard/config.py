@@ -20,8 +20,17 @@ class DashboardConfig(ServerSettings):
     drift_address: str = Field("", description="drift service host:port")
     online_address: str = Field("", description="online predictor host:port")
     batch_address: str = Field("", description="batch predictor host:port")
-    online_metrics_url: str = Field("", description="the online predictor's /metrics URL, for latency and cost")
-    batch_metrics_url: str = Field("", description="the batch predictor's /metrics URL, for latency and cost")
+    feature_metrics_url: str = Field(
+        "", description="the feature service's /metrics URL, for its queues and last error"
+    )
+    trainer_metrics_url: str = Field("", description="the trainer's /metrics URL, for its queues and last error")
+    drift_metrics_url: str = Field("", description="the drift service's /metrics URL, for its queues and last error")
+    online_metrics_url: str = Field(
+        "", description="the online predictor's /metrics URL, for latency, cost, queues and last error"
+    )
+    batch_metrics_url: str = Field(
+        "", description="the batch predictor's /metrics URL, for latency, cost, queues and last error"
+    )
     refresh_seconds: float = Field(2.0, gt=0, le=3600, description="how often live pages are refreshed")
     call_timeout_seconds: float = Field(5.0, gt=0, description="deadline of each call the dashboard makes")
     history_points: int = Field(
@@ -29,6 +38,9 @@ class DashboardConfig(ServerSettings):
     )
     watch_stores: int = Field(
         20, ge=0, le=1000, description="stores whose online forecasts are sampled from the start, besides those viewed"
+    )
+    drift_reports_shown: int = Field(
+        50, ge=1, le=10_000, description="newest drift reports read for the drift page's charts (each poll)"
     )
     batch_runs_shown: int = Field(30, ge=1, le=1000, description="newest batch runs read for the forecast chart")
     entities_ttl_seconds: float = Field(60.0, gt=0, description="how long the list of stores and medications is cached")

@@ -208,9 +208,9 @@ class ForecastSources:
         """MAE of each mode on the same rows, as the app is served: on each
         data day an online forecast was sampled, the online forecast and the
         newest batch run's forecast of that day are both judged against the
-        demand over the horizon after the day (once it has elapsed). Also the
-        newest data day sampled."""
-        errors: dict[str, list[np.ndarray]] = {"online": [], "batch": []}
+        demand over the horizon after the day (once it has elapsed). Over all
+        days and per day, with the newest data day sampled."""
+        by_day: dict[str, dict[str, list[np.ndarray]]] = {}
         newest = 0
         for store in stores:
             samples = self.samples.samples(store)
@@ -228,13 +228,29 @@ class ForecastSources:
                 batch = runs[served]["forecasts"]
                 actual = self.actuals(store, meds, sample.as_of_ms)
                 both = np.isfinite(actual) & np.isfinite(sample.forecasts) & np.isfinite(batch)
-                errors["online"].append(np.abs(sample.forecasts - actual)[both])
-                errors["batch"].append(np.abs(batch - actual)[both])
-        rows = int(sum(e.size for e in errors["online"]))
-        result: dict = {"data_day": business_day(newest) if newest else None, "rows": rows}
-        for mode, parts in errors.items():
-            result[mode] = float(np.concatenate(parts).mean()) if rows else None
-        return result
+                day = by_day.setdefault(business_day(sample.as_of_ms), {"online": [], "batch": []})
+                day["online"].append(np.abs(sample.forecasts - actual)[both])
+                day["batch"].append(np.abs(batch - actual)[both])
+        return {"data_day": business_day(newest) if newest else None, **mean_errors(by_day)}
+
+
+def mean_errors(by_day: dict[str, dict[str, list[np.ndarray]]]) -> dict:
+    """Each mode's MAE over every day's absolute errors (with the rows
+    judged), and per day the days with any row, in day order."""
+    modes = ("online", "batch")
+    every = {mode: [e for errors in by_day.values() for e in errors[mode]] for mode in modes}
+    rows = int(sum(e.size for e in every["online"]))
+    result: dict = {"rows": rows}
+    for mode in modes:
+        result[mode] = float(np.concatenate(every[mode]).mean()) if rows else None
+    result["by_day"] = []
+    for day in sorted(by_day):
+        errors = {mode: np.concatenate(by_day[day][mode]) for mode in modes}
+        if errors["online"].size:
+            result["by_day"].append(
+                {"day": day, "rows": int(errors["online"].size), **{m: float(errors[m].mean()) for m in modes}}
+            )
+    return result
 
 
 def _select(catalog: StoreCatalog, medication_ids: np.ndarray, medication: str, category: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from rxcast.clients.drift import DriftClient
 from rxcast.clients.feature import FeatureClient
 from rxcast.clients.predictor import PredictorClient
 from rxcast.clients.trainer import TrainerClient
-from rxcast.dashboard import views
+from rxcast.dashboard import health, views
 from rxcast.dashboard.config import DashboardConfig
 from rxcast.dashboard.forecasts import CATALOG_FEATURES, ForecastSources, business_day, store_chart
 from rxcast.model.timebase import day_text, today
@@ -83,6 +83,9 @@ class Sources:
             PredictorClient(config.batch_address, timeout=timeout, trust=trust) if config.batch_address else None
         )
         self.metrics_urls = {
+            "feature": config.feature_metrics_url,
+            "trainer": config.trainer_metrics_url,
+            "drift": config.drift_metrics_url,
             "predictor-online": config.online_metrics_url,
             "predictor-batch": config.batch_metrics_url,
         }
@@ -90,6 +93,7 @@ class Sources:
             self.feature, self.online, self.batch, config.history_points, config.batch_runs_shown
         )
         self._entities = Entities()
+        self._measured: tuple[float, dict[str, Any]] | None = None
 
     def close(self) -> None:
         for client in (self.feature, self.trainer, self.drift, self.online, self.batch):
@@ -151,6 +155,9 @@ class Sources:
     # -- page snapshots ------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
+        """Every service's health, the queues that matter in it and the last
+        problem it logged (both from its /metrics), and for the predictors
+        the model they serve."""
         rows = []
         for name, address in self.addresses.items():
             if not address:
@@ -160,6 +167,12 @@ class Sources:
                 lambda a=address: check(a, timeout=self.config.call_timeout_seconds, trust=self.trust)
             )
             row: dict[str, Any] = {"service": name, "address": address, "status": status or "UNREACHABLE"}
+            samples, scrape_error = _attempt(lambda n=name: self.scrape(n))
+            if samples:
+                row["queues"] = health.queue_depths(samples)
+                row["last_error"] = health.last_error(samples)
+            elif scrape_error and not error:
+                error = f"metrics: {scrape_error}"
             if error:
                 row["error"] = error
             rows.append(row)
@@ -169,10 +182,11 @@ class Sources:
             status, error = _attempt(client.model_status)
             row = next(r for r in rows if r["service"] == name)
             if status is not None:
-                row.update(views.model_status(status))
-            metrics, _ = _attempt(lambda n=name: self.scrape(n))
-            if metrics:
-                row["in_flight"] = metric_total(metrics, "rxcast_rpc_in_flight")
+                model = views.model_status(status)
+                model_error = model.pop("last_error")
+                row.update(model)
+                if model_error and not row.get("last_error"):
+                    row["last_error"] = {"level": "error", "message": model_error, "time": None}
             if error and not row.get("error"):
                 row["error"] = error
         return {"services": rows}
@@ -208,11 +222,29 @@ class Sources:
         incidents, error = _attempt(lambda: self.drift.list_incidents(limit=200))
         if incidents is None:
             return {"error": error}
-        reports, _ = _attempt(lambda: self.drift.list_reports(limit=50))
+        reports, _ = _attempt(lambda: self.drift.list_reports(limit=self.config.drift_reports_shown))
+        measured, error = _attempt(self.measured_errors)
         return {
             "incidents": [views.incident(i) for i in incidents],
             "reports": [views.drift_report(r) for r in reports or ()],
+            "errors": {
+                "estimated": views.estimated_errors(reports or ()),
+                "measured": measured["by_day"] if measured else [],
+                "measured_error": error,
+            },
         }
+
+    def measured_errors(self) -> dict[str, Any]:
+        """Both modes' errors on the same rows of the watched stores (see
+        ForecastSources.paired_errors), overall and per day; read once per
+        refresh for the comparison and the drift pages."""
+        cached = self._measured
+        if cached is not None and time.monotonic() - cached[0] < self.config.refresh_seconds / 2:
+            return cached[1]
+        stores = sorted(self._entities.by_store)[: self.config.watch_stores]
+        measured = self.forecasts.paired_errors(self.forecasts.watched(stores))
+        self._measured = (time.monotonic(), measured)
+        return measured
 
     def scrape(self, name: str) -> list[Sample]:
         """A service's Prometheus samples (empty when its metrics URL is not configured)."""
@@ -229,10 +261,8 @@ class Sources:
         same rows, latency, freshness, model age and cost per mode."""
         versions, _ = _attempt(self.trainer.list_versions) if self.trainer else (None, "")
         window_end = {v.version: v.training_window.end_day for v in versions or ()}
-        accuracy = self.forecasts.paired_errors(
-            self.forecasts.watched(sorted(self._entities.by_store)[: self.config.watch_stores])
-        )
-        data_day = accuracy.pop("data_day", None)
+        accuracy = self.measured_errors()
+        data_day = accuracy["data_day"]
         modes = {}
         for mode, client, method in (
             ("online", self.online, "Predict"),

@@ -4,11 +4,13 @@ pages draw. Pure functions: no calls, no state."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rxcast.drift.v1 import drift_pb2
+from rxcast.model.timebase import as_of_day, day_text
 from rxcast.predictor.v1 import predictor_pb2
 from rxcast.trainer.v1 import trainer_pb2
 
@@ -138,7 +140,31 @@ def drift_report(r: drift_pb2.DriftReport) -> dict[str, Any]:
         "verdict": drift_pb2.Verdict.Name(r.verdict).removeprefix("VERDICT_").lower(),
         "features": [feature_drift(f) for f in r.features if f.verdict != drift_pb2.VERDICT_NO_DRIFT],
         "prediction": feature_drift(r.prediction) if r.HasField("prediction") else None,
+        "estimated_mae": r.estimated_mae if r.HasField("estimated_mae") else None,
+        "estimated_mae_upper": r.estimated_mae_upper if r.HasField("estimated_mae_upper") else None,
     }
+
+
+def estimated_errors(reports: Iterable[drift_pb2.DriftReport]) -> list[dict[str, Any]]:
+    """The MAE the drift service estimated from each scored window's inputs,
+    with its band's upper bound, on the business day the window ends on (the
+    day the measured error of the same forecasts is judged on), oldest first;
+    windows without an estimate are left out."""
+    chosen = sorted(
+        (r for r in reports if r.window_id and r.HasField("estimated_mae")),
+        key=lambda r: (r.window_end_time.ToMilliseconds(), r.model_version),
+    )
+    return [
+        {
+            "day": day_text(int(as_of_day(r.window_end_time.ToMilliseconds()))),
+            "window_id": r.window_id,
+            "model_version": r.model_version,
+            "rows": r.current_rows,
+            "estimated_mae": r.estimated_mae,
+            "upper": r.estimated_mae_upper if r.HasField("estimated_mae_upper") else None,
+        }
+        for r in chosen
+    ]
 
 
 def _name(enum, value: int, prefix: str) -> str:

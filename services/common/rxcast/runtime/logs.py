@@ -12,6 +12,7 @@ import sys
 import structlog
 
 from rxcast.runtime import context
+from rxcast.runtime.metrics import record_last_error
 
 
 def _add_request_id(_logger, _name, event: dict) -> dict:
@@ -48,6 +49,7 @@ def configure_logging(service: str, level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_service,
         _add_request_id,
+        record_last_error,
     ]
     structlog.configure(
         processors=[

@@ -60,6 +60,9 @@ def _dashboard_args(started: Started, data_dir: Path) -> list[str]:
         "--drift-address", started["drift"].address,
         "--online-address", online.address,
         "--batch-address", batch.address,
+        "--feature-metrics-url", _metrics_url(started["feature"]),
+        "--trainer-metrics-url", _metrics_url(started["trainer"]),
+        "--drift-metrics-url", _metrics_url(started["drift"]),
         "--online-metrics-url", _metrics_url(online),
         "--batch-metrics-url", _metrics_url(batch),
     ]  # fmt: skip

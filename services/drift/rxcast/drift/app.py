@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from prometheus_client import Gauge
 
 from rxcast.drift.clients import ActualsCollector, Trainer
 from rxcast.drift.config import DriftConfig
@@ -14,6 +15,9 @@ from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.runtime.server import Health
 
 SERVICE_NAME = drift_pb2.DESCRIPTOR.services_by_name["DriftService"].full_name
+
+WINDOWS_AWAITING = Gauge("rxcast_drift_windows_awaiting_scoring", "Closed windows not scored yet.")
+AWAITING_ACTUALS = Gauge("rxcast_drift_predictions_awaiting_actuals", "Logged predictions no actual has matched yet.")
 
 
 class DriftApp:
@@ -29,6 +33,8 @@ class DriftApp:
             on_alert=self.trainer.retrain if self.trainer and config.retrain_on_alert else None,
             on_incident=self.trainer.retrain_for_incident if self.trainer and config.retrain_on_incident else None,
         )
+        WINDOWS_AWAITING.set_function(self.engine.windows_awaiting_scoring)
+        AWAITING_ACTUALS.set_function(self.engine.predictions.awaiting_actuals)
         self.notifier = (
             AlertmanagerNotifier(self.engine.incidents, config.alertmanager_url, config.alertmanager_resend_seconds)
             if config.alertmanager_url

@@ -300,7 +300,9 @@ class DriftEngine:
         ROWS_INGESTED.labels("accepted").inc(rows)
         outcome.accepted = rows
         for window in closed:
-            report, raised = self._score_closed(window, reference)
+            report, raised = self._score_closed(
+                window, reference if window.model_version == model_version else self.reference(window.model_version)
+            )
             outcome.reports.append(report)
             outcome.alerts.extend(raised)
         if closed:
@@ -335,6 +337,14 @@ class DriftEngine:
             buffer = buffer.with_kinds(kinds)
         self._windows[model_version] = buffer
         closed = list(buffer.add(batch if set(batch.features) == set(kinds) else batch.select(kinds), self._now_ms()))
+        if len(batch):
+            # A replaced version logs no more rows: its window of an earlier slot is done.
+            slot = int(batch.event_times_ms.min()) // buffer.slot_ms
+            for older in sorted(v for v in self._windows if v < model_version):
+                retired = self._windows[older]
+                if retired.slot is not None and retired.slot < slot and (window := retired.close()) is not None:
+                    closed.append(window)
+                    OPEN_WINDOW_ROWS.labels(str(older)).set(0)
         for window in closed:
             self._closing[window.window_id] = window
         OPEN_WINDOW_ROWS.labels(str(model_version)).set(buffer.rows)
@@ -438,7 +448,22 @@ class DriftEngine:
             reference.rows,
             scores,
             self._now_ms(),
+            estimate=self._estimate(window, reference),
         )
+
+    def _estimate(self, window: Window, reference: ReferenceProfile) -> tuple[float, float] | None:
+        """The window's MAE estimated from its inputs by the version's error
+        estimator, with the band's upper bound; None without an estimator or
+        the columns it reads."""
+        estimator = reference.error_estimator
+        if estimator is None or window.rows.predictions.size == 0:
+            return None
+        try:
+            estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
+        except InvalidArgument as exc:
+            log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
+            return None
+        return estimated, estimator.upper
 
     def _like_for_like(
         self, model_version: int, reference: ReferenceProfile, features: Mapping[str, np.ndarray]
@@ -495,17 +520,22 @@ class DriftEngine:
             self._serving = max(self._serving, window.model_version)
         if newer:
             for incident in self.incidents.supersede(window.model_version, self._now_ms()):
-                INCIDENTS.labels(incident.kind, "resolved").inc()
+                INCIDENTS.labels(incident.kind, "handed_over").inc()
         results = [*report.features, *([report.prediction] if report.prediction else [])]
         if all(r.verdict == INSUFFICIENT_DATA for r in results):
             return
         compared = self._like_for_like(window.model_version, reference, window.rows.features)
         columns = {**window.rows.features, PREDICTION: window.rows.predictions}
         where = WindowRef(window.window_id, window.start_ms, window.end_ms)
-        for kind, verdict in ((incident_kinds.DATA_DRIFT, DRIFT), (incident_kinds.DATA_QUALITY, DATA_QUALITY)):
-            fired = [r for r in results if r.verdict == verdict]
+        thresholds = self.settings.thresholds
+        # A unit change is broken data, not a changed world: it pages and retrains nothing.
+        units = {r.feature: unit_change(r, thresholds) for r in results if r.verdict == DRIFT}
+        quality = [r for r in results if r.verdict == DATA_QUALITY or units.get(r.feature)]
+        drift = [r for r in results if r.verdict == DRIFT and not units.get(r.feature)]
+        # Data quality first: drift its broken columns cause (the predictions too) joins its incident.
+        for kind, fired in ((incident_kinds.DATA_QUALITY, quality), (incident_kinds.DATA_DRIFT, drift)):
             firing = Firing(
-                {r.feature: r.reason for r in fired},
+                {r.feature: units.get(r.feature) or r.reason for r in fired},
                 {
                     r.feature: feature_evidence(r, _column_profile(compared, r.feature), columns.get(r.feature))
                     for r in fired
@@ -513,32 +543,27 @@ class DriftEngine:
                 frozenset(
                     r.feature
                     for r in fired
-                    if verdict == DRIFT and not _major(r, self.settings.thresholds, self.settings.incident_effect)
+                    if kind == incident_kinds.DATA_DRIFT and not _major(r, thresholds, self.settings.incident_effect)
                 ),
             )
             for incident in self.incidents.observe(window.model_version, kind, firing, where, self._now_ms()):
                 self._opened(incident)
-        performance = self._estimated_error(window, reference)
+        performance = self._estimated_error(report, reference)
         if performance is not None:
             for incident in self.incidents.observe(
                 window.model_version, incident_kinds.PERFORMANCE, performance, where, self._now_ms()
             ):
                 self._opened(incident)
 
-    def _estimated_error(self, window: Window, reference: ReferenceProfile) -> Firing | None:
-        """The window's MAE estimated from its inputs by the version's error
-        estimator, judged against the band calibrated on its holdout days
-        (a firing when above it, a clean window when not); None without an
-        estimator or the columns it reads."""
+    def _estimated_error(self, report: DriftReport, reference: ReferenceProfile) -> Firing | None:
+        """The window's estimated MAE (on its report) judged against the band
+        calibrated on the version's holdout days: a firing when above it, a
+        clean window when not; None when the window has no estimate."""
         estimator = reference.error_estimator
-        if estimator is None or window.rows.predictions.size == 0:
+        if estimator is None or report.estimated_mae is None:
             return None
-        try:
-            estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
-        except InvalidArgument as exc:
-            log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
-            return None
-        ESTIMATED_ERROR.labels(str(window.model_version)).set(estimated)
+        estimated = report.estimated_mae
+        ESTIMATED_ERROR.labels(str(report.model_version)).set(estimated)
         if estimated <= estimator.upper:
             return Firing({})
         reason = (
@@ -746,6 +771,11 @@ class DriftEngine:
         self._concept_clean[model_version] = (count, total)
 
     # ------------------------------------------------------------ lists and watching
+
+    def windows_awaiting_scoring(self) -> int:
+        """Closed windows not scored yet."""
+        with self._lock:
+            return len(self._closing)
 
     def list_reports(self, model_version: int = 0, limit: int = 0) -> list[DriftReport]:
         if model_version < 0 or limit < 0:
@@ -1074,6 +1104,25 @@ def _major(result: FeatureResult, thresholds: Thresholds, factor: float) -> bool
         else {"wasserstein": thresholds.wasserstein, "psi": thresholds.psi, "js": thresholds.js}
     )
     return any(name in fired and fired[name].value >= factor * floor for name, floor in floors.items())
+
+
+def unit_change(result: FeatureResult, thresholds: Thresholds) -> str:
+    """The reason a drifted numeric feature reads as a unit change (an
+    upstream system reporting in other units), or "": its mean and its
+    spread both scaled beyond the ratio squared, in the same direction and
+    by about the same factor (within the ratio threshold of each other), as
+    multiplying every value by one constant does. Real change moves a
+    whole feature's level and spread less, and not in lockstep: a demand
+    shock on some medications, stores in a new region."""
+    ratios = {s.name: s.value for s in result.signals if s.name in ("mean_ratio", "std_ratio")}
+    mean, std = ratios.get("mean_ratio", 1.0), ratios.get("std_ratio", 1.0)
+    if result.kind != NUMERIC or mean <= 0 or std <= 0:
+        return ""
+    beyond = thresholds.mean_ratio**2
+    scaled = (mean >= beyond and std >= beyond) or (mean <= 1 / beyond and std <= 1 / beyond)
+    if not scaled or max(mean / std, std / mean) > thresholds.mean_ratio:
+        return ""
+    return f"unit change: values scaled x{mean:.3g} (mean ratio {mean:.3g}, std ratio {std:.3g}); {result.reason}"
 
 
 def _column_profile(reference: ReferenceProfile, name: str):

@@ -14,16 +14,33 @@ Windows feed the book what fired in them (`observe`):
 - an open incident is updated by every window in which its cause fires (its
   features, the windows involved, the newest evidence), counts the windows
   in which it does not, and is resolved after `clean_windows` of them;
-- `supersede` resolves a version's drift incidents when a newer version,
-  registered after they opened, serves: its model was trained on data that
-  holds the change. Data-quality incidents are not resolved that way (a
-  model does not fix broken data) and stay open until the data is clean;
+- `supersede` hands a version's open incidents to a newer version when it
+  serves (`versions` records each): the cause belongs to the model line, not
+  to one fit of it. A model retrained on a few days of a change still sees
+  the change against its reference; the incident resolves when the newer
+  version's windows no longer show it (`clean_windows` in a row), not by a new
+  incident for the same cause on every retrained version. Causes not yet
+  confirmed are handed over too (one window on the old version and one on
+  the new confirm). Windows of the older versions open no more drift
+  incidents (data quality: they still do);
 - `acknowledge` records who is handling it; acknowledged incidents still
   resolve on their own.
 
-Prediction drift joins the data-drift incident it fires with (the outputs
-moved because the inputs did) and makes it critical; alone it is an incident
-of its own. Severity: "critical" for data quality (broken data pages),
+One cause, one incident, across kinds and families:
+
+- prediction drift joins the data-drift incident it fires with (the outputs
+  moved because the inputs did), or else an open data-quality incident
+  (broken inputs moved them), and makes it critical; alone it is an
+  incident of its own;
+- a family drifting whose feature is already named by an open data-quality
+  incident joins that incident (a unit change moves the distribution too);
+- concept drift and a rise of the estimated error join an open drift or
+  data-quality incident of the line (the error rose because the inputs
+  changed); alone they are incidents of their own.
+A family that confirms later is a cause of its own, even while an open
+incident fires: an incident lasts for weeks (a new region's stores keep
+drifting against references fitted before them), and a demand shock in that
+time is another event, to be paged and retrained for on its own. Severity: "critical" for data quality (broken data pages),
 concept drift, a rise of the estimated error, and drift that reached the predictions; "warning" for input
 drift the predictions have not shown.
 
@@ -54,6 +71,13 @@ DATA_QUALITY = "data_quality"
 #: The error estimated from the inputs (before labels) rose beyond its band.
 PERFORMANCE = "performance"
 KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
+#: Kinds an open incident of another kind absorbs, and the kinds that absorb
+#: them: an effect of a cause already open is evidence on it, not a new page.
+_ABSORBED_BY = {
+    DATA_DRIFT: (DATA_QUALITY,),
+    CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY),
+    PERFORMANCE: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY),
+}
 #: Kinds whose cause a retrained model can address (the trainer's triggers).
 RETRAINING_KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, PERFORMANCE)
 OPEN, RESOLVED = "open", "resolved"
@@ -107,10 +131,17 @@ class Incident:
     #: Windows in a row in which the cause did not fire.
     clean: int = 0
     retrain_job_id: str = ""
+    #: The versions that carried it: the one it opened on, then each newer one it was handed to.
+    versions: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
         return self.status == OPEN
+
+    @property
+    def serving_version(self) -> int:
+        """The newest version it was handed to; it covers that one and older ones."""
+        return max(self.versions, default=self.model_version)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,7 +208,7 @@ class IncidentBook:
         if kind not in KINDS:
             raise InvalidArgument(f"incident kind {kind!r}: not one of {KINDS}")
         confirm = self.confirm_windows if confirm_windows is None else confirm_windows
-        book_kind = DATA_DRIFT if kind == PREDICTION_DRIFT else kind
+        book_kind = _book_kind(kind)
         with self._cond:
             if model_version in self._superseded and book_kind != DATA_QUALITY:
                 return []  # the newer version is judged instead
@@ -185,26 +216,35 @@ class IncidentBook:
             for feature in firing.reasons:
                 fired_groups.setdefault(feature_group(feature), []).append(feature)
             changed = False
-            mine = [i for i in self._incidents.values() if i.is_open and self._covers(i, model_version, book_kind)]
+            line = [i for i in self._incidents.values() if i.is_open and model_version <= i.serving_version]
             claimed: set[str] = set()
-            for incident in mine:
+            for incident in (i for i in line if _book_kind(i.kind) == book_kind):
                 hit = [g for g in incident.groups if g in fired_groups]
                 if "prediction" in fired_groups and "prediction" not in claimed and incident.kind == DATA_DRIFT:
                     hit = sorted({*hit, "prediction"})  # the outputs moved with the inputs
                 if hit:
                     claimed.update(hit)
-                    features = [f for g in hit for f in fired_groups[g]]
-                    self._extend(incident, features, firing, window, now_ms)
+                    self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
                 else:
                     incident.clean += 1
                     if incident.clean >= self.clean_windows:
-                        self._resolve(incident, now_ms, f"{incident.clean} windows in a row without it")
+                        self._resolve(incident, now_ms, _clean_reason(incident))
                     else:
                         self._stamp(incident, now_ms)
                 changed = True
+            for incident in (i for i in line if i.kind in _ABSORBED_BY.get(book_kind, ())):
+                hit = [g for g in fired_groups if g not in claimed and _absorbs(incident, book_kind, g)]
+                if hit:
+                    claimed.update(hit)
+                    self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
+                    changed = True
             # Families whose features all drifted too little to start an incident count as not firing.
             starting = sorted(g for g, fs in fired_groups.items() if any(f not in firing.minor for f in fs))
-            for key in [k for k in self._candidates if k[:2] == (model_version, book_kind) and k[2] not in starting]:
+            for key in [
+                k
+                for k in self._candidates
+                if k[:2] == (model_version, book_kind) and (k[2] not in starting or k[2] in claimed)
+            ]:
                 del self._candidates[key]
                 changed = True
             confirmed = []
@@ -235,10 +275,6 @@ class IncidentBook:
                 self._save()
                 self._cond.notify_all()
             return opened
-
-    def _covers(self, incident: Incident, model_version: int, book_kind: str) -> bool:
-        kind = DATA_DRIFT if incident.kind == PREDICTION_DRIFT else incident.kind
-        return incident.model_version == model_version and kind == book_kind
 
     def _open(
         self,
@@ -275,6 +311,7 @@ class IncidentBook:
             revision=self._revision,
             windows=windows,
             evidence={f: firing.evidence[f] for f in features if f in firing.evidence},
+            versions=[model_version],
         )
         incident.severity = _severity(incident)
         self._incidents[incident_id] = incident
@@ -291,8 +328,7 @@ class IncidentBook:
     def _extend(self, incident: Incident, features: list[str], firing: Firing, window: WindowRef, now_ms: int) -> None:
         incident.clean = 0
         incident.features = sorted(set(incident.features) | set(features))
-        if "prediction" in features and "prediction" not in incident.groups:
-            incident.groups = sorted({*incident.groups, "prediction"})
+        incident.groups = sorted(set(incident.groups) | {feature_group(f) for f in features})
         if not incident.windows or incident.windows[-1].window_id != window.window_id:
             incident.windows = [*incident.windows, window][-MAX_WINDOWS:]
         incident.evidence.update({f: firing.evidence[f] for f in features if f in firing.evidence})
@@ -315,28 +351,33 @@ class IncidentBook:
     # ------------------------------------------------------------ operators and models
 
     def supersede(self, model_version: int, registered_ms: int) -> list[Incident]:
-        """A version registered at `registered_ms` serves: resolve the drift
-        incidents of older versions opened before it (data quality stays),
-        and open no more for those versions."""
+        """A version registered at `registered_ms` serves: hand it the open
+        incidents of older versions opened before it (they resolve when its
+        windows no longer show the cause), and open no more drift incidents
+        for those versions. The incidents handed over."""
         with self._cond:
-            resolved = []
-            for older in {i.model_version for i in self._incidents.values()} | {v for v, _, _ in self._candidates}:
+            handed = []
+            for older in {i.serving_version for i in self._incidents.values()} | {v for v, _, _ in self._candidates}:
                 if older < model_version and older not in self._superseded:
                     self._superseded[older] = model_version
             for incident in self._incidents.values():
                 if (
                     incident.is_open
-                    and incident.kind != DATA_QUALITY
-                    and incident.model_version < model_version
+                    and incident.serving_version < model_version
                     and incident.opened_ms <= registered_ms
                 ):
-                    self._resolve(incident, registered_ms, f"model version {model_version} serves, trained after it")
-                    resolved.append(dataclasses.replace(incident))
-            for key in [k for k in self._candidates if k[0] < model_version and k[1] != DATA_QUALITY]:
-                del self._candidates[key]
+                    incident.versions = [*(incident.versions or [incident.model_version]), model_version]
+                    incident.clean = 0  # the newer version is judged afresh
+                    self._stamp(incident, registered_ms)
+                    handed.append(dataclasses.replace(incident))
+                    log.info("incident handed over", incident_id=incident.incident_id, model_version=model_version)
+            # A cause the older version saw once is the same cause on the newer one: it confirms there.
+            for key in sorted((k for k in self._candidates if k[0] < model_version), reverse=True):
+                candidate = self._candidates.pop(key)
+                self._candidates.setdefault((model_version, *key[1:]), candidate)
             self._save()
             self._cond.notify_all()
-            return resolved
+            return handed
 
     def acknowledge(self, incident_id: str, by: str, note: str, now_ms: int) -> Incident:
         if not by.strip():
@@ -449,8 +490,34 @@ class IncidentBook:
         self._revision, self._next = revision, next_id
 
 
+def _book_kind(kind: str) -> str:
+    """Prediction drift and input drift are one kind in the book: the outputs move with the inputs."""
+    return DATA_DRIFT if kind == PREDICTION_DRIFT else kind
+
+
+def _absorbs(incident: Incident, book_kind: str, group: str) -> bool:
+    """Whether an open incident of another kind takes a family that fired as `book_kind`:
+    drift of a family its broken data names (or of the predictions) joins a
+    data-quality incident; a rise of the error joins the drift or broken data
+    that explains it."""
+    if book_kind == DATA_DRIFT:
+        return group in incident.groups or group == "prediction"
+    return True
+
+
+def _clean_reason(incident: Incident) -> str:
+    handed = (
+        f" on model version {incident.serving_version}" if incident.serving_version != incident.model_version else ""
+    )
+    return f"{incident.clean} windows in a row without it{handed}"
+
+
+#: Families that show the cause reached the model's outputs or its error.
+_IMPACT_GROUPS = frozenset({"prediction", "errors", "estimated_error"})
+
+
 def _severity(incident: Incident) -> str:
-    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE) or "prediction" in incident.groups:
+    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE) or _IMPACT_GROUPS & set(incident.groups):
         return CRITICAL
     return WARNING
 

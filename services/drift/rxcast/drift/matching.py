@@ -86,6 +86,14 @@ class PredictionLog:
             self._columns = {f: v[order] for f, v in columns.items()}
         return self._columns
 
+    def awaiting_actuals(self) -> int:
+        """Logged rows no actual has matched yet. Rows logged since the last
+        merge count as they came (a row logged again counts twice until the
+        next match merges them): a metric must not sort the log."""
+        with self._lock:
+            unmerged = sum(int(p["key"].size) for p in self._pending)
+            return int(np.count_nonzero(~self._columns["matched"])) + unmerged
+
     def match(
         self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,6 +29,10 @@ class DriftReport:
     prediction: FeatureResult | None
     verdict: str
     created_ms: int
+    #: The window's MAE estimated from its inputs, and the band's upper bound
+    #: (None without an error estimator in the reference).
+    estimated_mae: float | None = None
+    estimated_mae_upper: float | None = None
 
     @classmethod
     def from_scores(
@@ -41,7 +45,10 @@ class DriftReport:
         reference_rows: int,
         scores: Scores,
         created_ms: int,
+        estimate: tuple[float, float] | None = None,
     ) -> DriftReport:
+        """A report of `scores`, with `estimate` as (estimated MAE, upper bound of its band)."""
+        estimated_mae, upper = estimate if estimate is not None else (None, None)
         return cls(
             report_id,
             model_version,
@@ -54,6 +61,8 @@ class DriftReport:
             scores.prediction,
             scores.verdict,
             created_ms,
+            estimated_mae,
+            upper,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -347,9 +347,17 @@ def _rate_signal(
     pending.quality_tests.append(signal)
 
 
+#: A column constant at a value that holds at least this share of the
+#: reference is the world settling (every store past its first 28 days, no
+#: promotion anywhere), not a broken pipeline: that pins a column to a
+#: fallback or a stale value, which the reference rarely holds.
+COMMON_SHARE = 0.5
+
+
 def _constant_signal(pending: _Pending, share: float, count: int, t: Thresholds) -> None:
     probability = math.exp(count * math.log(share)) if share > 0 else 0.0
-    signal = Signal("constant", 1.0, 1.0, p_value=probability, fired=probability < t.constant_probability)
+    fired = bool(probability < t.constant_probability and share < COMMON_SHARE)
+    signal = Signal("constant", 1.0, 1.0, p_value=probability, fired=fired)
     pending.signals.append(signal)
     if signal.fired:
         pending.quality.append(signal)

@@ -116,6 +116,9 @@ def report_proto(report: DriftReport) -> drift_pb2.DriftReport:
         proto.window_end_time.CopyFrom(timestamps.from_ms(report.window_end_ms))
     if report.prediction is not None:
         proto.prediction.CopyFrom(feature_proto(report.prediction))
+    if report.estimated_mae is not None:
+        proto.estimated_mae = report.estimated_mae
+        proto.estimated_mae_upper = report.estimated_mae_upper
     return proto
 
 

@@ -4,7 +4,10 @@ A window collects columns batch by batch (appends of whole arrays, no
 per-row work) and closes when it holds `max_rows` rows, or when a row's
 event time falls in a later time slot than the window's (slots are
 `slot_ms` long and aligned to the epoch, e.g. one per UTC day). Rows that
-arrive late for an already closed slot join the open window.
+arrive late for an already closed slot join the open window. The engine
+also closes an older version's window when a newer version's rows of a
+later slot arrive: a version that was replaced logs no more rows, and its
+last window would otherwise never close.
 
 Batches, windows and open buffers turn into JSON (`to_dict`) and back
 (`from_dict`) for the service's state files; see rxcast.drift.codec.
@@ -182,6 +185,11 @@ class WindowBuffer:
     @property
     def rows(self) -> int:
         return self._rows
+
+    @property
+    def slot(self) -> int | None:
+        """The open window's time slot (None while it is empty)."""
+        return self._slot
 
     def add(self, batch: Batch, now_ms: int) -> Iterator[Window]:
         """Append `batch`; yield each window it closes."""

@@ -68,6 +68,9 @@ INGEST_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )  # fmt: skip
 ENTITIES = Gauge("rxcast_feature_entities", "(store, medication) pairs with records.")
+INGEST_IN_FLIGHT = Gauge(
+    "rxcast_feature_ingest_records_in_flight", "Records of ingest calls being stored or waiting for the ingest lock."
+)
 LATEST_DAY = Gauge("rxcast_feature_latest_business_day_seconds", "End of the latest business day ingested, Unix time.")
 REGISTRY_CHANGES = Counter(
     "rxcast_feature_registry_changes_total", "Feature definition changes picked up by a refresh."
@@ -249,6 +252,14 @@ class InventoryFeatureStore:
             raise ResourceExhausted(
                 f"records: {n} records in one call, the limit is {self.config.max_batch_records}; split the batch"
             )
+        INGEST_IN_FLIGHT.inc(n)
+        try:
+            return self._ingest(columns, nan_given, n)
+        finally:
+            INGEST_IN_FLIGHT.dec(n)
+
+    def _ingest(self, columns: dict, nan_given: dict[str, np.ndarray] | None, n: int) -> IngestResult:
+        """`ingest` once the batch is within the size limit."""
         started = time.monotonic()
         batch, day_parsed = RecordBatch.from_columns(columns)
         limits = Limits(timebase.today(), self.config.future_tolerance_days, self.earliest_day)

@@ -10,6 +10,7 @@ import grpc
 import lightgbm as lgb
 
 from rxcast.runtime.server import Health
+from rxcast.trainer import metrics
 from rxcast.trainer.config import TrainerConfig
 from rxcast.trainer.feature_source import FeatureServiceSource
 from rxcast.trainer.gate import GatePolicy
@@ -70,6 +71,8 @@ class TrainerApp:
             backoff=Backoff(config.retry_base_seconds, max_attempts=config.retry_max_attempts),
             poll_seconds=config.policy_poll_seconds,
         )
+        metrics.JOBS_QUEUED.set_function(self.jobs.queued)
+        metrics.TRIGGERS_WAITING.set_function(self.policies.waiting_triggers)
 
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         servicer = TrainerServicer(self.registry, self.aliases, self.pipeline, self.jobs, self.defaults, self.policies)

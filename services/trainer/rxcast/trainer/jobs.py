@@ -208,6 +208,11 @@ class JobManager:
         self._pool.submit(self._run, job.job_id)
         return job
 
+    def queued(self) -> int:
+        """Jobs waiting for a worker."""
+        with self._changed:
+            return sum(1 for j in self._jobs.values() if j.stage == Stage.QUEUED)
+
     def get(self, job_id: str) -> JobSnapshot:
         with self._changed:
             job = self._jobs.get(job_id)

@@ -6,6 +6,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 JOBS_FINISHED = Counter("rxcast_trainer_jobs_finished_total", "Training jobs finished, by outcome.", ["outcome"])
 JOBS_ACTIVE = Gauge("rxcast_trainer_jobs_active", "Training jobs queued or running.")
+JOBS_QUEUED = Gauge("rxcast_trainer_jobs_queued", "Training jobs waiting for a worker.")
+TRIGGERS_WAITING = Gauge(
+    "rxcast_trainer_triggers_waiting", "Retraining triggers waiting for a job, counted once per alias they name."
+)
 STAGE_SECONDS = Histogram(
     "rxcast_trainer_stage_seconds",
     "Time a training job spent in each stage.",

@@ -165,6 +165,11 @@ class PolicyRunner:
         )  # fmt: skip
         return trigger, True
 
+    def waiting_triggers(self) -> int:
+        """Trigger targets (one per alias a trigger names) waiting for a job."""
+        with self._lock:
+            return sum(1 for t in self.triggers.values() for g in t.targets if g.state == WAITING)
+
     def statuses(self) -> list[Status]:
         with self._lock:
             out = []

@@ -109,6 +109,30 @@ function drawDrift(page) {
       marker: { color: "#c62828", size: 12, symbol: "triangle-up" },
       text: page.incidents.map(i => `${i.incident_id} ${i.kind}: ${i.features.join(", ")}`), hovertemplate: "%{text}<extra></extra>" },
   ], layout("Drift: features out of their reference per window, and incidents", { yaxis: { title: "features" } }));
+  drawErrors(page.errors);
+}
+
+// The MAE estimated from each window's inputs before any actual, its band,
+// and the MAE measured once the actuals arrived, per day.
+function drawErrors(errors) {
+  const estimated = errors.estimated, measured = errors.measured;
+  $("error-note").textContent = errors.measured_error ? `measured error unavailable: ${errors.measured_error}` : "";
+  Plotly.react("error-chart", [
+    { x: estimated.map(e => e.day), y: estimated.map(e => e.upper), name: "band (upper bound)", mode: "lines",
+      line: { color: "#8b95a7", dash: "dash", shape: "hv" }, fill: "tozeroy", fillcolor: "rgba(139,149,167,0.12)",
+      hovertemplate: "band up to %{y:.2f}<extra></extra>" },
+    { x: estimated.map(e => e.day), y: estimated.map(e => e.estimated_mae), name: "estimated MAE (per window)",
+      mode: "markers", marker: { color: "#d97706", size: 7 },
+      customdata: estimated.map(e => [e.window_id, e.model_version, e.rows]),
+      hovertemplate: "estimated %{y:.2f}<br>%{customdata[0]}, model v%{customdata[1]}, %{customdata[2]} rows<extra></extra>" },
+    { x: measured.map(m => m.day), y: measured.map(m => m.online), name: "measured MAE, online (per day)",
+      mode: "lines+markers", line: { color: "#1f6feb" }, customdata: measured.map(m => m.rows),
+      hovertemplate: "measured %{y:.2f} on %{customdata} rows<extra></extra>" },
+    { x: measured.map(m => m.day), y: measured.map(m => m.batch), name: "measured MAE, batch (per day)",
+      mode: "lines+markers", line: { color: "#6b7280", dash: "dot" }, customdata: measured.map(m => m.rows),
+      hovertemplate: "measured %{y:.2f} on %{customdata} rows<extra></extra>" },
+  ], layout("Error: estimated from the inputs before the actuals, and measured once they arrived",
+    { yaxis: { title: "MAE (units)", rangemode: "tozero" } }));
 }
 
 function showIncident(id) {
@@ -215,9 +239,22 @@ function drawComparison(page) {
 }
 
 function drawHealth(page) {
-  table($("health"), ["service", "address", "status", "alias", "model", "loaded", "last poll", "in flight", "last error"],
+  if (page.error) { showError($("health"), page); return; }
+  table($("health"), ["service", "address", "status", "alias", "model", "loaded", "last poll", "queues", "last error"],
     page.services.map(s => [s.service, s.address, { html: escapeHtml(s.status), cls: `status-${s.status}` }, s.alias,
-      s.model_version, s.loaded, s.last_poll, s.in_flight, s.last_error || s.error]));
+      s.model_version, s.loaded, s.last_poll, { html: queues(s.queues), cls: "queues" },
+      s.last_error ? { html: lastError(s.last_error), cls: `last-error level-${escapeHtml(s.last_error.level)}` }
+        : (s.error || "")]));
+}
+
+function queues(depths) {
+  return Object.entries(depths || {}).map(([name, depth]) =>
+    `<span class="queue">${escapeHtml(name)}: <b>${escapeHtml(text(depth))}</b></span>`).join("<br>");
+}
+
+function lastError(e) {
+  const when = e.time ? ` ${e.time.replace("T", " ").replace("Z", "")} UTC` : "";
+  return `<span class="level">${escapeHtml(e.level)}${escapeHtml(when)}</span><br>${escapeHtml(e.message)}`;
 }
 
 // -- Live updates -------------------------------------------------------------
