@@ -32,11 +32,15 @@ from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
 from rxcast.drift.v1 import drift_pb2
 from rxcast.predictor.v1 import predictor_pb2
 from rxcast.runtime import timestamps
+from rxcast.runtime.errors import Unavailable
 from rxcast.sim import HORIZON_DAYS, World
 from rxcast.suite.topology import Suite
 from rxcast.trainer.v1 import trainer_pb2
 
 DAY_MS = 86_400_000
+#: The app's tries of one Predict call that the predictor could not answer
+#: (UNAVAILABLE: it forecasts nothing and logs nothing, so trying again is safe).
+PREDICT_ATTEMPTS = 3
 _ALERT_KINDS = {v.number: v.name.removeprefix("ALERT_KIND_").lower() for v in drift_pb2.AlertKind.DESCRIPTOR.values}
 _JOB_STATES = {v.number: v.name.removeprefix("JOB_STATE_").lower() for v in trainer_pb2.JobState.DESCRIPTOR.values}
 _RUN_STATES = {
@@ -211,7 +215,7 @@ class Player:
         mode = self._empty_mode(len(stores))
         for part in self._calls(len(stores)):
             started = time.perf_counter()
-            answer = self.online.predict(stores[part], medications[part], at_ms)
+            answer = self._predict(stores[part], medications[part], at_ms)
             mode.latencies_ms.append((time.perf_counter() - started) * 1000)
             mode.forecasts[part] = answer.forecasts
             mode.flags[part] = answer.flags
@@ -219,6 +223,20 @@ class Player:
             ages = np.asarray(answer.feature_ages_seconds, dtype=float)
             mode.feature_age_s[part] = np.where(ages < 0, np.nan, ages)
         return mode
+
+    def _predict(self, stores: np.ndarray, medications: np.ndarray, at_ms: int):
+        """One Predict as the inventory app makes it: tried again after a
+        moment when the predictor is unavailable (a feature hop past its deadline
+        on a loaded machine), up to PREDICT_ATTEMPTS tries."""
+        for attempt in range(1, PREDICT_ATTEMPTS + 1):
+            try:
+                return self.online.predict(stores, medications, at_ms)
+            except Unavailable as exc:
+                if attempt == PREDICT_ATTEMPTS:
+                    raise
+                self.say(f"  online Predict unavailable ({exc.message[:120]}); trying again")
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
 
     def _run_batch(self, day: dt.date, at_ms: int) -> None:
         started = time.monotonic()
