@@ -68,7 +68,7 @@ def percentile(samples: Sequence[float], q: float) -> float:
     if not samples:
         raise ValueError("no samples")
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 @dataclass(frozen=True)

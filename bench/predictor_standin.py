@@ -21,7 +21,6 @@ import time
 from concurrent import futures
 
 import grpc
-
 from inference import grpc_predict_v2_pb2 as oip
 
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc

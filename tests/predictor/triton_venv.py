@@ -38,6 +38,7 @@ def ensure_venv(venv: Path, requirements: Sequence[str], timeout: float = 900) -
         pip = subprocess.run(
             [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *requirements],
             capture_output=True,
+            check=False,
             text=True,
             timeout=timeout,
         )
