@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ import grpc
 import numpy as np
 from inference import grpc_predict_v2_pb2 as oip
 from inference import grpc_predict_v2_pb2_grpc as oip_grpc
-from peers_measure import Measured, table
+from peers_measure import Measured, free_port, table
 from predictor import CATEGORICAL, MODEL, NUMERIC, Helper, population, train_model
 
 from rxcast.suite.launcher import ServiceProcess
@@ -84,12 +83,6 @@ class Load:
 
 FULL = Load(rounds=5, latency_calls=1000, latency_seconds=1.5, throughput_calls=8000, throughput_seconds=3.0, threads=8, warmup=50)  # fmt: skip
 QUICK = Load(rounds=3, latency_calls=300, latency_seconds=0.4, throughput_calls=2000, throughput_seconds=0.8, threads=8, warmup=20)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_model_ready(address: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
@@ -267,7 +260,8 @@ def main() -> int:
     started = time.monotonic()
     print(
         f"peers benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
-        f"{os.cpu_count()} cores, {load.rounds} alternating rounds{' (--quick)' if args.quick else ''}",
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start, "
+        f"{load.rounds} alternating rounds{' (--quick)' if args.quick else ''}",
         flush=True,
     )
     try:
