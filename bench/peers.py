@@ -173,7 +173,8 @@ def serve_and_drive(targets: list[str], load: Load, work: Path) -> tuple[list[Me
     mlserver_python = None
     if any(t in MLSERVER_CONFIGS for t in targets):
         mlserver_python = ensure_venv(ROOT / "build" / "peers" / "venv-mlserver", MLSERVER_REQUIREMENTS)
-    bundle = train_model(work / "model-1")
+    # One thread: OpenMP threads waiting on each other at every split take minutes on a busy machine.
+    bundle = train_model(work / "model-1", threads=1)
     matrices = {size: bundle.encode(population(size).columns).matrix for size in SIZES}
 
     started: list = []
