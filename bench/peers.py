@@ -53,7 +53,9 @@ from rxcast.suite.launcher import ServiceProcess
 from tests.predictor.triton_venv import ensure as ensure_triton
 from tests.predictor.triton_venv import ensure_venv
 
-MLSERVER_REQUIREMENTS = ("mlserver==1.7.1", "mlserver-lightgbm==1.7.1", "lightgbm==4.7.0")
+#: uvloop 0.22 and later raise from get_event_loop() in a thread with no loop,
+#: where MLServer 1.7.1's parallel workers call it at start: they die at once.
+MLSERVER_REQUIREMENTS = ("mlserver==1.7.1", "mlserver-lightgbm==1.7.1", "lightgbm==4.7.0", "uvloop==0.21.0")
 #: settings.json overrides and extra environment of each MLServer configuration.
 MLSERVER_CONFIGS: dict[str, tuple[dict, dict]] = {
     "mlserver": ({}, {}),
@@ -85,21 +87,26 @@ FULL = Load(rounds=5, latency_calls=1000, latency_seconds=1.5, throughput_calls=
 QUICK = Load(rounds=3, latency_calls=300, latency_seconds=0.4, throughput_calls=2000, throughput_seconds=0.8, threads=8, warmup=20)  # fmt: skip
 
 
+def _tail(log: Path, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+
 def wait_model_ready(address: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
-    """Until the v2 server at `address` says MODEL is ready; a clear error if it exits first."""
+    """Until the v2 server at `address` says MODEL is ready; a clear error, with
+    the end of its log, if it exits or stays unready."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server at {address} exited with {process.returncode}; log {log}")
+                raise RuntimeError(f"server at {address} exited with {process.returncode}:\n{_tail(log)}")
             try:
                 if stub.ModelReady(oip.ModelReadyRequest(name=MODEL), timeout=2).ready:
                     return
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server at {address} not ready after {timeout:.0f} s; log {log}")
+                raise RuntimeError(f"server at {address} not ready after {timeout:.0f} s:\n{_tail(log)}")
             time.sleep(0.2)
 
 
