@@ -248,6 +248,18 @@ def agreement(first: dict) -> list[str]:
     return lines
 
 
+def against_aims(measured: list[Measured]) -> list[str]:
+    """Issue 14's ModelInfer aims, read off this run's rows at 1 row."""
+    one = {m.target: m for m in measured if m.size == 1}
+    rx, best, echo = one.get("rxcast"), one.get("mlserver-best"), one.get("echo")
+    lines = []
+    if rx and best:
+        lines.append(f"aim: rxcast 1-row calls/s >= 1.5x mlserver-best's: {rx.rate / best.rate:.2f}x")
+    if rx and echo and rx.cpu_per_1000 and echo.cpu_per_1000:
+        lines.append(f"aim: rxcast server CPU per call <= 1.5x the echo's: {rx.cpu_per_1000 / echo.cpu_per_1000:.2f}x")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about a minute in all)")
@@ -282,7 +294,7 @@ def main() -> int:
                 "sequential calls for p50/p99)"
             )
             print(table(measured, baseline="rxcast" if "rxcast" in serving else serving[0], unit="rows"))
-            for line in agreement(first):
+            for line in [*agreement(first), *against_aims(measured)]:
                 print(line)
         if "features" in targets:
             from peers_features import compare_lookups

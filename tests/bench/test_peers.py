@@ -126,6 +126,24 @@ def test_the_quick_run_of_rxcast_and_the_echo_prints_both_at_both_sizes():
     for (_, target), cells in rows.items():
         rate, p50, p99, cpu, rss = (float(c.replace(",", "")) for c in cells[:5])
         assert rate > 0 and 0 < p50 <= p99 and cpu > 0 and rss > 10
-        assert cells[5:] == (["1.00x"] * 3 if target == "rxcast" else cells[5:])
+        assert len(cells) == 8 and all(c.endswith("x") for c in cells[5:])
+        if target == "rxcast":
+            assert cells[5:] == ["1.00x"] * 3
     assert "mlserver" not in run.stdout and "Feast" not in run.stdout
     print(f"quick run took {time.monotonic() - started:.0f} s")
+
+
+def test_the_aims_are_read_off_the_one_row_measurements():
+    from peers import against_aims
+
+    rows = [
+        Measured("rxcast", 1, rate=1500.0, p50_ms=0.6, p99_ms=4.0, cpu_per_1000=0.45, rss_mb=170.0),
+        Measured("echo", 1, rate=3000.0, p50_ms=0.4, p99_ms=1.0, cpu_per_1000=0.30, rss_mb=40.0),
+        Measured("mlserver-best", 1, rate=1000.0, p50_ms=0.8, p99_ms=7.0, cpu_per_1000=0.65, rss_mb=155.0),
+        Measured("mlserver-best", 100, rate=10.0, p50_ms=9.0, p99_ms=9.0, cpu_per_1000=9.0, rss_mb=155.0),
+    ]
+    assert against_aims(rows) == [
+        "aim: rxcast 1-row calls/s >= 1.5x mlserver-best's: 1.50x",
+        "aim: rxcast server CPU per call <= 1.5x the echo's: 1.50x",
+    ]
+    assert against_aims(rows[:2]) == ["aim: rxcast server CPU per call <= 1.5x the echo's: 1.50x"]
