@@ -3,7 +3,8 @@ so the tritonclient process (its own virtualenv) and rxcast's share it.
 
 Server cost is read from /proc: CPU seconds (user + system) and resident
 memory of a server's whole process tree, so a server that hands requests to
-worker processes (MLServer's parallel_workers) is charged for them too.
+worker processes (MLServer's parallel_workers) is charged for them too, and
+for workers it has already reaped.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def stat_cpu_seconds(stat: str, ticks: int = TICKS) -> float:
-    """utime + stime of one /proc/<pid>/stat line, in seconds. The command name
-    (field 2) may hold spaces and parentheses, so fields count from the last ')'."""
+    """CPU seconds of one /proc/<pid>/stat line: its own (utime + stime) and
+    that of its children which exited and were waited for (cutime + cstime),
+    so a server that recycles worker processes (feast serve's gunicorn) keeps
+    its workers' cost. The command name (field 2) may hold spaces and
+    parentheses, so fields count from the last ')'."""
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return sum(int(field) for field in fields[11:15]) / ticks
 
 
 def status_rss_bytes(status: str) -> int:

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from peers_measure import (
     Measured,
     percentile,
+    process_tree,
     stat_cpu_seconds,
     status_rss_bytes,
     table,
@@ -42,10 +43,10 @@ child.wait()
 """
 
 
-def test_stat_cpu_seconds_reads_utime_and_stime_past_a_command_name_with_spaces_and_parentheses():
-    fields = ["S", *["0"] * 10, "250", "150", *["0"] * 30]
+def test_stat_cpu_seconds_reads_own_and_reaped_children_time_past_a_command_name_with_spaces_and_parentheses():
+    fields = ["S", *["0"] * 10, "250", "150", "70", "30", "20", *["0"] * 30]
     line = "4242 (odd) name (x)) " + " ".join(fields)
-    assert stat_cpu_seconds(line, ticks=100) == pytest.approx(4.0)
+    assert stat_cpu_seconds(line, ticks=100) == pytest.approx(5.0)
 
 
 def test_status_rss_bytes_reads_vmrss_and_a_zombie_has_none():
@@ -65,6 +66,23 @@ def test_a_process_tree_is_charged_for_the_cpu_and_memory_of_its_grandchildren()
         assert tree_rss_bytes(parent.pid) > 200 * 2**20
         own = stat_cpu_seconds(Path(f"/proc/{parent.pid}/stat").read_text())
         assert own < 0.5 < spent  # the work was the grandchild's, found through /proc/<pid>/task/*/children
+    finally:
+        parent.stdin.close()
+        parent.wait(10)
+
+
+def test_a_worker_that_exited_and_was_reaped_still_counts():
+    code = (
+        "import subprocess, sys; "
+        "subprocess.run([sys.executable, '-c', 'import time\\nt = time.process_time() + 0.5\\n"
+        "while time.process_time() < t: pass'], check=True); "
+        "print('reaped', flush=True); sys.stdin.read()"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "reaped"
+        assert process_tree(parent.pid) == [parent.pid]
+        assert tree_cpu_seconds(parent.pid) >= 0.5
     finally:
         parent.stdin.close()
         parent.wait(10)
