@@ -262,7 +262,11 @@ def against_aims(measured: list[Measured]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (about a minute in all)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 shorter rounds: about half a minute of calls with every target, plus start-up",
+    )
     parser.add_argument(
         "--only", default=",".join(EVERYTHING), help=f"comma-separated subset of {','.join(EVERYTHING)}"
     )
