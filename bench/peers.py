@@ -265,7 +265,8 @@ def main() -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="3 shorter rounds: about half a minute of calls with every target, plus start-up",
+        help="3 shorter rounds (about half a minute of calls with every target, plus start-up): "
+        "a smoke run, too few rounds to quote on a busy machine",
     )
     parser.add_argument(
         "--only", default=",".join(EVERYTHING), help=f"comma-separated subset of {','.join(EVERYTHING)}"
