@@ -1,6 +1,15 @@
 """rxcast next to its peers, in one command, measured in one run on this machine.
 
-    .venv/bin/python bench/peers.py [--quick] [--only rxcast,echo,mlserver,mlserver-best,features]
+    .venv/bin/python bench/peers.py [--quick] [--tls] [--only rxcast,echo,mlserver,mlserver-best,features]
+
+Transport: MLServer, `feast serve`/`feast listen` and the echo serve without
+TLS, so by default rxcast's services run with `--plaintext true` too, and
+every call to them goes plaintext (like for like). bench/trust.py measures
+what TLS and role checks cost a call. `--tls` measures rxcast as deployed
+instead: mTLS with a scratch CA (rxcast.runtime.certs), a bearer token checked
+against the RPC's role on every call, the callers as the `reader` identity;
+the echo then serves TLS too (it takes its launcher's transport), MLServer
+and Feast's servers stay plaintext. Each table's heading says which was run.
 
 Model serving (KServe v2 ModelInfer over gRPC), one LightGBM model file served by:
 - rxcast: the predictor (online mode, its defaults);
@@ -49,6 +58,8 @@ from inference import grpc_predict_v2_pb2_grpc as oip_grpc
 from peers_measure import Measured, free_port, table
 from predictor import CATEGORICAL, MODEL, NUMERIC, Helper, population, train_model
 
+from rxcast.runtime import certs, tls
+from rxcast.runtime.channels import with_options
 from rxcast.suite.launcher import ServiceProcess
 from tests.predictor.triton_venv import ensure as ensure_triton
 from tests.predictor.triton_venv import ensure_venv
@@ -87,15 +98,78 @@ FULL = Load(rounds=5, latency_calls=1000, latency_seconds=1.5, throughput_calls=
 QUICK = Load(rounds=3, latency_calls=300, latency_seconds=0.4, throughput_calls=2000, throughput_seconds=0.8, threads=8, warmup=20)  # fmt: skip
 
 
+#: The identity rxcast's callers use under --tls: an outside caller holding `read` only.
+CALLER = "reader"
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How rxcast's services serve and are called in one run: plaintext (`tls_dir`
+    None) or mTLS + roles with the credentials in `tls_dir`."""
+
+    tls_dir: Path | None = None
+
+    @classmethod
+    def make(cls, use_tls: bool, work: Path) -> Transport:
+        """A run's transport; under TLS, a scratch CA with every identity `make certs` issues."""
+        return cls(certs.make(work / "certs")) if use_tls else cls()
+
+    @property
+    def plaintext(self) -> bool:
+        return self.tls_dir is None
+
+    @property
+    def label(self) -> str:
+        if self.plaintext:
+            return "rxcast plaintext (--plaintext true)"
+        return f"rxcast mTLS + roles, called as {CALLER}"
+
+    def environment(self) -> dict[str, str]:
+        """RXCAST_CLIENT_* of this process and the helpers it starts (rxcast.runtime.tls.ClientSettings):
+        the stand-ins serve, and the launcher's clients call, with this transport."""
+        if self.plaintext:
+            return {"RXCAST_CLIENT_PLAINTEXT": "true"}
+        # admin: the stand-ins' certificate and the seeding of the feature store (ingest).
+        return {
+            "RXCAST_CLIENT_PLAINTEXT": "false",
+            "RXCAST_CLIENT_TLS_DIR": str(self.tls_dir),
+            "RXCAST_CLIENT_IDENTITY": "admin",
+        }
+
+    def server_args(self) -> list[str]:
+        """Flags for an rxcast service: the transport said outright, never left to the environment."""
+        if self.plaintext:
+            return ["--plaintext", "true"]
+        return ["--plaintext", "false", "--tls-dir", str(self.tls_dir)]
+
+    def caller(self) -> tls.Trust:
+        """The credentials the benchmark's calls to rxcast carry."""
+        return tls.PLAINTEXT if self.plaintext else tls.load(CALLER, tls_dir=str(self.tls_dir))
+
+    def client_files(self) -> dict | None:
+        """The caller's files for tritonclient (in another virtualenv): None for plaintext."""
+        if self.plaintext:
+            return None
+        folder = self.tls_dir
+        return {
+            "ca": str(folder / tls.CA_FILE),
+            "cert": str(folder / tls.cert_name(CALLER)),
+            "key": str(folder / tls.key_name(CALLER)),
+            "token": (folder / tls.token_name(CALLER)).read_text().strip(),
+        }
+
+
 def _tail(log: Path, chars: int = 3000) -> str:
     return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
 
 
-def wait_model_ready(address: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
-    """Until the v2 server at `address` says MODEL is ready; a clear error, with
-    the end of its log, if it exits or stays unready."""
+def wait_model_ready(
+    address: str, process: subprocess.Popen, log: Path, trust: tls.Trust, timeout: float = 180.0
+) -> None:
+    """Until the v2 server at `address` (called with `trust`) says MODEL is ready; a
+    clear error, with the end of its log, if it exits or stays unready."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with with_options(address, [], default_timeout=2, trust=trust) as channel:
         stub = oip_grpc.GRPCInferenceServiceStub(channel)
         while True:
             if process.poll() is not None:
@@ -146,7 +220,7 @@ class MLServer:
         return self.process.pid
 
     def wait_ready(self) -> MLServer:
-        wait_model_ready(self.address, self.process, self.log)
+        wait_model_ready(self.address, self.process, self.log, tls.PLAINTEXT)  # MLServer serves plaintext
         return self
 
     def stop(self) -> None:
@@ -173,9 +247,12 @@ def versions(mlserver_python: Path | None, triton_python: Path) -> str:
     return "; ".join(parts)
 
 
-def serve_and_drive(targets: list[str], load: Load, work: Path) -> tuple[list[Measured], str, dict]:
-    """Start the selected servers on one model file, drive them with one
-    tritonclient process, stop them; the measurements, versions and first answers."""
+def serve_and_drive(
+    targets: list[str], load: Load, work: Path, transport: Transport
+) -> tuple[list[Measured], str, dict]:
+    """Start the selected servers on one model file (rxcast's and the echo with
+    `transport`, MLServer plaintext), drive them with one tritonclient process,
+    stop them; the measurements, versions and first answers."""
     triton_python = ensure_triton(ROOT)
     mlserver_python = None
     if any(t in MLSERVER_CONFIGS for t in targets):
@@ -184,31 +261,40 @@ def serve_and_drive(targets: list[str], load: Load, work: Path) -> tuple[list[Me
     bundle = train_model(work / "model-1", threads=1)
     matrices = {size: bundle.encode(population(size).columns).matrix for size in SIZES}
 
+    caller_files = transport.client_files()
     started: list = []
     plan_targets = []
     try:
         if "rxcast" in targets:
             spec = {"numeric": NUMERIC, "categorical": {name: levels[0] for name, levels in CATEGORICAL.items()}}
-            features = Helper(work, "features", json.dumps(spec))
+            features = Helper(work, "features", json.dumps(spec), env=transport.environment())
             started.append(features)
             predictor = ServiceProcess(
                 "predictor",
                 work,
-                ["--mode", "online", "--model-dir", str(work / "model-1"), "--feature-address", features.address()],
-            )
+                [
+                    "--mode", "online", "--model-dir", str(work / "model-1"),
+                    "--feature-address", features.address(), *transport.server_args(),
+                ],
+            )  # fmt: skip
             started.append(predictor)
             predictor.start().wait_ready(60)
-            plan_targets.append({"name": "rxcast", "address": predictor.address, "pid": predictor.process.pid})
+            wait_model_ready(predictor.address, predictor.process, predictor.log_path, transport.caller(), timeout=60)
+            plan_targets.append(
+                {"name": "rxcast", "address": predictor.address, "pid": predictor.process.pid, "tls": caller_files}
+            )
         if "echo" in targets:
-            echo = Helper(work, "infer-echo")
+            echo = Helper(work, "infer-echo", env=transport.environment())
             started.append(echo)
-            plan_targets.append({"name": "echo", "address": echo.address(), "pid": echo.process.pid})
+            plan_targets.append(
+                {"name": "echo", "address": echo.address(), "pid": echo.process.pid, "tls": caller_files}
+            )
         for name in MLSERVER_CONFIGS:
             if name in targets:
                 server = MLServer(mlserver_python, work, name, work / "model-1" / "model.txt")
                 started.append(server)
                 server.wait_ready()
-                plan_targets.append({"name": name, "address": server.address, "pid": server.pid})
+                plan_targets.append({"name": name, "address": server.address, "pid": server.pid, "tls": None})
         plan = {
             "targets": [{**t, "model": MODEL} for t in plan_targets],
             "matrices": {str(size): matrix.tolist() for size, matrix in matrices.items()},
@@ -272,6 +358,12 @@ def main() -> int:
         "--only", default=",".join(EVERYTHING), help=f"comma-separated subset of {','.join(EVERYTHING)}"
     )
     parser.add_argument("--threads", type=int, help="client threads for throughput (default 8)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="run rxcast as deployed (mTLS, a token's role checked on every call; the echo serves TLS too) "
+        "instead of --plaintext like its peers",
+    )
     args = parser.parse_args()
     targets = [t for t in args.only.split(",") if t]
     unknown = sorted(set(targets) - set(EVERYTHING))
@@ -283,20 +375,32 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="rxcast-bench-peers-"))
     started = time.monotonic()
+    transport = Transport.make(args.tls, work)
+    # This process's own clients (the feature service's seeding) and the services
+    # the launcher starts take their transport from RXCAST_CLIENT_*.
+    os.environ.update(transport.environment())
     print(
         f"peers benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start, "
         f"{load.rounds} alternating rounds{' (--quick)' if args.quick else ''}",
         flush=True,
     )
+    if transport.plaintext:
+        print("transport: rxcast's services run --plaintext, like its peers; bench/trust.py measures TLS's cost")
+    else:
+        print(
+            f"transport: --tls: rxcast's services serve mTLS and check a bearer token's role on every call "
+            f"(called as {CALLER}), the echo serves TLS; its peers serve plaintext"
+        )
     try:
         serving = [t for t in targets if t in SERVING]
         if serving:
-            measured, used, first = serve_and_drive(serving, load, work)
+            measured, used, first = serve_and_drive(serving, load, work, transport)
             print(f"versions: {used}")
+            echo_mode = ", echo TLS" if not transport.plaintext and "echo" in serving else ""
             print(
-                f"\nModelInfer (KServe v2 gRPC, tritonclient, {load.threads} threads for calls/s, "
-                "sequential calls for p50/p99)"
+                f"\nModelInfer [{transport.label}{echo_mode}] (KServe v2 gRPC, tritonclient, {load.threads} threads "
+                "for calls/s, sequential calls for p50/p99)"
             )
             print(table(measured, baseline="rxcast" if "rxcast" in serving else serving[0], unit="rows"))
             for line in [*agreement(first), *against_aims(measured)]:
@@ -304,8 +408,10 @@ def main() -> int:
         if "features" in targets:
             from peers_features import compare_lookups
 
-            measured, notes = compare_lookups(load, work)
-            print("\nOnline feature lookups, one store (sequential calls; CPU of the server processes)")
+            measured, notes = compare_lookups(load, work, transport)
+            print(
+                f"\nOnline feature lookups [{transport.label}], one store (sequential calls; CPU of the server processes)"
+            )
             print(table(measured, baseline="rxcast", unit="keys"))
             for line in notes:
                 print(line)

@@ -5,7 +5,9 @@ the same store: in-process `get_online_features`, `feast serve` (HTTP,
 its defaults without the access log) and `feast listen` (gRPC), each as its
 own process started by Feast's CLI from a feature_store.yaml written for
 the store the feature service keeps. Calls are sequential, in alternating
-rounds bounded in count and time.
+rounds bounded in count and time. The feature service runs with the run's
+transport (bench/peers.py: --plaintext, or mTLS + roles under --tls, its
+lookups then called as `reader`); Feast's servers are plaintext.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rxcast.clients.records import normalize
 from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.feature.feast_repo import open_store, repo_config
 from rxcast.feature.v1 import feature_pb2 as pb
+from rxcast.runtime import tls
 from rxcast.suite.launcher import ServiceProcess
 
 SIZES = (1, 100)
@@ -113,7 +116,8 @@ class FeastListen:
     def __init__(self, repo: Path, port: int):
         self.log = repo / "listen.log"
         self.process = _spawn(["listen", "-a", f"127.0.0.1:{port}"], repo, self.log)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        # Feast's gRPC server has no TLS: a raw plaintext channel (no interceptor), whatever rxcast's transport.
+        self.channel = tls.channel(f"127.0.0.1:{port}", tls.PLAINTEXT)
         self.stub = GrpcFeatureServerStub(self.channel)
 
     def start(self, probe: tuple[list[str], list[str]]) -> FeastListen:
@@ -141,15 +145,23 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def compare_lookups(load, work: Path) -> tuple[list[Measured], list[str]]:
-    """Seed one store through the feature service, then time every lookup path on it."""
+def compare_lookups(load, work: Path, transport) -> tuple[list[Measured], list[str]]:
+    """Seed one store through the feature service (bench/peers.py's Transport says how
+    it serves; this process's RXCAST_CLIENT_* credentials seed it), then time every
+    lookup path on it, rxcast's with the transport's caller."""
     data = work / "feature-data"
-    service = ServiceProcess("feature", work / "feature-run", ["--data-dir", str(data), "--access-log", "false"])
+    service = ServiceProcess(
+        "feature",
+        work / "feature-run",
+        ["--data-dir", str(data), "--access-log", "false", *transport.server_args()],
+    )
     service.start().wait_ready(120)
     started: list[subprocess.Popen] = []
     notes = []
+    client = reader = None
     try:
         client = FeatureClient(service.address, timeout=600)
+        reader = FeatureClient(service.address, timeout=30, trust=transport.caller())
         world = normalize(generate(**WORLD))
         outcome = client.ingest_frame(world)
         if outcome.errors or outcome.accepted != len(world):
@@ -172,7 +184,7 @@ def compare_lookups(load, work: Path) -> tuple[list[Measured], list[str]]:
         listen.start(keys[1][0])
 
         def rxcast(s: list[str], m: list[str]):
-            return client.stub.GetOnlineFeatures(
+            return reader.stub.GetOnlineFeatures(
                 pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=s, medication_ids=m)), timeout=30
             )
 
@@ -191,8 +203,10 @@ def compare_lookups(load, work: Path) -> tuple[list[Measured], list[str]]:
             f"store: {WORLD['stores']} stores x {WORLD['medications']} medications x {WORLD['days']} days "
             f"({len(world):,} records), SQLite online store; Feast in-process CPU is this client process's"
         )
-        client.close()
     finally:
+        for opened in (client, reader):
+            if opened is not None:
+                opened.close()
         for process in started:
             _stop(process)
         service.stop()

@@ -1,4 +1,5 @@
-"""bench/peers.py: its accounting and table, and a quick end-to-end run without peer virtualenvs."""
+"""bench/peers.py: its accounting and table, its transport, and a quick end-to-end run
+without peer virtualenvs, plaintext (the default) and with --tls."""
 
 from __future__ import annotations
 
@@ -122,11 +123,31 @@ def test_table_shows_ratios_against_the_baseline_of_the_same_size():
     assert [line.split()[0] for line in lines[2:]] == ["1", "1", "100", "100"]
 
 
+def test_the_transport_is_said_outright_to_every_rxcast_service_and_helper(tmp_path):
+    from peers import Transport
+
+    plaintext = Transport.make(False, tmp_path)
+    assert plaintext.server_args() == ["--plaintext", "true"]
+    assert plaintext.environment() == {"RXCAST_CLIENT_PLAINTEXT": "true"}
+    assert plaintext.caller().plaintext and plaintext.client_files() is None
+    assert "plaintext" in plaintext.label
+
+    secure = Transport.make(True, tmp_path)
+    assert secure.server_args() == ["--plaintext", "false", "--tls-dir", str(tmp_path / "certs")]
+    assert secure.environment()["RXCAST_CLIENT_PLAINTEXT"] == "false"
+    caller = secure.caller()
+    assert (caller.identity, caller.plaintext, bool(caller.token)) == ("reader", False, True)
+    files = secure.client_files()
+    assert files["token"] == caller.token and all(Path(files[k]).is_file() for k in ("ca", "cert", "key"))
+    assert "mTLS + roles" in secure.label
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
-def test_the_quick_run_of_rxcast_and_the_echo_prints_both_at_both_sizes():
+@pytest.mark.parametrize(("flags", "mode"), [((), "rxcast plaintext"), (("--tls",), "rxcast mTLS + roles")])
+def test_the_quick_run_of_rxcast_and_the_echo_prints_both_at_both_sizes(flags, mode):
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "peers.py"), "--quick", "--only", "rxcast,echo"],
+        [sys.executable, str(ROOT / "bench" / "peers.py"), "--quick", "--only", "rxcast,echo", *flags],
         capture_output=True,
         text=True,
         timeout=300,
@@ -140,15 +161,16 @@ def test_the_quick_run_of_rxcast_and_the_echo_prints_both_at_both_sizes():
         for line in run.stdout.splitlines()
         if line.split()[:1] in (["1"], ["100"])
     }
-    assert set(rows) == {("1", "rxcast"), ("1", "echo"), ("100", "rxcast"), ("100", "echo")}
+    assert set(rows) == {("1", "rxcast"), ("1", "echo"), ("100", "rxcast"), ("100", "echo")}, run.stdout
     for (_, target), cells in rows.items():
         rate, p50, p99, cpu, rss = (float(c.replace(",", "")) for c in cells[:5])
-        assert rate > 0 and 0 < p50 <= p99 and cpu > 0 and rss > 10
-        assert len(cells) == 8 and all(c.endswith("x") for c in cells[5:])
+        assert rate > 0 and 0 < p50 <= p99 and cpu > 0 and rss > 10, run.stdout
+        assert len(cells) == 8 and all(c.endswith("x") for c in cells[5:]), run.stdout
         if target == "rxcast":
-            assert cells[5:] == ["1.00x"] * 3
-    assert "mlserver" not in run.stdout and "Feast" not in run.stdout
-    print(f"quick run took {time.monotonic() - started:.0f} s")
+            assert cells[5:] == ["1.00x"] * 3, run.stdout
+    assert "mlserver" not in run.stdout and "Feast" not in run.stdout, run.stdout
+    assert any(line.startswith(f"ModelInfer [{mode}") for line in run.stdout.splitlines()), run.stdout
+    print(f"quick run {' '.join(flags)} took {time.monotonic() - started:.0f} s")
 
 
 def test_the_aims_are_read_off_the_one_row_measurements():
