@@ -53,7 +53,7 @@ FEATURES = (*NUMERIC, *CATEGORICAL)
 MODEL = "rxcast-demand"
 
 
-def train_model(directory: Path, rounds: int = 100) -> ModelBundle:
+def train_model(directory: Path, rounds: int = 100, threads: int = 2) -> ModelBundle:
     """A 100-tree model over 20 features, written as a version directory."""
     rng = np.random.default_rng(0)
     rows = 20_000
@@ -63,7 +63,7 @@ def train_model(directory: Path, rounds: int = 100) -> ModelBundle:
     )
     target = matrix[:, 0] * 0.7 + matrix[:, 1] * 0.2 + matrix[:, -1] * 3 + rng.normal(0, 1, rows)
     booster = lgb.train(
-        {"objective": "regression", "num_leaves": 31, "verbose": -1, "num_threads": 2},
+        {"objective": "regression", "num_leaves": 31, "verbose": -1, "num_threads": threads},
         lgb.Dataset(matrix, target, feature_name=list(FEATURES), categorical_feature=[18, 19]),
         num_boost_round=rounds,
     )

@@ -5,7 +5,11 @@ python bench/predictor_standin.py features FEATURES_JSON READY_FILE
   values, so the benchmark measures the predictor and not a feature store;
 python bench/predictor_standin.py echo - READY_FILE
   a bare grpcio server echoing request bytes (no interceptor, no parsing):
-  the transport's limit.
+  the transport's limit;
+python bench/predictor_standin.py infer-echo - READY_FILE
+  a bare grpcio server of the KServe v2 ModelInfer (no interceptor): parses
+  the request and answers zeros of its row count, so tritonclient reads a
+  valid answer; the floor of a Python v2 server (bench/peers.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from concurrent import futures
 
 import grpc
+from inference import grpc_predict_v2_pb2 as oip
 
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime import tls
@@ -49,6 +54,14 @@ def _echo(request: bytes, context) -> bytes:
     return request
 
 
+def _infer_echo(request: oip.ModelInferRequest, context) -> oip.ModelInferResponse:
+    rows = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 0
+    response = oip.ModelInferResponse(model_name=request.model_name, model_version="1", id=request.id)
+    response.outputs.add(name="forecast", datatype="FP64", shape=[rows])
+    response.raw_output_contents.append(bytes(8 * rows))
+    return response
+
+
 def main() -> None:
     kind, spec, ready = sys.argv[1:4]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
@@ -57,6 +70,15 @@ def main() -> None:
             "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
         )
         server.add_generic_rpc_handlers((handler,))
+    elif kind == "infer-echo":
+        infer = grpc.unary_unary_rpc_method_handler(
+            _infer_echo,
+            request_deserializer=oip.ModelInferRequest.FromString,
+            response_serializer=oip.ModelInferResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {"ModelInfer": infer}),)
+        )
     else:
         spec = json.loads(spec)
         feature_pb2_grpc.add_FeatureServiceServicer_to_server(Features(spec["numeric"], spec["categorical"]), server)
