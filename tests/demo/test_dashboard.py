@@ -25,6 +25,9 @@ from rxcast.demo.plan import short_plan
 from rxcast.runtime import tls
 from rxcast.sim import simulate
 
+#: The package's fixture plays the short plan first when these run alone: minutes.
+pytestmark = pytest.mark.timeout(1800)
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "reports" / "dashboard"
 PAGES = ("forecasts", "drift", "models", "comparison", "health")

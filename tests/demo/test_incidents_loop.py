@@ -17,6 +17,9 @@ from rxcast.drift.incidents import DATA_DRIFT, IncidentBook
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
+#: Each fixture plays the short plan through the suite: minutes, more on a busy machine.
+pytestmark = pytest.mark.timeout(1800)
+
 
 def _incidents(work_dir):
     return IncidentBook(work_dir / "state" / "drift").list(limit=1000)

@@ -142,7 +142,7 @@ class Sources:
             stores.append(chunk.store_ids)
             meds.append(chunk.medication_ids)
         by_store: dict[str, np.ndarray] = {}
-        if stores:
+        if sum(len(chunk) for chunk in stores):  # no entity yet: no store to split by
             store_ids, medication_ids = np.concatenate(stores), np.concatenate(meds)
             order = np.lexsort((medication_ids, store_ids))
             store_ids, medication_ids = store_ids[order], medication_ids[order]
