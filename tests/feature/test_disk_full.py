@@ -1,47 +1,22 @@
 """A full disk under the feature service's data directory: ingests answer
 RESOURCE_EXHAUSTED (never INTERNAL or UNKNOWN), health turns NOT_SERVING, and
 what was acknowledged before stays readable. The data directory is a 3 MiB
-tmpfs mounted in the process's own mount namespace (unshare -rm), so no root
-is needed and nothing outside the test sees it."""
+tmpfs in the process's own mount namespace (tests.tiny_disk)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import grpc
-import pytest
 
 from rxcast.feature.v1 import feature_pb2 as pb
-from rxcast.suite.launcher import ServiceProcess
 from tests.feature.conftest import stub_for
 from tests.feature.records import to_protos, world
+from tests.tiny_disk import TinyDisk, needs_namespaces
 
-
-def _namespaces_work() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _namespaces_work(), reason="unshare -rm (user and mount namespaces) is unavailable")
-
-
-class TinyDiskFeature(ServiceProcess):
-    """The feature service with its data directory on a tmpfs of `size`."""
-
-    def __init__(self, run_dir, data_dir, size: str, *args: str):
-        super().__init__("feature", run_dir, ["--data-dir", str(data_dir), *args], name="tiny")
-        self.data_dir, self.size = data_dir, size
-
-    def command(self) -> list[str]:
-        mount = 'mkdir -p "$0" && mount -t tmpfs -o size="$1" tmpfs "$0" && shift && exec "$@"'
-        return ["unshare", "-rm", "sh", "-c", mount, str(self.data_dir), self.size, *super().command()]
+pytestmark = needs_namespaces
 
 
 def test_a_full_disk_is_resource_exhausted_and_not_serving(tmp_path):
-    process = TinyDiskFeature(tmp_path / "run", tmp_path / "data", "3m", "--min-free-mb", "1").start()
+    process = TinyDisk("feature", tmp_path / "run", tmp_path / "data", 3, "--min-free-mb", "1").start()
     process.wait_ready(120)
     channel, stub = stub_for(process)
     codes = []

@@ -17,11 +17,13 @@ import grpc
 import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import Field
 
 from rxcast.runtime import auth, tls
 from rxcast.runtime import context as call_context
 from rxcast.runtime.channels import connect, idempotent_methods
-from rxcast.runtime.config import ServerSettings
+from rxcast.runtime.config import MinFreeMb, ServerSettings
+from rxcast.runtime.disk import DiskGuard, guard_for
 from rxcast.runtime.errors import InvalidArgument, NotFound, Unavailable
 from rxcast.runtime.logs import configure_logging
 from rxcast.runtime.server import start
@@ -80,6 +82,7 @@ class ProbeTrainer(trainer_pb2_grpc.TrainerServiceServicer):
 class ProbeApp:
     name = "probe"
     roles = (auth.RoleTable(TRAINER.full_name, dict.fromkeys(TRAINER.methods_by_name, auth.READ)),)
+    disk: DiskGuard | None = None
 
     def __init__(self, servicer: ProbeTrainer):
         self.servicer = servicer
@@ -96,7 +99,7 @@ class ProbeApp:
         self.stopped = True
 
 
-def _start(servicer: ProbeTrainer, **overrides):
+def _start(servicer: ProbeTrainer, disk: DiskGuard | None = None, **overrides):
     folder = Path(tls.ClientSettings().tls_dir)
     trainer = {
         "tls_dir": str(folder),
@@ -105,7 +108,9 @@ def _start(servicer: ProbeTrainer, **overrides):
         "token_file": str(folder / tls.token_name("trainer")),
     }
     config = ServerSettings(**{"grace_seconds": 5.0, **trainer, **overrides})
-    return start(ProbeApp(servicer), config)
+    app = ProbeApp(servicer)
+    app.disk = disk
+    return start(app, config)
 
 
 def _channel(port: int) -> grpc.Channel:
@@ -379,3 +384,53 @@ def test_a_write_that_failed_for_space_is_resource_exhausted(probe):
         _latest(stub, "disk-full")
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "disk is full" in info.value.details()
+
+
+class ScriptedDisk(DiskGuard):
+    """A guard whose free space the test sets."""
+
+    def __init__(self):
+        super().__init__(".", min_free_bytes=100)
+        self.room = 1_000
+
+    def free_bytes(self) -> int:
+        return self.room
+
+
+def _statuses(channel) -> list[int]:
+    health = health_pb2_grpc.HealthStub(channel)
+    return [
+        health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2).status for name in ("", TRAINER.full_name)
+    ]
+
+
+def test_a_write_that_failed_for_space_turns_health_not_serving_until_there_is_room():
+    disk = ScriptedDisk()
+    running = _start(ProbeTrainer(), disk=disk)
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    try:
+        with _channel(running.port) as channel:
+            stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+            assert _statuses(channel) == [serving, serving]
+            disk.room = 0
+            with pytest.raises(grpc.RpcError) as info:
+                _latest(stub, "disk-full")
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert _statuses(channel) == [not_serving, not_serving]
+            disk.room = 1_000
+            deadline = time.monotonic() + 10
+            while _statuses(channel) != [serving, serving] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _statuses(channel) == [serving, serving]
+    finally:
+        running.stop()
+
+
+def test_settings_with_a_data_directory_get_a_guard(tmp_path):
+    class Stateful(ServerSettings):
+        data_dir: str = Field(str(tmp_path), description="state")
+        min_free_mb: MinFreeMb = 64
+
+    guard = guard_for(Stateful())
+    assert (guard.path, guard.min_free_bytes) == (tmp_path, 64 * 1024 * 1024)
+    assert guard_for(ServerSettings()) is None

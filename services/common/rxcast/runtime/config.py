@@ -42,6 +42,13 @@ MetricsPort = Annotated[
     int, Field(ge=-1, le=65535, description="Prometheus metrics HTTP port; 0 picks a free one, -1 disables")
 ]
 
+#: Services with a data directory declare `min_free_mb: MinFreeMb = 64` next to
+#: their `data_dir`; the runtime then guards it (rxcast.runtime.disk).
+MinFreeMb = Annotated[
+    int,
+    Field(ge=0, description="below this much free space (MiB) under data_dir: NOT_SERVING, writes RESOURCE_EXHAUSTED"),
+]
+
 
 class SettingError(ValueError):
     """A rule across settings, broken; raised in a model validator and reported under `setting`."""

@@ -4,6 +4,9 @@ DiskGuard watches the free space under a service's data directory. Below
 `min_free_bytes`, or after a write failed for want of space, the service
 reports NOT_SERVING (load balancers send callers elsewhere) and refuses
 writes with RESOURCE_EXHAUSTED; once there is room again it serves again.
+The server bootstrap (rxcast.runtime.server) gives every service whose
+settings have a `data_dir` and a `min_free_mb` one guard, and wires it to
+health and to the interceptor.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rxcast.runtime.errors import ResourceExhausted
 from rxcast.runtime.logs import get_logger
@@ -81,3 +85,12 @@ class DiskGuard:
                     self.check()
             except OSError:
                 log.exception("disk_check_failed", path=str(self.path))
+
+
+def guard_for(settings: Any) -> DiskGuard | None:
+    """The guard of settings with a `data_dir` and a `min_free_mb`; None for a service keeping no state."""
+    data_dir = getattr(settings, "data_dir", None)
+    min_free_mb = getattr(settings, "min_free_mb", None)
+    if not data_dir or min_free_mb is None:
+        return None
+    return DiskGuard(data_dir, min_free_mb * 1024 * 1024)

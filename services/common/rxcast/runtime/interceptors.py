@@ -8,7 +8,8 @@ interception costs a Python call and a handler rebuild on the hot path:
   caller's deadline to the call's context, and returns the id in trailing metadata;
 - maps domain errors (rxcast.runtime.errors) to their status codes (messages
   cut to MAX_DETAILS characters), a write that failed for want of disk space
-  to RESOURCE_EXHAUSTED, and any
+  to RESOURCE_EXHAUSTED (and tells the service's DiskGuard, which turns health
+  NOT_SERVING until there is room), and any
   other exception to INTERNAL with the request id, logging its traceback;
 - answers UNIMPLEMENTED, with the method's name, for RPCs a service lacks;
 - answers INVALID_ARGUMENT for a request that is not a message of the RPC's
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from rxcast.runtime import auth, context, metrics
-from rxcast.runtime.disk import is_disk_full
+from rxcast.runtime.disk import DiskGuard, is_disk_full
 from rxcast.runtime.errors import InvalidArgument, RxcastError
 from rxcast.runtime.logs import get_logger
 
@@ -122,10 +123,17 @@ class _Call:
 class ServerInterceptor(grpc.ServerInterceptor):
     """Roles, request ids, deadlines, error mapping, metrics and access logs."""
 
-    def __init__(self, service: str, access_log: bool = True, authorizer: auth.Authorizer | None = None):
+    def __init__(
+        self,
+        service: str,
+        access_log: bool = True,
+        authorizer: auth.Authorizer | None = None,
+        disk: DiskGuard | None = None,
+    ):
         self._service = service
         self._access_log = access_log
         self._authorizer = authorizer
+        self._disk = disk
         self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
     def intercept_service(self, continuation, handler_call_details):
@@ -214,6 +222,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
             # Any service's write that failed for space: the caller may retry later, nothing is broken.
             call.code = grpc.StatusCode.RESOURCE_EXHAUSTED
             log.error("disk_full", method=call.method, error=str(exc)[:200])
+            if self._disk is not None:
+                self._report_full()
             servicer_context.abort(call.code, "the service's disk is full; retry once there is space")
         if isinstance(exc, NotImplementedError):
             call.code = grpc.StatusCode.UNIMPLEMENTED
@@ -226,6 +236,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
         call.code = grpc.StatusCode.INTERNAL
         log.exception("rpc_failed", method=call.method)
         servicer_context.abort(call.code, f"internal error (request id {context.request_id()})")
+
+    def _report_full(self) -> None:
+        try:
+            self._disk.check(failed_write=True)
+        except OSError:
+            # The status is sent regardless; the guard's watch checks again.
+            log.exception("disk_check_failed", path=str(self._disk.path))
 
     def _end(self, call: _Call, servicer_context: grpc.ServicerContext) -> None:
         seconds = time.perf_counter() - call.started

@@ -9,6 +9,10 @@ Shutdown always finishes: if gRPC has not stopped a moment after the grace,
 the app still stops (and checkpoints) and the process exits without waiting
 for the stuck call's thread.
 
+A service whose settings have a data directory gets one DiskGuard
+(rxcast.runtime.disk), or hands the runtime its own as `app.disk`: a full
+disk turns health NOT_SERVING, room again SERVING.
+
 gRPC and /metrics are served over TLS with client certificates, and every
 call is checked against the role its RPC needs (the app's `roles`), unless the
 settings say `plaintext` (rxcast.runtime.tls, rxcast.runtime.auth).
@@ -31,6 +35,7 @@ from grpc_reflection.v1alpha import reflection
 
 from rxcast.runtime import auth, metrics_http, tls
 from rxcast.runtime.config import C, ServerSettings, load_config
+from rxcast.runtime.disk import DiskGuard, guard_for
 from rxcast.runtime.durable import write_json
 from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.interceptors import ServerInterceptor
@@ -94,12 +99,20 @@ class App(Protocol):
     def stop(self) -> None:
         """Stop background work and release resources; called after the server stopped."""
 
+    # Optional: `disk`, the DiskGuard an app that checks space before its writes
+    # keeps; the runtime then wires that one instead of making its own.
 
-def build_server(config: ServerSettings, service: str, authorizer: auth.Authorizer | None = None) -> grpc.Server:
+
+def build_server(
+    config: ServerSettings,
+    service: str,
+    authorizer: auth.Authorizer | None = None,
+    disk: DiskGuard | None = None,
+) -> grpc.Server:
     max_bytes = config.max_message_mb * 1024 * 1024
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{service}-rpc"),
-        interceptors=[ServerInterceptor(service, access_log=config.access_log, authorizer=authorizer)],
+        interceptors=[ServerInterceptor(service, access_log=config.access_log, authorizer=authorizer, disk=disk)],
         # Past this many calls grpcio answers RESOURCE_EXHAUSTED rather than
         # queueing them for a worker without bound.
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
@@ -121,20 +134,32 @@ class Running:
     """A started server: its ports, and how to stop it."""
 
     def __init__(
-        self, app: App, config: ServerSettings, server: grpc.Server, health: Health, port: int, metrics_server
+        self,
+        app: App,
+        config: ServerSettings,
+        server: grpc.Server,
+        health: Health,
+        port: int,
+        metrics_server,
+        disk: DiskGuard | None = None,
     ):
         self.app = app
         self.config = config
         self.server = server
         self.health = health
         self.port = port
+        self.disk = disk
         self._metrics_server = metrics_server
         self.metrics_port = metrics_server.server_port if metrics_server else -1
+        self._stop_watching = threading.Event()
+        if disk is not None:
+            threading.Thread(target=disk.watch, args=(self._stop_watching,), name="disk", daemon=True).start()
 
     def stop(self) -> bool:
         """Stop serving, then the app; False if gRPC did not finish stopping in time."""
         log.info("stopping", grace_seconds=self.config.grace_seconds)
         self.health.shutdown()
+        self._stop_watching.set()
         if self.config.drain_seconds > 0:
             threading.Event().wait(self.config.drain_seconds)
         stopped = self.server.stop(self.config.grace_seconds).wait(self.config.grace_seconds + STOP_MARGIN_SECONDS)
@@ -152,8 +177,12 @@ def start(app: App, config: ServerSettings) -> Running:
     """Start `app` on a gRPC server; returns once it is serving."""
     trust = tls.for_service(config, app.name)
     authorizer = None if trust.plaintext else auth.Authorizer.load(trust.roles_path)
-    server = build_server(config, app.name, authorizer)
+    disk = getattr(app, "disk", None) or guard_for(config)
+    server = build_server(config, app.name, authorizer, disk)
     health_state = Health()
+    if disk is not None:
+        # The overall status and every service's: the disk is all of theirs.
+        disk.on_change = lambda full: health_state.set(NOT_SERVING if full else SERVING)
     names = list(app.add_to_server(server, health_state))
     if authorizer is not None:
         authorizer.require(getattr(app, "roles", ()))
@@ -176,7 +205,9 @@ def start(app: App, config: ServerSettings) -> Running:
     # Apps that must warm up (load a model) report on their own services;
     # everything else is SERVING once started.
     health_state.set_unreported(SERVING)
-    running = Running(app, config, server, health_state, port, metrics_server)
+    if disk is not None:
+        disk.check()
+    running = Running(app, config, server, health_state, port, metrics_server, disk)
     log.info(
         "serving",
         host=config.host,

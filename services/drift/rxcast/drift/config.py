@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from rxcast.drift.detectors import DetectorSettings
 from rxcast.drift.engine import EngineSettings
 from rxcast.drift.scoring import Correction, Thresholds
-from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings, SettingError, env_variable, flag
+from rxcast.runtime.config import GrpcPort, MetricsPort, MinFreeMb, ServerSettings, SettingError, env_variable, flag
 
 _THRESHOLDS = Thresholds()
 _DETECTORS = DetectorSettings()
@@ -24,6 +24,7 @@ class DriftConfig(ServerSettings):
     port: GrpcPort = 50055
     metrics_port: MetricsPort = 9155
     data_dir: str = Field("data/drift", min_length=1, description="references, reports, alerts and episodes live here")
+    min_free_mb: MinFreeMb = 64
     window_rows: int = Field(5000, ge=1, description="a version's window closes at this many rows")
     window_seconds: float = Field(
         86_400.0, gt=0, description="...or when rows of a later event-time slot this long arrive"

@@ -10,7 +10,7 @@ import grpc
 from rxcast.feature.config import FeatureConfig
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime.logs import configure_logging, get_logger
-from rxcast.runtime.server import NOT_SERVING, SERVING, Health
+from rxcast.runtime.server import Health
 
 # Feast reports usage over the network unless told not to; rxcast runs offline.
 os.environ.setdefault("FEAST_USAGE", "False")
@@ -33,6 +33,8 @@ class FeatureApp:
         configure_logging(self.name, config.log_level)
         self.config = config
         self.store = InventoryFeatureStore.open(config)
+        # Checked before each ingest; the runtime reports it in health and watches for room.
+        self.disk = self.store.disk
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
 
@@ -45,18 +47,11 @@ class FeatureApp:
 
         self.roles = (servicer.ROLES, feast_serving.ROLES)
 
-        def report(full: bool) -> None:
-            health.set(NOT_SERVING if full else SERVING)
-
-        self.store.disk.on_change = report
         feature_pb2_grpc.add_FeatureServiceServicer_to_server(FeatureServicer(self.store), server)
         ServingService_pb2_grpc.add_ServingServiceServicer_to_server(FeastServingServicer(self.store), server)
         return [SERVICE_NAME, FEAST_SERVING_NAME]
 
     def start(self) -> None:
-        self.store.disk.check()
-        self._disk_watch = threading.Thread(target=self.store.disk.watch, args=(self._stop,), name="disk", daemon=True)
-        self._disk_watch.start()
         if self.config.registry_refresh_seconds > 0:
             self._refresher = threading.Thread(target=self._refresh_registry, name="registry-refresh", daemon=True)
             self._refresher.start()

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings, SettingError
+from rxcast.runtime.config import GrpcPort, MetricsPort, MinFreeMb, ServerSettings, SettingError
 
 OnlineStore = Literal["sqlite", "redis"]
 TtlClock = Literal["data", "wall"]
@@ -45,9 +45,7 @@ class FeatureConfig(ServerSettings):
     earliest_business_day: str = Field("2000-01-01", description="the earliest business_day accepted, YYYY-MM-DD")
     max_online_entities: int = Field(10_000, ge=1, description="most entities one GetOnlineFeatures call may ask for")
     max_historical_rows: int = Field(5_000_000, ge=1, description="most rows one GetHistoricalFeatures call may return")
-    min_free_mb: int = Field(
-        64, ge=0, description="below this much free space under data_dir: NOT_SERVING, ingests RESOURCE_EXHAUSTED"
-    )
+    min_free_mb: MinFreeMb = 64
     max_actuals_days: int = Field(
         2_000_000, ge=1, description="most entity-days (rows x horizon_days) one GetActuals call may sum"
     )
