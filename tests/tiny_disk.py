@@ -53,10 +53,10 @@ needs_namespaces = pytest.mark.skipif(
 
 
 class TinyDisk(ServiceProcess):
-    """`service` with `--data-dir` on a tmpfs of `mib` MiB."""
+    """`service` with its state directory (`flag`, `--data-dir` by default) on a tmpfs of `mib` MiB."""
 
-    def __init__(self, service: str, run_dir, data_dir, mib: int, *args: str):
-        super().__init__(service, run_dir, ["--data-dir", str(data_dir), *args], name=f"tiny-{service}")
+    def __init__(self, service: str, run_dir, data_dir, mib: int, *args: str, flag: str = "--data-dir"):
+        super().__init__(service, run_dir, [flag, str(data_dir), *args], name=f"tiny-{service}")
         self.data_dir, self.mib = Path(data_dir), mib
         self.control = Path(run_dir) / "disk-control"
 

@@ -434,3 +434,32 @@ def test_settings_with_a_data_directory_get_a_guard(tmp_path):
     guard = guard_for(Stateful())
     assert (guard.path, guard.min_free_bytes) == (tmp_path, 64 * 1024 * 1024)
     assert guard_for(ServerSettings()) is None
+
+
+def test_the_trainer_guards_its_registry_directory(tmp_path):
+    from rxcast.trainer.config import TrainerConfig
+
+    config = TrainerConfig(registry_dir=str(tmp_path / "registry"), job_dir=str(tmp_path / "jobs"), min_free_mb=5)
+    guard = guard_for(config)
+    assert (guard.path, guard.min_free_bytes) == (tmp_path / "registry", 5 * 1024 * 1024)
+
+
+def test_the_watch_stops_serving_when_space_runs_low_between_calls(tmp_path):
+    changes = []
+    guard = DiskGuard(tmp_path, min_free_bytes=0, on_change=changes.append)
+    stop = threading.Event()
+    watcher = threading.Thread(target=guard.watch, args=(stop, 0.05))
+    watcher.start()
+    try:
+        guard.min_free_bytes = guard.free_bytes() * 4  # space now counts as short, with no write failing
+        deadline = time.monotonic() + 10
+        while not changes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert changes[:1] == [True]
+        guard.min_free_bytes = 0
+        while len(changes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert changes == [True, False]
+    finally:
+        stop.set()
+        watcher.join(5)

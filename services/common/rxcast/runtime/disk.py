@@ -78,18 +78,20 @@ class DiskGuard:
         return ResourceExhausted(f"the disk under the data directory is full: {what} failed ({exc.__class__.__name__})")
 
     def watch(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Re-check until `stop` is set (run in a thread): serve again once space is freed."""
+        """Re-check until `stop` is set (run in a thread): stop serving when space
+        runs low, also between calls and under background writes (a training
+        job, a checkpoint), and serve again once space is freed."""
         while not stop.wait(interval):
             try:
-                if self.full:
-                    self.check()
+                self.check()
             except OSError:
                 log.exception("disk_check_failed", path=str(self.path))
 
 
 def guard_for(settings: Any) -> DiskGuard | None:
-    """The guard of settings with a `data_dir` and a `min_free_mb`; None for a service keeping no state."""
-    data_dir = getattr(settings, "data_dir", None)
+    """The guard of settings with a `min_free_mb` and a directory to guard (its
+    `guarded_dir`, else its `data_dir`); None for a service keeping no state."""
+    data_dir = getattr(settings, "guarded_dir", None) or getattr(settings, "data_dir", None)
     min_free_mb = getattr(settings, "min_free_mb", None)
     if not data_dir or min_free_mb is None:
         return None

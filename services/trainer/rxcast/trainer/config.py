@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from rxcast.runtime.config import GrpcPort, MetricsPort, ServerSettings
+from rxcast.runtime.config import GrpcPort, MetricsPort, MinFreeMb, ServerSettings
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.trainer.evaluation import MetricName
 from rxcast.trainer.params import Objective
@@ -25,6 +25,7 @@ class TrainerConfig(ServerSettings):
     job_dir: str = Field(
         "data/trainer/jobs", min_length=1, description="where training job records and policy state are kept"
     )
+    min_free_mb: MinFreeMb = 64
     gate_metric: MetricName = Field("wape", description="holdout metric the gate compares (lower is better)")
     gate_margin: float = Field(
         0.02, ge=0, lt=1, description="relative improvement over the alias's version a candidate needs"
@@ -71,3 +72,9 @@ class TrainerConfig(ServerSettings):
         except InvalidArgument as exc:
             raise ValueError(exc.message) from None
         return value
+
+    @property
+    def guarded_dir(self) -> str:
+        """The directory whose free space is the service's health (rxcast.runtime.disk):
+        the registry, where every published version is written."""
+        return self.registry_dir
