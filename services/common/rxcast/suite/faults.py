@@ -24,7 +24,7 @@ import numpy as np
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.model.profile import build_reference_profile
-from rxcast.runtime import channels
+from rxcast.runtime import channels, tls
 from rxcast.suite.launcher import ServiceProcess
 
 #: Reconnect quickly: the default backoff would make recovery look slower than the service is.
@@ -160,6 +160,11 @@ def feature_probe(process: ServiceProcess) -> tuple[ServiceProcess, FaultReport]
     return process, report
 
 
+def _as_trainer() -> tls.Trust:
+    """The trainer's credentials from the same directory as this process's (or plaintext, if it is)."""
+    return tls.ClientSettings(identity="trainer").trust()
+
+
 def drift_probe(process: ServiceProcess) -> tuple[ServiceProcess, FaultReport]:
     """LogPredictions of 20 new rows per call; every acknowledged row must match its actual after the restart."""
     rows = 20
@@ -169,13 +174,15 @@ def drift_probe(process: ServiceProcess) -> tuple[ServiceProcess, FaultReport]:
     def keys(i: int):
         return drift_pb2.EntityKeys(store_ids=[f"fault{i}-{j}" for j in range(rows)], medication_ids=["m0"] * rows)
 
-    with channels.with_options(process.address, CHANNEL_OPTIONS, default_timeout=10.0) as channel:
-        stub = drift_pb2_grpc.DriftServiceStub(channel)
-        version = 900_001
-        stub.RegisterReference(
+    version = 900_001
+    # A reference is the trainer's to register (its `publish` role): the probe registers as the trainer.
+    with channels.with_options(process.address, CHANNEL_OPTIONS, trust=_as_trainer()) as channel:
+        drift_pb2_grpc.DriftServiceStub(channel).RegisterReference(
             drift_pb2.RegisterReferenceRequest(model_version=version, profile_json=json.dumps(profile.to_dict())),
             timeout=30,
         )
+    with channels.with_options(process.address, CHANNEL_OPTIONS, default_timeout=10.0) as channel:
+        stub = drift_pb2_grpc.DriftServiceStub(channel)
 
         def log(i: int) -> int:
             request = drift_pb2.LogPredictionsRequest(
