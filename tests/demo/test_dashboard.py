@@ -24,6 +24,7 @@ from rxcast.clients.trainer import TrainerClient
 from rxcast.demo.plan import short_plan
 from rxcast.runtime import tls
 from rxcast.sim import simulate
+from tests.scrape import metrics_text
 
 #: The package's fixture plays the short plan first when these run alone: minutes.
 pytestmark = pytest.mark.timeout(1800)
@@ -155,10 +156,7 @@ QUEUES = {
 
 def _last_error_logged(process) -> str:
     """The newest warning or error a service logged, as its own /metrics says."""
-    host = process.address.rsplit(":", 1)[0]
-    with urllib.request.urlopen(f"http://{host}:{process.metrics_port}/metrics", timeout=30) as answer:
-        text = answer.read().decode()
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(metrics_text(process.metrics_port)):
         for sample in family.samples:
             if sample.name == "rxcast_last_error_info" and sample.labels.get("message"):
                 return sample.labels["message"]
