@@ -46,6 +46,12 @@ def _use_token(page, identity: str) -> None:
     page.dispatch_event("#operator-token", "change")
 
 
+def _dialog_saying(page, text: str, what: str) -> None:
+    """Wait for an alert holding `text`; Playwright's sync API hands dialogs to
+    their handler only while it runs, so the wait runs it (wait_for_timeout)."""
+    _wait_for(lambda: page.wait_for_timeout(100) or any(text in d for d in page.dialogs), what=what)
+
+
 def _wait_for(condition, timeout: float = 30.0, every: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -223,10 +229,10 @@ def test_a_rollback_on_the_page_moves_the_alias(page, played):
     # The page acts with the operator's own token: the trainer, not the
     # dashboard, refuses anyone without one and a reader alike.
     page.click("button.rollback[data-alias='online']")
-    _wait_for(lambda: any("token is required" in d for d in page.dialogs), what="the refusal without a token")
+    _dialog_saying(page, "token is required", what="the refusal without a token")
     _use_token(page, "reader")
     page.click("button.rollback[data-alias='online']")
-    _wait_for(lambda: any("lacks the 'operate' role" in d for d in page.dialogs), what="the reader's refusal")
+    _dialog_saying(page, "lacks the 'operate' role", what="the reader's refusal")
     with TrainerClient(played.suite["trainer"].address) as trainer:
         moved = [c for c in trainer.alias_history("online") if c.kind == "rollback" and "dashboard" in c.reason]
     assert not moved, "a refused rollback moved the alias"
