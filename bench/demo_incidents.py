@@ -7,7 +7,8 @@ Reads the drift service's incident book (`<work-dir>/state/drift/incidents.json`
 and prints each incident with the event it follows (the latest event whose day
 is at or before the day its data changed) and the days from that event to the
 window that opened it, then per event: incidents, kinds, features, first
-incident day. Event time, not wall-clock time: the demo plays simulated days.
+incident day. `--scenario FILE` names the events of a run of another
+scenario (JSON, `Scenario.to_json`) than the plan's. Event time, not wall-clock time: the demo plays simulated days.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 
 from rxcast.demo.plan import PLANS
+from rxcast.sim import Scenario
 
 
 def _day(ms: int) -> dt.date:
@@ -34,8 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", choices=sorted(PLANS), required=True)
     parser.add_argument("--work-dir", type=Path, required=True)
+    parser.add_argument("--scenario", type=Path, help="the scenario played (JSON), when it was not the plan's")
     args = parser.parse_args()
-    scenario = PLANS[args.plan]().scenario
+    scenario = Scenario.from_json(args.scenario.read_text()) if args.scenario else PLANS[args.plan]().scenario
     start = dt.date.fromisoformat(scenario.start_day)
     events = sorted((start + dt.timedelta(days=int(e.day)), e.kind) for e in scenario.events)
     book = json.loads((args.work_dir / "state" / "drift" / "incidents.json").read_text())

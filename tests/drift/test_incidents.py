@@ -1,7 +1,8 @@
 """Incidents: the book's lifecycle and dedupe (confirmation, one incident per
 cause, updates, resolution by clean windows and by a newer version, data
-quality left open, acknowledgement, a restart), and the four RPCs against a
-real drift process."""
+quality left open, acknowledgement, a restart), model lines judged apart (the
+book and the engine, books written before lines), and the four RPCs against
+a real drift process."""
 
 from __future__ import annotations
 
@@ -30,7 +31,14 @@ from rxcast.drift.incidents import (
 from rxcast.drift.scoring import Thresholds
 from rxcast.drift.v1 import drift_pb2
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
-from tests.drift.test_service import DAY_MS, _log_windows, _start, profile_json  # noqa: F401 (a fixture)
+from tests.drift.test_service import (  # noqa: F401 (a fixture)
+    DAY_MS,
+    DAY_ROWS,
+    _features,
+    _log_windows,
+    _start,
+    profile_json,
+)
 
 NOW = 1_000
 
@@ -379,3 +387,154 @@ def test_a_unit_change_opens_a_data_quality_incident_and_retrains_nothing():
     assert (incident.kind, incident.features, incident.severity) == (DATA_QUALITY, ["units_on_hand"], CRITICAL)
     assert "unit change: values scaled x10" in incident.reason
     assert triggers == [], "broken data pages, it does not retrain"
+
+
+# ---------------------------------------------------------------- model lines
+
+
+def test_a_newer_version_of_another_line_supersedes_nothing_and_one_of_the_same_line_does():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=2)
+    book.record_line(1, "batch")
+    book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(1), NOW)
+    for version in (2, 3):  # the online alias refitted daily, newer than the batch model
+        book.record_line(version, "online")
+        assert book.supersede(version, NOW + version) == []
+        book.observe(version, DATA_DRIFT, Firing({}), _w(version), NOW + version)
+    # The batch model keeps seeing the shock: its cause confirms on its own line.
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(3), NOW + 4)
+    assert (incident.model_version, incident.versions, incident.changed_ms) == (1, [1], _w(1).start_ms)
+    book.record_line(4, "online")
+    assert book.supersede(4, NOW + 5) == []
+    # Clean windows of the online line do not count against the batch line's incident.
+    for day in (4, 5, 6):
+        book.observe(4, DATA_DRIFT, Firing({}), _w(day), NOW + 6)
+    assert book.get(incident.incident_id).status == OPEN
+    # The next batch version takes it over; the older batch version is judged no more.
+    book.record_line(5, "batch")
+    (handed,) = book.supersede(5, NOW + 7)
+    assert handed.incident_id == incident.incident_id and handed.versions == [1, 5]
+    assert book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(7), NOW + 8) == []
+    for day in (8, 9):
+        book.observe(5, DATA_DRIFT, Firing({}), _w(day), NOW + 9)
+    resolved = book.get(incident.incident_id)
+    assert resolved.status == RESOLVED and resolved.resolution == "2 windows in a row without it on model version 5"
+
+
+def test_an_incident_of_the_online_line_is_handed_within_it_while_the_batch_line_opens_its_own():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=3)
+    book.record_line(1, "batch")
+    book.record_line(2, "online")
+    (online,) = book.observe(2, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    # The batch model is older but of another line: its window is its own line's cause.
+    (batch,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    assert batch.incident_id != online.incident_id
+    book.record_line(3, "online")
+    (handed,) = book.supersede(3, NOW + 1)
+    assert handed.incident_id == online.incident_id and handed.versions == [2, 3]
+    assert book.get(batch.incident_id).versions == [1]
+
+
+def test_a_version_logged_by_both_lines_is_superseded_once_each_line_has_a_newer_one():
+    book = IncidentBook(None, confirm_windows=1)
+    for line in ("online", "batch"):
+        book.record_line(1, line)
+    assert book.lines(1) == {"online", "batch"} and book.lines(9) == {""}
+    book.record_line(2, "online")
+    book.supersede(2, NOW)
+    (incident,) = book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(1), NOW + 1)
+    book.record_line(3, "batch")
+    (handed,) = book.supersede(3, NOW + 2)
+    assert handed.incident_id == incident.incident_id
+    assert book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(2), NOW + 3) == []
+
+
+def test_broken_data_is_one_incident_whichever_line_reads_the_column():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=3)
+    book.record_line(1, "batch")
+    book.record_line(2, "online")
+    book.supersede(2, NOW)
+    (quality,) = book.observe(2, DATA_QUALITY, _fire("units_on_hand"), _w(1), NOW + 1)
+    assert book.observe(1, DATA_QUALITY, _fire("units_on_hand"), _w(1), NOW + 1) == []
+    assert book.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(1), NOW + 1) == []
+    assert [i.incident_id for i in book.list()] == [quality.incident_id]
+
+
+def test_model_lines_survive_a_restart_and_a_book_before_lines_loads_onto_one_line(tmp_path):
+    book = IncidentBook(tmp_path, confirm_windows=2)
+    book.record_line(1, "batch")
+    book.record_line(2, "online")
+    book.supersede(2, NOW)
+    book.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(1), NOW)
+    again = IncidentBook(tmp_path, confirm_windows=2)
+    assert (again.lines(1), again.lines(2)) == ({"batch"}, {"online"})
+    (incident,) = again.observe(1, DATA_DRIFT, _fire("prescriptions_1d"), _w(2), NOW)
+    assert again.supersede(2, NOW) == []
+
+    # incidents.json as the release before model lines wrote it: version 1 superseded by 2.
+    doc = json.loads((tmp_path / "incidents.json").read_text())
+    doc = {
+        "format": "rxcast.drift.incidents/1",
+        "revision": doc["revision"],
+        "next": doc["next"],
+        "superseded": {"1": 2},
+        "incidents": [{**i, "versions": [1, 2]} for i in doc["incidents"]],
+        "candidates": [],
+    }
+    (tmp_path / "incidents.json").write_text(json.dumps(doc))
+    old = IncidentBook(tmp_path, confirm_windows=1)
+    assert [i.incident_id for i in old.list()] == [incident.incident_id]
+    assert not list(tmp_path.glob("incidents.json.corrupt-*"))
+    # One line as before: version 1 is superseded, version 2 carries the incident.
+    assert old.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(3), NOW) == []
+    assert old.observe(2, DATA_DRIFT, _fire("prescriptions_1d"), _w(3), NOW) == []
+    assert old.get(incident.incident_id).windows[-1] == _w(3)
+    # Logged again with their sources, versions join those lines: the batch model is judged again.
+    old.record_line(1, "batch")
+    old.record_line(2, "online")
+    old.record_line(3, "online")
+    (handed,) = old.supersede(3, NOW + 1)
+    assert handed.versions == [1, 2, 3]
+    (units,) = old.observe(1, DATA_DRIFT, _fire("units_on_hand"), _w(4), NOW + 2)
+    assert units.groups == ["units_on_hand"]
+    assert json.loads((tmp_path / "incidents.json").read_text())["format"] == "rxcast.drift.incidents/2"
+
+
+def test_the_engine_judges_the_batch_line_apart_from_the_online_refits(tmp_path, profile_json):  # noqa: F811
+    from rxcast.drift.engine import DriftEngine
+
+    rng = np.random.default_rng(3)
+    profile = json.loads(profile_json)
+
+    def engine() -> DriftEngine:
+        started = DriftEngine(data_dir=tmp_path)
+        for version in range(1, 12):
+            started.register_reference(version, profile)
+        return started
+
+    def log(drift: DriftEngine, version: int, source: str, day: int, shift: float) -> None:
+        features = _features(rng, DAY_ROWS, shift)
+        keys = np.array([f"s{i % 20}" for i in range(DAY_ROWS)], dtype=object)
+        event_ms = np.full(DAY_ROWS, day * DAY_MS, dtype=np.int64)
+        drift.log_predictions(version, keys, keys, event_ms, features, features["demand_7d"] * 0.9 + 0.5, source)
+
+    drift = engine()
+    # The online alias is refitted every day and follows the change; the batch model, older, keeps showing it.
+    for day in range(4):
+        log(drift, 2 + day, "online", day, 0.0)
+        log(drift, 1, "batch", day, 1.0)
+    log(drift, 6, "online", 4, 0.0)
+    (incident,) = drift.list_incidents()
+    assert (incident.kind, incident.model_version, incident.versions) == ("data_drift", 1, [1])
+    assert "demand_7d" in incident.features and incident.changed_ms == 0
+    drift.close()
+
+    drift = engine()
+    assert (drift.incidents.lines(1), drift.incidents.lines(6)) == ({"batch"}, {"online"})
+    # The next batch model takes the incident over, and its clean windows resolve it.
+    for day in range(5, 9):
+        log(drift, 7, "batch", day, 0.0)
+        log(drift, 3 + day, "online", day, 0.0)
+    (resolved,) = drift.list_incidents()
+    assert (resolved.incident_id, resolved.versions, resolved.status) == (incident.incident_id, [1, 7], RESOLVED)
+    assert resolved.resolution == "3 windows in a row without it on model version 7"
+    drift.close()

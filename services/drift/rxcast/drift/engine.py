@@ -161,8 +161,6 @@ class DriftEngine:
         self._reference_source = reference_source
         self._on_alert = on_alert
         self._on_incident = on_incident
-        # The newest version whose windows were scored: a newer one supersedes the incidents of older ones.
-        self._serving = 0
         self._clock = clock
         # Guards windows, monitors and concept bookkeeping, and orders the journal.
         self._lock = threading.RLock()
@@ -281,6 +279,9 @@ class DriftEngine:
             self.reject(model_version, rows, source, exc.message)
             outcome.rejected = rows
             return outcome
+        # The source is the version's model line: a newer version supersedes an older one only on its own line.
+        if rows:
+            self.incidents.record_line(model_version, source)
         record = (
             None
             if self._state is None or not rows
@@ -338,7 +339,8 @@ class DriftEngine:
         self._windows[model_version] = buffer
         closed = list(buffer.add(batch if set(batch.features) == set(kinds) else batch.select(kinds), self._now_ms()))
         if len(batch):
-            # A replaced version logs no more rows: its window of an earlier slot is done.
+            # An older version's window of an earlier slot is done: a replaced version logs
+            # no more rows, and a batch run logs its rows at one instant.
             slot = int(batch.event_times_ms.min()) // buffer.slot_ms
             for older in sorted(v for v in self._windows if v < model_version):
                 retired = self._windows[older]
@@ -514,13 +516,10 @@ class DriftEngine:
     def _incidents_for(self, report: DriftReport, window: Window, reference: ReferenceProfile) -> None:
         """Feed a scored window to the incident book: input and prediction
         drift as one kind (the outputs move with the inputs), data quality
-        apart, each with its evidence."""
-        with self._lock:
-            newer = window.model_version > self._serving
-            self._serving = max(self._serving, window.model_version)
-        if newer:
-            for incident in self.incidents.supersede(window.model_version, self._now_ms()):
-                INCIDENTS.labels(incident.kind, "handed_over").inc()
+        apart, each with its evidence. A window of the newest version of its
+        line so far supersedes the line's older versions."""
+        for incident in self.incidents.supersede(window.model_version, self._now_ms()):
+            INCIDENTS.labels(incident.kind, "handed_over").inc()
         results = [*report.features, *([report.prediction] if report.prediction else [])]
         if all(r.verdict == INSUFFICIENT_DATA for r in results):
             return

@@ -3,6 +3,10 @@
 A cause is (model version, kind, feature group): the features of one family
 (`prescriptions_1d` and `prescriptions_sum_28d` are both `prescriptions`)
 drifting on one version are one cause, not one alert per window or feature.
+A version's model line is the source that logs its predictions ("online",
+"batch"; `record_line`), and lines are judged apart: the online alias is
+refitted every day and takes a change into its reference as it ramps, while
+the batch model, fitted weeks earlier and an older version, still shows it.
 Windows feed the book what fired in them (`observe`):
 
 - a cause that fires in `confirm_windows` consecutive judged windows opens
@@ -14,15 +18,19 @@ Windows feed the book what fired in them (`observe`):
 - an open incident is updated by every window in which its cause fires (its
   features, the windows involved, the newest evidence), counts the windows
   in which it does not, and is resolved after `clean_windows` of them;
-- `supersede` hands a version's open incidents to a newer version when it
-  serves (`versions` records each): the cause belongs to the model line, not
-  to one fit of it. A model retrained on a few days of a change still sees
-  the change against its reference; the incident resolves when the newer
-  version's windows no longer show it (`clean_windows` in a row), not by a new
-  incident for the same cause on every retrained version. Causes not yet
-  confirmed are handed over too (one window on the old version and one on
-  the new confirm). Windows of the older versions open no more drift
-  incidents (data quality: they still do);
+- `supersede` hands a version's open incidents to a newer version of its
+  line when that one serves (`versions` records each): the cause belongs to
+  the model line, not to one fit of it. A model retrained on a few days of a
+  change still sees the change against its reference; the incident resolves
+  when the newer version's windows no longer show it (`clean_windows` in a
+  row), not by a new incident for the same cause on every retrained version.
+  Causes not yet confirmed are handed over too (one window on the old
+  version and one on the new confirm). A version is superseded once each of
+  its lines has a newer one; its windows open no more drift incidents (data
+  quality: they still do). A newer version of another line supersedes
+  nothing. Broken data is the feed's, not a model's: a data-quality
+  incident is one whichever line reads the column, and is handed to every
+  newer version;
 - `acknowledge` records who is handling it; acknowledged incidents still
   resolve on their own.
 
@@ -82,7 +90,11 @@ _ABSORBED_BY = {
 RETRAINING_KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, PERFORMANCE)
 OPEN, RESOLVED = "open", "resolved"
 WARNING, CRITICAL = "warning", "critical"
-INCIDENTS_FORMAT = "rxcast.drift.incidents/1"
+INCIDENTS_FORMAT = "rxcast.drift.incidents/2"
+#: Books before model lines: one line, versions superseded by number.
+_INCIDENTS_FORMAT_1 = "rxcast.drift.incidents/1"
+#: The line of versions logged without a source, and of books before lines.
+DEFAULT_LINE = ""
 #: The newest windows named on an incident.
 MAX_WINDOWS = 50
 
@@ -140,7 +152,7 @@ class Incident:
 
     @property
     def serving_version(self) -> int:
-        """The newest version it was handed to; it covers that one and older ones."""
+        """The newest version it was handed to."""
         return max(self.versions, default=self.model_version)
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,7 +198,9 @@ class IncidentBook:
         self._path = None if directory is None else directory / "incidents.json"
         self._incidents: dict[str, Incident] = {}
         self._candidates: dict[tuple[int, str, str], _Candidate] = {}
-        self._superseded: dict[int, int] = {}
+        # Per version, the lines (sources) that logged it; per line, the newest version that served.
+        self._lines: dict[int, frozenset[str]] = {}
+        self._newest: dict[str, int] = {}
         self._revision = 0
         self._next = 1
         self._load()
@@ -210,13 +224,13 @@ class IncidentBook:
         confirm = self.confirm_windows if confirm_windows is None else confirm_windows
         book_kind = _book_kind(kind)
         with self._cond:
-            if model_version in self._superseded and book_kind != DATA_QUALITY:
-                return []  # the newer version is judged instead
+            if self._superseded(model_version) and book_kind != DATA_QUALITY:
+                return []  # the newer versions of its lines are judged instead
             fired_groups: dict[str, list[str]] = {}
             for feature in firing.reasons:
                 fired_groups.setdefault(feature_group(feature), []).append(feature)
             changed = False
-            line = [i for i in self._incidents.values() if i.is_open and model_version <= i.serving_version]
+            line = [i for i in self._incidents.values() if i.is_open and self._covers(i, model_version)]
             claimed: set[str] = set()
             for incident in (i for i in line if _book_kind(i.kind) == book_kind):
                 hit = [g for g in incident.groups if g in fired_groups]
@@ -350,21 +364,39 @@ class IncidentBook:
 
     # ------------------------------------------------------------ operators and models
 
-    def supersede(self, model_version: int, registered_ms: int) -> list[Incident]:
-        """A version registered at `registered_ms` serves: hand it the open
-        incidents of older versions opened before it (they resolve when its
-        windows no longer show the cause), and open no more drift incidents
-        for those versions. The incidents handed over."""
+    def record_line(self, model_version: int, line: str) -> None:
+        """A version's predictions were logged by `line` (their source)."""
         with self._cond:
+            lines = self._lines.get(model_version, frozenset())
+            if line in lines:
+                return
+            self._lines[model_version] = lines | {line}
+            self._save()
+
+    def lines(self, model_version: int) -> frozenset[str]:
+        """The lines that logged a version (the default line when none did)."""
+        with self._cond:
+            return self._lines_of(model_version)
+
+    def supersede(self, model_version: int, registered_ms: int) -> list[Incident]:
+        """A version registered at `registered_ms` serves: on each of its lines
+        where it is the newest, hand it the open incidents of older versions
+        of that line opened before it (they resolve when its windows no longer
+        show the cause) and their causes not yet confirmed; a version whose
+        every line has a newer one opens no more drift incidents. The
+        incidents handed over (none when it is not newer on any line)."""
+        with self._cond:
+            newer = {line for line in self._lines_of(model_version) if self._newest.get(line, 0) < model_version}
+            if not newer:
+                return []
+            self._newest.update(dict.fromkeys(newer, model_version))
             handed = []
-            for older in {i.serving_version for i in self._incidents.values()} | {v for v, _, _ in self._candidates}:
-                if older < model_version and older not in self._superseded:
-                    self._superseded[older] = model_version
             for incident in self._incidents.values():
                 if (
                     incident.is_open
-                    and incident.serving_version < model_version
+                    and model_version not in incident.versions
                     and incident.opened_ms <= registered_ms
+                    and self._older_on(incident, newer, model_version)
                 ):
                     incident.versions = [*(incident.versions or [incident.model_version]), model_version]
                     incident.clean = 0  # the newer version is judged afresh
@@ -372,12 +404,45 @@ class IncidentBook:
                     handed.append(dataclasses.replace(incident))
                     log.info("incident handed over", incident_id=incident.incident_id, model_version=model_version)
             # A cause the older version saw once is the same cause on the newer one: it confirms there.
-            for key in sorted((k for k in self._candidates if k[0] < model_version), reverse=True):
+            for key in sorted(
+                (
+                    k
+                    for k in self._candidates
+                    if k[0] < model_version and (k[1] == DATA_QUALITY or self._lines_of(k[0]) & newer)
+                ),
+                reverse=True,
+            ):
                 candidate = self._candidates.pop(key)
                 self._candidates.setdefault((model_version, *key[1:]), candidate)
             self._save()
             self._cond.notify_all()
             return handed
+
+    def _lines_of(self, model_version: int) -> frozenset[str]:
+        return self._lines.get(model_version) or frozenset({DEFAULT_LINE})
+
+    def _superseded(self, model_version: int) -> bool:
+        """Every line of the version has a newer version serving."""
+        return all(self._newest.get(line, 0) > model_version for line in self._lines_of(model_version))
+
+    def _serving_on(self, incident: Incident, line: str) -> int:
+        """The newest version of a line that carries the incident (0: none)."""
+        return max((v for v in incident.versions or [incident.model_version] if line in self._lines_of(v)), default=0)
+
+    def _older_on(self, incident: Incident, lines: set[str], model_version: int) -> bool:
+        """Whether the incident serves an older version on one of `lines`
+        (broken data: on any line)."""
+        if incident.kind == DATA_QUALITY:
+            return incident.serving_version < model_version
+        return any(0 < self._serving_on(incident, line) < model_version for line in lines)
+
+    def _covers(self, incident: Incident, model_version: int) -> bool:
+        """Whether a version's windows bear on the incident: a line of the
+        version carries it on that version or a newer one. Broken data is
+        the feed's, not a model's: every line that reads it bears on it."""
+        if incident.kind == DATA_QUALITY:
+            return model_version <= incident.serving_version
+        return any(model_version <= self._serving_on(incident, line) for line in self._lines_of(model_version))
 
     def acknowledge(self, incident_id: str, by: str, note: str, now_ms: int) -> Incident:
         if not by.strip():
@@ -457,7 +522,8 @@ class IncidentBook:
                 "format": INCIDENTS_FORMAT,
                 "revision": self._revision,
                 "next": self._next,
-                "superseded": {str(v): n for v, n in self._superseded.items()},
+                "lines": {str(v): sorted(lines) for v, lines in self._lines.items()},
+                "newest": self._newest,
                 "incidents": [i.to_dict() for i in self._incidents.values()],
                 "candidates": [
                     {"key": list(k), "windows": c.windows, "first": dataclasses.asdict(c.first)}
@@ -471,8 +537,8 @@ class IncidentBook:
             return
         try:
             doc = read_json(self._path, None)
-            if not isinstance(doc, dict) or doc.get("format") != INCIDENTS_FORMAT:
-                found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            if found not in (INCIDENTS_FORMAT, _INCIDENTS_FORMAT_1):
                 raise ValueError(f"format {found!r} is not {INCIDENTS_FORMAT!r}")
             incidents = {i.incident_id: i for i in map(Incident.from_dict, doc["incidents"])}
             candidates = {
@@ -481,13 +547,26 @@ class IncidentBook:
                 )
                 for c in doc["candidates"]
             }
-            superseded = {int(v): int(n) for v, n in doc["superseded"].items()}
+            lines, newest = _model_lines(doc) if found == INCIDENTS_FORMAT else _one_line(doc)
             revision, next_id = int(doc["revision"]), int(doc["next"])
         except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
             quarantine(self._path, f"unreadable: {exc}")
             return
-        self._incidents, self._candidates, self._superseded = incidents, candidates, superseded
+        self._incidents, self._candidates, self._lines, self._newest = incidents, candidates, lines, newest
         self._revision, self._next = revision, next_id
+
+
+def _model_lines(doc: Mapping[str, Any]) -> tuple[dict[int, frozenset[str]], dict[str, int]]:
+    lines = {int(v): frozenset(map(str, names)) for v, names in doc["lines"].items()}
+    return lines, {str(line): int(v) for line, v in doc["newest"].items()}
+
+
+def _one_line(doc: Mapping[str, Any]) -> tuple[dict[int, frozenset[str]], dict[str, int]]:
+    """A book of format 1 knew one line: its versions stay on the default
+    line, the newest that superseded another serving it (a version logged
+    again with a source joins that source's line)."""
+    newest = max((int(n) for n in doc["superseded"].values()), default=0)
+    return {}, ({DEFAULT_LINE: newest} if newest else {})
 
 
 def _book_kind(kind: str) -> str:
