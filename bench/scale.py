@@ -27,7 +27,6 @@ import argparse
 import math
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from feature import generate
+from feature import alternate, generate
 from inference import grpc_predict_v2_pb2 as oip
 
 from rxcast.clients import FeatureClient
@@ -88,27 +87,6 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
             time.sleep(0.05)
     server.kill()
     raise SystemExit("redis-server did not start")
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1e3, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
-
-
-def alternate(cases: dict[str, tuple], rounds: int, warmup: int = 10) -> dict[str, tuple[float, float]]:
-    """(p50, p99) ms per case (call, requests); the requests are split over
-    `rounds` rounds that take turns, so load from elsewhere falls on all alike."""
-    for call, requests in cases.values():
-        for request in requests[:warmup]:
-            call(request)
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for r in range(rounds):
-        for name, (call, requests) in cases.items():
-            for request in requests[r::rounds]:
-                started = time.perf_counter()
-                call(request)
-                samples[name].append(time.perf_counter() - started)
-    return {name: percentiles(times) for name, times in samples.items()}
 
 
 def train(root: Path, feature: ServiceProcess, first_day: str, last_day: str, model_dir: Path) -> float:
@@ -208,7 +186,7 @@ def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: st
             features = client.online(picks[0][0], picks[0][1], bundle.manifest.feature_names)
             matrix = bundle.encode(features.values).matrix
             cases[f"ModelInfer, {k} row(s)"] = (lambda r: infer(r, timeout=30), [infer_request(matrix)] * args.calls)
-        for name, (p50, p99) in alternate(cases, args.rounds).items():
+        for name, (p50, p99) in alternate(cases, args.rounds, warmup=10).items():
             out[f"{name} p50 ms"], out[f"{name} p99 ms"] = p50, p99
         channel.close()
         predictor_client.close()
