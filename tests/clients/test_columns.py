@@ -1,12 +1,14 @@
-"""The feature column codec: wire columns to arrays, strict for training,
-lenient for serving, and back."""
+"""The feature value codecs: wire columns and packed arrays to arrays, strict
+for training, lenient for serving, and back."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from rxcast.clients.columns import decode_columns, encode_column
+from rxcast.clients.columns import decode_columns, decode_packed, encode_column, encode_packed
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.runtime.errors import FailedPrecondition
 
@@ -68,3 +70,66 @@ def test_strict_decoding_refuses_a_malformed_column_naming_it(column, message):
 def test_strict_decoding_refuses_an_absent_feature():
     with pytest.raises(FailedPrecondition, match=r"lacks feature\(s\) \['absent'\]"):
         decode_columns(_columns(), 3, ["sales", "absent"], strict=True)
+
+
+def _server_columns():
+    """The feature service's columns (name, value_type and arrays) behind `_columns()`."""
+    return [
+        SimpleNamespace(
+            name=c.name,
+            value_type={"double_values": "DOUBLE", "int64_values": "INT64", "bool_values": "BOOL"}.get(
+                c.WhichOneof("values"), "STRING"
+            ),
+            values=np.asarray(getattr(c, c.WhichOneof("values")).values),
+            statuses=np.asarray(c.statuses, dtype=np.int8),
+            event_ms=np.asarray(c.event_times_unix_ms, dtype=np.int64),
+        )
+        for c in _columns()
+    ]
+
+
+def test_packed_features_decode_to_what_the_columns_decode_to():
+    wanted = ["region", "sales", "count", "promo"]
+    packed = pb.PackedFeatures.FromString(encode_packed(_server_columns()).SerializeToString())
+    assert list(packed.numeric_names) == ["sales", "count", "promo"] and list(packed.string_names) == ["region"]
+    # Values that are not PRESENT travel blanked, not as the store's placeholders.
+    assert np.isnan(np.frombuffer(packed.numeric_values, "<f8")[1]) and packed.string_values[1] == ""
+    expected = decode_columns(_columns(), 3, wanted, strict=True)
+    decoded = decode_packed(packed, 3, wanted, strict=True)
+    assert list(decoded.values) == wanted
+    for name in wanted:
+        np.testing.assert_array_equal(decoded.values[name], expected.values[name])
+        np.testing.assert_array_equal(decoded.present[name], expected.present[name])
+        np.testing.assert_array_equal(decoded.event_ms[name], expected.event_ms[name])
+    assert decoded.newest_ms().tolist() == [9, 9, 8]
+    # Decoded values are the caller's to change; the message stays as it was.
+    decoded.values["sales"][0] = 99.0
+    assert np.frombuffer(packed.numeric_values, "<f8")[0] == 1.5
+
+
+def test_packed_decoding_is_lenient_or_strict_like_columns():
+    packed = encode_packed(_server_columns())
+    decoded = decode_packed(packed, 3, ["sales", "absent"])
+    assert decoded.values["sales"][0] == 1.5
+    assert np.isnan(decoded.values["absent"]).all() and not decoded.present["absent"].any()
+    with pytest.raises(FailedPrecondition, match=r"lacks feature\(s\) \['absent'\]"):
+        decode_packed(packed, 3, ["sales", "absent"], strict=True)
+
+
+@pytest.mark.parametrize(
+    ("field", "broken", "message"),
+    [
+        ("rows", 4, "rows 4 .expected 3."),
+        ("numeric_values", b"\0" * 8, r"numeric_values bytes 8 \(expected 72\)"),
+        ("statuses", b"\1" * 11, r"statuses bytes 11 \(expected 12\)"),
+        ("event_times_unix_ms", b"", r"event_times_unix_ms bytes 0 \(expected 96\)"),
+    ],
+)
+def test_a_malformed_packed_answer_is_missing_or_refused_naming_the_field(field, broken, message):
+    packed = encode_packed(_server_columns())
+    setattr(packed, field, broken)
+    decoded = decode_packed(packed, 3, ["sales", "region"])
+    for name in ("sales", "region"):  # as a feature the answer lacks (decode_columns)
+        assert not decoded.present[name].any() and np.isnan(decoded.values[name]).all()
+    with pytest.raises(FailedPrecondition, match=message):
+        decode_packed(packed, 3, ["sales"], strict=True)

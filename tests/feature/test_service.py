@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
 
+from rxcast.clients.columns import decode_columns, decode_packed
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.runtime.channels import connect
 from tests.feature.records import day_end_ms, day_text, oracle, take, to_protos, trailing, world
@@ -109,6 +110,28 @@ def test_unknown_entities_are_not_found_not_errors(stub, seeded):
     # Attributes are keyed by store or medication alone: a known one is found.
     assert columns["medication_category"].statuses[1:] == [PRESENT, NOT_FOUND]
     assert columns["store_region"].statuses[1:] == [NOT_FOUND, PRESENT]
+
+
+def test_a_packed_answer_holds_what_the_columns_hold(stub, seeded):
+    # Known, unknown and half-known entities, an expired one, every value type.
+    ingest(stub, world(1, 1, 11, prefix="packed"))
+    stores = ["as000", "nowhere", "as001", "packeds000"]
+    medications = ["am000", "am000", "unknown", "packedm000"]
+    names = ["store_region", "dispensed_sum_7d", "inventory_daily:day_of_week", "stock_out", "medication_category"]
+    keys = pb.EntityKeys(store_ids=stores, medication_ids=medications)
+    columns = stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(keys=keys, features=names))
+    packed = stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(keys=keys, features=names, packed=True))
+    assert not packed.columns and packed.packed.rows == len(stores)
+    assert list(packed.packed.string_names) == ["store_region", "medication_category"]
+    wanted = ["store_region", "dispensed_sum_7d", "day_of_week", "stock_out", "medication_category"]
+    from_columns = decode_columns(columns.columns, len(stores), wanted, strict=True)
+    from_packed = decode_packed(packed.packed, len(stores), wanted, strict=True)
+    statuses = {c.name: list(c.statuses) for c in columns.columns}
+    assert statuses["dispensed_sum_7d"] == [PRESENT, NOT_FOUND, NOT_FOUND, OUTSIDE_TTL]
+    for name in wanted:
+        np.testing.assert_array_equal(from_packed.values[name], from_columns.values[name])
+        np.testing.assert_array_equal(from_packed.present[name], from_columns.present[name])
+        np.testing.assert_array_equal(from_packed.event_ms[name], from_columns.event_ms[name])
 
 
 def test_bad_requests_name_the_field(stub, seeded):

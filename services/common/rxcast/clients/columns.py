@@ -1,4 +1,4 @@
-"""The FeatureColumn codec: feature values on the wire and as NumPy arrays.
+"""The feature value codecs: feature values on the wire and as NumPy arrays.
 
 On the wire a column carries one value, status and event time per row. As
 arrays a numeric column (DOUBLE, INT64, BOOL) is float64 with NaN where the
@@ -9,6 +9,10 @@ converted together, one NumPy call for all of them.
 A column whose lengths disagree with the row count is malformed: `strict`
 decoding refuses it (training must not learn from a broken answer), lenient
 decoding serves it as missing (a forecast falls back and says so).
+
+PackedFeatures carry the same values as a few byte arrays (`encode_packed`,
+`decode_packed`): one copy each way instead of a Python object per value,
+which is most of an online answer's cost on either side of the wire.
 """
 
 from __future__ import annotations
@@ -111,11 +115,10 @@ def decode_columns(
         values.update(zip(names, block))
         present.update(zip(names, found))
         event_ms.update(zip(names, times))
-    for name in wanted:
-        if name not in values:
-            values[name] = np.full(rows, np.nan)
-            present[name] = np.zeros(rows, dtype=bool)
-            event_ms[name] = np.zeros(rows, dtype=np.int64)
+    missing = _all_missing(rows, [name for name in wanted if name not in values])
+    values.update(missing.values)
+    present.update(missing.present)
+    event_ms.update(missing.event_ms)
     return DecodedColumns(rows, values, present, event_ms)
 
 
@@ -138,4 +141,113 @@ def encode_column(
         statuses=np.asarray(statuses).tolist(),
         event_times_unix_ms=event_ms if isinstance(event_ms, list) else np.asarray(event_ms).tolist(),
         **{field: kind(values=np.asarray(values).tolist())},
+    )
+
+
+_NUMERIC_TYPES = ("DOUBLE", "INT64", "BOOL")
+
+
+def encode_packed(columns: Sequence) -> pb.PackedFeatures:
+    """`columns` (each with name, value_type, values, statuses, event_ms arrays
+    of equal length) as PackedFeatures; values not PRESENT go as NaN or ""."""
+    numeric = [c for c in columns if c.value_type in _NUMERIC_TYPES]
+    text = [c for c in columns if c.value_type not in _NUMERIC_TYPES]
+    ordered = numeric + text
+    rows = len(ordered[0].statuses) if ordered else 0
+    shape = (len(ordered), rows)
+    statuses = np.empty(shape, dtype=np.uint8)
+    times = np.empty(shape, dtype="<i8")
+    for row, column in enumerate(ordered):
+        statuses[row] = column.statuses
+        times[row] = column.event_ms
+    missing = statuses != PRESENT
+    values = np.empty((len(numeric), rows), dtype="<f8")
+    for row, column in enumerate(numeric):
+        values[row] = column.values
+    values[missing[: len(numeric)]] = np.nan
+    strings = np.empty((len(text), rows), dtype=object)
+    for row, column in enumerate(text):
+        strings[row] = column.values
+    strings[missing[len(numeric) :]] = ""
+    return pb.PackedFeatures(
+        rows=rows,
+        numeric_names=[c.name for c in numeric],
+        numeric_values=values.tobytes(),
+        string_names=[c.name for c in text],
+        string_values=strings.ravel().tolist(),
+        statuses=statuses.tobytes(),
+        event_times_unix_ms=times.tobytes(),
+    )
+
+
+def _packed_problem(packed: pb.PackedFeatures, rows: int) -> str:
+    """Why `packed` cannot be read as `rows` rows ("" when it can)."""
+    numeric, text = len(packed.numeric_names), len(packed.string_names)
+    values = numeric + text
+    expected = {
+        "rows": (packed.rows, rows),
+        "numeric_values bytes": (len(packed.numeric_values), 8 * numeric * rows),
+        "string_values": (len(packed.string_values), text * rows),
+        "statuses bytes": (len(packed.statuses), values * rows),
+        "event_times_unix_ms bytes": (len(packed.event_times_unix_ms), 8 * values * rows),
+    }
+    wrong = [f"{field} {got} (expected {want})" for field, (got, want) in expected.items() if got != want]
+    return f"feature service: a packed answer with {', '.join(wrong)}" if wrong else ""
+
+
+def decode_packed(
+    packed: pb.PackedFeatures, rows: int, wanted: Sequence[str], *, strict: bool = False
+) -> DecodedColumns:
+    """The `wanted` features of `rows` rows from PackedFeatures, as `decode_columns`
+    reads columns: lenient, a malformed answer or an absent feature is missing on
+    every row; strict, either is FailedPrecondition."""
+    problem = _packed_problem(packed, rows)
+    if problem:
+        if strict:
+            raise FailedPrecondition(problem)
+        return _all_missing(rows, wanted)
+    numeric_names, text_names = list(packed.numeric_names), list(packed.string_names)
+    count = len(numeric_names) + len(text_names)
+    statuses = np.frombuffer(packed.statuses, dtype=np.uint8).reshape(count, rows)
+    times = np.frombuffer(packed.event_times_unix_ms, dtype="<i8").reshape(count, rows)
+    numbers = np.frombuffer(packed.numeric_values, dtype="<f8").reshape(len(numeric_names), rows)
+    # Read-only views of the message's bytes: the values are copied before they are blanked.
+    found = statuses == PRESENT
+    values: dict[str, np.ndarray] = {}
+    present: dict[str, np.ndarray] = {}
+    event_ms: dict[str, np.ndarray] = {}
+    position = {name: k for k, name in enumerate(numeric_names)}
+    numeric_rows = [position[name] for name in wanted if name in position]
+    if numeric_rows:
+        block = numbers[numeric_rows]  # a copy: fancy indexing
+        block[~found[numeric_rows]] = np.nan
+        values.update(zip((numeric_names[k] for k in numeric_rows), block))
+    if text_names:
+        strings = np.array(packed.string_values, dtype=str).reshape(len(text_names), rows)
+        wanted_names = set(wanted)
+        for k, name in enumerate(text_names):
+            if name in wanted_names:
+                row = len(numeric_names) + k
+                values[name] = np.where(found[row], strings[k], "")
+                position[name] = row
+    absent = [name for name in wanted if name not in values]
+    if strict and absent:
+        raise FailedPrecondition(f"feature service: the answer lacks feature(s) {absent}")
+    for name in wanted:
+        if name in values:
+            row = position[name]
+            present[name], event_ms[name] = found[row], times[row]
+    missing = _all_missing(rows, absent)
+    values.update(missing.values)
+    present.update(missing.present)
+    event_ms.update(missing.event_ms)
+    return DecodedColumns(rows, {name: values[name] for name in wanted}, present, event_ms)
+
+
+def _all_missing(rows: int, names: Sequence[str]) -> DecodedColumns:
+    return DecodedColumns(
+        rows,
+        {name: np.full(rows, np.nan) for name in names},
+        {name: np.zeros(rows, dtype=bool) for name in names},
+        {name: np.zeros(rows, dtype=np.int64) for name in names},
     )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from rxcast.clients.base import ServiceClient
-from rxcast.clients.columns import PRESENT, DecodedColumns, decode_columns
+from rxcast.clients.columns import PRESENT, DecodedColumns, decode_columns, decode_packed
 from rxcast.clients.records import to_protos
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.feature.v1 import feature_pb2_grpc
@@ -89,16 +89,21 @@ class FeatureClient(ServiceClient):
         timeout: float | None = None,
     ) -> DecodedColumns:
         """The newest values of `features` for each entity (lenient: a feature
-        the service does not return is missing on every row)."""
+        the service does not return is missing on every row). Asked for packed;
+        a service that answers in columns (before `packed`) is read as well."""
         request = pb.GetOnlineFeaturesRequest(
             keys=pb.EntityKeys(store_ids=_list(store_ids), medication_ids=_list(medication_ids)),
             features=list(features),
+            packed=True,
         )
         try:
             answer = self.stub.GetOnlineFeatures(request, timeout=timeout)
         except grpc.RpcError as exc:
             raise self.failed(exc, "GetOnlineFeatures") from None
-        return decode_columns(answer.columns, len(request.keys.store_ids), features)
+        rows = len(request.keys.store_ids)
+        if answer.HasField("packed"):
+            return decode_packed(answer.packed, rows, features)
+        return decode_columns(answer.columns, rows, features)
 
     def historical(
         self,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from google.protobuf import duration_pb2
 
-from rxcast.clients.columns import encode_column
+from rxcast.clients.columns import encode_column, encode_packed
 from rxcast.feature.online import Column
 from rxcast.feature.records import NUMBERS
 from rxcast.feature.store import InventoryFeatureStore
@@ -95,9 +95,10 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
     def GetOnlineFeatures(self, request: pb.GetOnlineFeaturesRequest, context) -> pb.GetOnlineFeaturesResponse:
         keys = request.keys
         columns = self.store.online(keys.store_ids, keys.medication_ids, request.features, request.feature_service)
-        return pb.GetOnlineFeaturesResponse(
-            columns=online_columns(columns), read_time=timestamps.from_datetime(datetime.now(UTC))
-        )
+        read_time = timestamps.from_datetime(datetime.now(UTC))
+        if request.packed:
+            return pb.GetOnlineFeaturesResponse(packed=encode_packed(columns), read_time=read_time)
+        return pb.GetOnlineFeaturesResponse(columns=online_columns(columns), read_time=read_time)
 
     def GetHistoricalFeatures(self, request: pb.GetHistoricalFeaturesRequest, context):
         which = request.WhichOneof("entities")
