@@ -8,8 +8,9 @@ through IngestRecords, starts a second one on a copy of the data directory
 with its in-memory online view off (every read goes to Feast's online store,
 as before the view), then measures, in one run on this machine:
 - gRPC GetOnlineFeatures (default feature service) for 1 and 100 entities
-  from both, against Feast's in-process `get_online_features` on the same
-  store, in alternating rounds;
+  from both, through the shared client as the predictor calls it (packed,
+  decoded into arrays), against Feast's in-process `get_online_features`
+  (`.to_dict()`) on the same store, in alternating rounds;
 - ingest throughput (records/s through IngestRecords, client to ack);
 - historical retrieval rows/s for ~100k entity rows (streamed chunks).
 Latencies are medians and 99th percentiles over a bounded number of calls.
@@ -62,6 +63,12 @@ def generate(stores: int, medications: int, days: int, seed_value: int = 1) -> p
             "store_region": np.char.add("region", (s % 5).astype(str)),
         }
     )
+
+
+def default_features(client: FeatureClient) -> list[str]:
+    """The features of the feature service's default feature service (the model's)."""
+    listing = client.list_features()
+    return next(list(s.features) for s in listing.feature_services if s.name == listing.default_feature_service)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -134,17 +141,14 @@ def main() -> int:
         rng = np.random.default_rng(5)
         stores = world["store_id"].unique()
         medications = world["medication_id"].unique()
+        names = default_features(client)
         for k in (1, 100):
             picks = [(rng.choice(stores, k), rng.choice(medications, k)) for _ in range(args.calls)]
-            grpc_requests = [
-                pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=list(s), medication_ids=list(m)))
-                for s, m in picks
-            ]
             feast_requests = [[{"store_id": a, "medication_id": b} for a, b in zip(s, m)] for s, m in picks]
             timed = alternate(
                 {
-                    "view": (lambda r: stub.GetOnlineFeatures(r, timeout=10), grpc_requests),
-                    "feast reads": (lambda r: plain.stub.GetOnlineFeatures(r, timeout=10), grpc_requests),
+                    "view": (lambda r: client.online(*r, names, timeout=10), picks),
+                    "feast reads": (lambda r: plain.online(*r, names, timeout=10), picks),
                     "feast": (
                         lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(),
                         feast_requests,

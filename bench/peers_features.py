@@ -26,14 +26,13 @@ import yaml
 from feast.protos.feast.serving.GrpcServer_pb2_grpc import GrpcFeatureServerStub
 from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesRequest
 from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
-from feature import generate
+from feature import default_features, generate
 from peers_measure import Measured, free_port, percentile, tree_cpu_seconds
 
 from rxcast.clients import FeatureClient
 from rxcast.clients.records import normalize
 from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.feature.feast_repo import open_store, repo_config
-from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.runtime import tls
 from rxcast.suite.launcher import ServiceProcess
 
@@ -102,12 +101,21 @@ class FeastServe:
         body = json.dumps(
             {"feature_service": DEFAULT_FEATURE_SERVICE, "entities": {"store_id": stores, "medication_id": medications}}
         )
-        self.connection.request("POST", "/get-online-features", body, {"Content-Type": "application/json"})
-        response = self.connection.getresponse()
+        try:
+            response = self._post(body)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closes a connection idle past its keep-alive timeout (a few
+            # seconds: the other targets' turn in a round); any HTTP client reconnects.
+            self.connection.close()
+            response = self._post(body)
         payload = response.read()
         if response.status != 200:
             raise RuntimeError(f"feast serve answered {response.status}: {payload[:300]!r}")
         return json.loads(payload)
+
+    def _post(self, body: str) -> http.client.HTTPResponse:
+        self.connection.request("POST", "/get-online-features", body, {"Content-Type": "application/json"})
+        return self.connection.getresponse()
 
 
 class FeastListen:
@@ -183,10 +191,10 @@ def compare_lookups(load, work: Path, transport) -> tuple[list[Measured], list[s
         serve.start()
         listen.start(keys[1][0])
 
+        names = default_features(reader)
+
         def rxcast(s: list[str], m: list[str]):
-            return reader.stub.GetOnlineFeatures(
-                pb.GetOnlineFeaturesRequest(keys=pb.EntityKeys(store_ids=s, medication_ids=m)), timeout=30
-            )
+            return reader.online(s, m, names)  # packed on the wire, decoded into arrays
 
         def in_process(s: list[str], m: list[str]):
             rows = [{"store_id": a, "medication_id": b} for a, b in zip(s, m)]

@@ -8,8 +8,9 @@ TLS with RXCAST_CLIENT_*'s credentials, as deployed: `make certs` first):
 - ingest: records/s through IngestRecords (client to acknowledgement);
 - training: one trainer job over the world (100 rounds, 7 holdout days), when
   the world has enough days for it; otherwise the last size's model is reused;
-- online: GetOnlineFeatures, Predict and (for the ratio) ModelInfer of the same
-  rows, at 1 and 100 keys, p50/p99 in alternating rounds;
+- online: GetOnlineFeatures (through the shared client, as the predictor reads
+  them), Predict and (for the ratio) ModelInfer of the same rows, at 1 and 100
+  keys, p50/p99 in alternating rounds;
 - batch: one predictor batch run over every entity (time and rows/s);
 - memory: each service's resident set size at the end.
 Worlds are capped at --max-records records (fewer days at the larger sizes:
@@ -34,14 +35,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from feature import alternate, generate
+from feature import alternate, default_features, generate
 from inference import grpc_predict_v2_pb2 as oip
 
 from rxcast.clients import FeatureClient
 from rxcast.clients.predictor import PredictorClient
 from rxcast.clients.records import normalize
 from rxcast.clients.trainer import TrainerClient
-from rxcast.feature.v1 import feature_pb2 as fpb
 from rxcast.model import ModelBundle, timebase
 from rxcast.predictor.v1 import predictor_pb2 as ppb
 from rxcast.runtime import channels
@@ -175,13 +175,11 @@ def measure_size(args, entities: int, root: Path, model_dir: Path, redis_url: st
             response_deserializer=oip.ModelInferResponse.FromString,
         )
         predictor_client = PredictorClient(predictor.address, timeout=30)
+        names = default_features(client)
         for k in (1, 100):
             picks = [(list(rng.choice(store_ids, k)), list(rng.choice(medication_ids, k))) for _ in range(args.calls)]
-            lookups = [
-                fpb.GetOnlineFeaturesRequest(keys=fpb.EntityKeys(store_ids=s, medication_ids=m)) for s, m in picks
-            ]
             predicts = [ppb.PredictRequest(keys=ppb.EntityKeys(store_ids=s, medication_ids=m)) for s, m in picks]
-            cases[f"online lookup, {k} key(s)"] = (lambda r: client.stub.GetOnlineFeatures(r, timeout=30), lookups)
+            cases[f"online lookup, {k} key(s)"] = (lambda r: client.online(*r, names, timeout=30), picks)
             cases[f"Predict, {k} key(s)"] = (lambda r: predictor_client.stub.Predict(r, timeout=30), predicts)
             features = client.online(picks[0][0], picks[0][1], bundle.manifest.feature_names)
             matrix = bundle.encode(features.values).matrix
