@@ -9,8 +9,9 @@ with its in-memory online view off (every read goes to Feast's online store,
 as before the view), then measures, in one run on this machine:
 - gRPC GetOnlineFeatures (default feature service) for 1 and 100 entities
   from both, through the shared client as the predictor calls it (packed,
-  decoded into arrays), against Feast's in-process `get_online_features`
-  (`.to_dict()`) on the same store, in alternating rounds;
+  decoded into arrays), and from the first answered in columns (decoded
+  alike), against Feast's in-process `get_online_features` (`.to_dict()`)
+  on the same store, in alternating rounds;
 - ingest throughput (records/s through IngestRecords, client to ack);
 - historical retrieval rows/s for ~100k entity rows (streamed chunks).
 Latencies are medians and 99th percentiles over a bounded number of calls.
@@ -33,6 +34,7 @@ import pandas as pd
 os.environ.setdefault("FEAST_USAGE", "False")
 
 from rxcast.clients import FeatureClient
+from rxcast.clients.columns import decode_columns
 from rxcast.clients.records import normalize
 from rxcast.feature.v1 import feature_pb2 as pb
 from rxcast.suite.launcher import ServiceProcess
@@ -142,12 +144,22 @@ def main() -> int:
         stores = world["store_id"].unique()
         medications = world["medication_id"].unique()
         names = default_features(client)
+
+        def as_columns(keys):
+            """The same lookup answered in columns (the wire form before `packed`), decoded alike."""
+            stores, medications = keys
+            request = pb.GetOnlineFeaturesRequest(
+                keys=pb.EntityKeys(store_ids=list(stores), medication_ids=list(medications)), features=names
+            )
+            return decode_columns(stub.GetOnlineFeatures(request, timeout=10).columns, len(stores), names)
+
         for k in (1, 100):
             picks = [(rng.choice(stores, k), rng.choice(medications, k)) for _ in range(args.calls)]
             feast_requests = [[{"store_id": a, "medication_id": b} for a, b in zip(s, m)] for s, m in picks]
             timed = alternate(
                 {
                     "view": (lambda r: client.online(*r, names, timeout=10), picks),
+                    "view, columns": (as_columns, picks),
                     "feast reads": (lambda r: plain.online(*r, names, timeout=10), picks),
                     "feast": (
                         lambda r: feast.get_online_features(features=service, entity_rows=r).to_dict(),
@@ -163,6 +175,13 @@ def main() -> int:
                     f"{label} gRPC GetOnlineFeatures (in-memory view)",
                     *timed["view"],
                     f"{timed['view'][0] / f50:.2f}x Feast p50",
+                )
+            )
+            rows.append(
+                (
+                    f"{label} gRPC GetOnlineFeatures (in-memory view, answered in columns)",
+                    *timed["view, columns"],
+                    f"{timed['view, columns'][0] / f50:.2f}x Feast p50",
                 )
             )
             rows.append(
