@@ -55,12 +55,13 @@ import grpc
 import numpy as np
 from inference import grpc_predict_v2_pb2 as oip
 from inference import grpc_predict_v2_pb2_grpc as oip_grpc
-from peers_measure import Measured, free_port, table
+from peers_measure import Measured, table
 from predictor import CATEGORICAL, MODEL, NUMERIC, Helper, population, train_model
 
 from rxcast.runtime import certs, tls
 from rxcast.runtime.channels import with_options
 from rxcast.suite.launcher import ServiceProcess
+from tests.binaries import free_port
 from tests.predictor.triton_venv import ensure as ensure_triton
 from tests.predictor.triton_venv import ensure_venv
 

@@ -27,7 +27,7 @@ from feast.protos.feast.serving.GrpcServer_pb2_grpc import GrpcFeatureServerStub
 from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesRequest
 from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
 from feature import default_features, generate
-from peers_measure import Measured, free_port, percentile, tree_cpu_seconds
+from peers_measure import Measured, percentile, tree_cpu_seconds
 
 from rxcast.clients import FeatureClient
 from rxcast.clients.records import normalize
@@ -35,6 +35,7 @@ from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.feature.feast_repo import open_store, repo_config
 from rxcast.runtime import tls
 from rxcast.suite.launcher import ServiceProcess
+from tests.binaries import free_port
 
 SIZES = (1, 100)
 WORLD = {"stores": 20, "medications": 50, "days": 21}

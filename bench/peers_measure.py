@@ -10,7 +10,6 @@ for workers it has already reaped.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -66,13 +65,6 @@ def tree_cpu_seconds(pid: int) -> float:
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of `pid`'s process tree (pages shared between them count once per process)."""
     return sum(status_rss_bytes(_read(f"/proc/{p}/status")) for p in process_tree(pid))
-
-
-def free_port() -> int:
-    """A loopback port free now, for a server that cannot be told to pick its own."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.binaries starts redis-server
+
 from feature import alternate, default_features, generate
 from inference import grpc_predict_v2_pb2 as oip
 
@@ -47,6 +49,7 @@ from rxcast.predictor.v1 import predictor_pb2 as ppb
 from rxcast.runtime import channels
 from rxcast.suite.launcher import ServiceProcess
 from rxcast.trainer.v1 import trainer_pb2 as tpb
+from tests import binaries
 
 MEDICATIONS = 100
 HOLDOUT_DAYS = 7
@@ -63,30 +66,11 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("--redis needs redis-server (scripts/ensure-redis)")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return server, port
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit("redis-server did not start")
+    try:
+        return binaries.redis_server(workdir)
+    except binaries.BinaryError as exc:
+        raise SystemExit(f"--redis: {exc}") from None
 
 
 def train(root: Path, feature: ServiceProcess, first_day: str, last_day: str, model_dir: Path) -> float:

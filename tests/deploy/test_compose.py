@@ -26,6 +26,7 @@ from rxcast.runtime import tls
 from rxcast.runtime.config import load_config
 from rxcast.runtime.healthcheck import check, check_http
 from rxcast.suite.topology import NODES
+from tests import binaries
 from tests.deploy.compose import (
     ADDRESS,
     CONFIG_CLASSES,
@@ -224,12 +225,6 @@ def _applies(container: Container, field: str) -> bool:
 # --- the same configuration, run ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _redis_dbsize(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         conn.sendall(b"DBSIZE\r\n")
@@ -298,7 +293,7 @@ def test_the_compose_configuration_runs_and_every_health_check_passes(tmp_path, 
     ports: dict[tuple[str, int], int] = {(REDIS, REDIS_PORT): redis_port}
     for container in CONTAINERS.values():
         for _, _, inside in container.published:
-            ports[(container.name, inside)] = _free_port()
+            ports[(container.name, inside)] = binaries.free_port()
     volumes = {name: tmp_path / "volumes" / name for name in DOC["volumes"]}
     plan = LocalPlan(ports, volumes)
     log_dir = tmp_path / "logs"

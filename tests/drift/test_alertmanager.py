@@ -6,12 +6,8 @@ through Alertmanager's own routing to a webhook receiver."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,14 +17,7 @@ from rxcast.drift import notify
 from rxcast.drift.incidents import DATA_DRIFT, DATA_QUALITY, Firing, IncidentBook, WindowRef
 from rxcast.drift.notify import AlertmanagerNotifier
 from rxcast.runtime.errors import Unavailable
-
-BINARY = "/usr/bin/prometheus-alertmanager"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests import binaries
 
 
 class _Receiver:
@@ -78,8 +67,6 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory, receiver):
-    if shutil.which(BINARY) is None:
-        pytest.fail("prometheus-alertmanager is not installed: run scripts/ensure-system-packages")
     workdir = tmp_path_factory.mktemp("alertmanager")
     config = workdir / "alertmanager.yml"
     config.write_text(
@@ -87,28 +74,12 @@ def alertmanager(tmp_path_factory, receiver):
         "  repeat_interval: 1h\n"
         f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: {receiver.url}\n        send_resolved: true\n"
     )
-    for _ in range(5):
-        port = _free_port()
-        server = subprocess.Popen(
-            [BINARY, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        if server.poll() is None:
-            yield url
-            server.terminate()
-            server.wait(10)
-            return
-    pytest.fail("could not start prometheus-alertmanager on a free port")
+    try:
+        server, url = binaries.alertmanager(workdir, config)
+    except binaries.BinaryError as exc:
+        pytest.fail(str(exc))
+    yield url
+    binaries.stop(server)
 
 
 def _window(day: int) -> WindowRef:
@@ -164,7 +135,7 @@ def test_incidents_fire_and_resolve_through_alertmanager(alertmanager, receiver)
 
 def test_an_unreachable_alertmanager_keeps_the_incident_for_the_next_round(alertmanager):
     book = IncidentBook(None, confirm_windows=2)
-    notifier = AlertmanagerNotifier(book, f"http://127.0.0.1:{_free_port()}", resend_seconds=60, timeout=1)
+    notifier = AlertmanagerNotifier(book, f"http://127.0.0.1:{binaries.free_port()}", resend_seconds=60, timeout=1)
     incident_id = _open_incident(book, DATA_DRIFT, "prescriptions_1d")
     notifier._undelivered[incident_id] = book.get(incident_id)
     notifier.deliver()

@@ -2,51 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
 
 from rxcast.feature.v1 import feature_pb2 as pb
+from tests import binaries
 from tests.feature.conftest import start_feature, stub_for
 from tests.feature.records import day_end_ms, oracle, take, to_protos, trailing, world
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_port(tmp_path_factory):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run scripts/ensure-system-packages")
-    workdir = tmp_path_factory.mktemp("redis")
-    for _ in range(5):
-        port = _free_port()
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                time.sleep(0.05)
-        if server.poll() is None:
-            yield port
-            server.terminate()
-            server.wait(10)
-            return
-    pytest.fail("could not start redis-server on a free port")
+    try:
+        server, port = binaries.redis_server(tmp_path_factory.mktemp("redis"))
+    except binaries.BinaryError as exc:
+        pytest.fail(str(exc))
+    yield port
+    binaries.stop(server)
 
 
 def test_online_features_from_redis(tmp_path, redis_port):
