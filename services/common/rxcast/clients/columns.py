@@ -41,10 +41,12 @@ class DecodedColumns:
 
     def newest_ms(self) -> np.ndarray:
         """Per row, the newest event time among its present values (0 when none)."""
-        newest = np.zeros(self.rows, dtype=np.int64)
-        for name, present in self.present.items():
-            np.maximum(newest, np.where(present, self.event_ms[name], 0), out=newest)
-        return newest
+        if not self.present:
+            return np.zeros(self.rows, dtype=np.int64)
+        names = list(self.present)
+        present = np.stack([self.present[n] for n in names])
+        stamps = np.stack([self.event_ms[n] for n in names])
+        return np.where(present, stamps, 0).max(axis=0)
 
     def stamped_after(self, instants_ms: np.ndarray) -> dict[str, int]:
         """Per feature, how many present values are stamped after their row's
