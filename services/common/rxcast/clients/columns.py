@@ -155,28 +155,28 @@ def encode_packed(columns: Sequence) -> pb.PackedFeatures:
     numeric = [c for c in columns if c.value_type in _NUMERIC_TYPES]
     text = [c for c in columns if c.value_type not in _NUMERIC_TYPES]
     ordered = numeric + text
-    rows = len(ordered[0].statuses) if ordered else 0
-    shape = (len(ordered), rows)
-    statuses = np.empty(shape, dtype=np.uint8)
-    times = np.empty(shape, dtype="<i8")
-    for row, column in enumerate(ordered):
-        statuses[row] = column.statuses
-        times[row] = column.event_ms
+    if not ordered:
+        return pb.PackedFeatures()
+    # np.stack copies each block in one call; the blocks are then blanked in place.
+    statuses = np.stack([c.statuses for c in ordered]).astype(np.uint8, copy=False)
+    times = np.stack([c.event_ms for c in ordered]).astype("<i8", copy=False)
     missing = statuses != PRESENT
-    values = np.empty((len(numeric), rows), dtype="<f8")
-    for row, column in enumerate(numeric):
-        values[row] = column.values
-    values[missing[: len(numeric)]] = np.nan
-    strings = np.empty((len(text), rows), dtype=object)
-    for row, column in enumerate(text):
-        strings[row] = column.values
-    strings[missing[len(numeric) :]] = ""
+    strings: list[str] = []
+    values = b""
+    if numeric:
+        block = np.stack([c.values for c in numeric]).astype("<f8", copy=False)
+        block[missing[: len(numeric)]] = np.nan
+        values = block.tobytes()
+    if text:
+        block = np.stack([c.values for c in text]).astype(object, copy=False)
+        block[missing[len(numeric) :]] = ""
+        strings = block.ravel().tolist()
     return pb.PackedFeatures(
-        rows=rows,
+        rows=statuses.shape[1],
         numeric_names=[c.name for c in numeric],
-        numeric_values=values.tobytes(),
+        numeric_values=values,
         string_names=[c.name for c in text],
-        string_values=strings.ravel().tolist(),
+        string_values=strings,
         statuses=statuses.tobytes(),
         event_times_unix_ms=times.tobytes(),
     )
