@@ -42,15 +42,22 @@ One cause, one incident, across kinds and families:
   incident of its own;
 - a family drifting whose feature is already named by an open data-quality
   incident joins that incident (a unit change moves the distribution too);
-- concept drift and a rise of the estimated error join an open drift or
-  data-quality incident of the line (the error rose because the inputs
-  changed); alone they are incidents of their own.
-A family that confirms later is a cause of its own, even while an open
-incident fires: an incident lasts for weeks (a new region's stores keep
+- concept drift and a rise of the estimated error join an open drift,
+  data-quality or error incident of the line whose data changed at most
+  `follow_ms` before (the error rose because the inputs changed; the labels
+  confirm the estimate); alone, or later, they are incidents of their own;
+- a family that starts firing at most `follow_ms` after an open incident of
+  its kind changed, in a window where that incident fires too, joins it:
+  one event moves some features days after others (restocking follows
+  dispensing by a lead time).
+A family that starts later than that is a cause of its own, even while an
+open incident fires: an incident lasts for weeks (a new region's stores keep
 drifting against references fitted before them), and a demand shock in that
-time is another event, to be paged and retrained for on its own. Severity: "critical" for data quality (broken data pages),
-concept drift, a rise of the estimated error, and drift that reached the predictions; "warning" for input
-drift the predictions have not shown.
+time is another event, to be paged and retrained for on its own; so is a
+rise of the error weeks after the drift it would otherwise join. Severity:
+"critical" for data quality (broken data pages), concept drift, a rise of
+the estimated error, and drift that reached the predictions; "warning" for
+input drift the predictions have not shown.
 
 Every change bumps the book's revision and stamps the incident with it;
 `watch(after_revision)` streams incidents changed after it. The book is
