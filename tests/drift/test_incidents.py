@@ -146,14 +146,53 @@ def test_a_cause_seen_once_on_a_version_confirms_on_the_newer_one_that_takes_ove
     assert [w.window_id for w in incident.windows] == ["v1-w1", "v1-w2"]
 
 
-def test_a_family_confirming_later_is_another_cause_even_while_an_open_incident_fires():
+def test_a_family_confirming_weeks_later_is_another_cause_even_while_an_open_incident_fires():
     book = IncidentBook(None, confirm_windows=2, clean_windows=3)
     book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
     (region,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(2), NOW)
-    # Weeks later the region still drifts, and a demand shock moves prescriptions: a second event.
-    assert book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(3), NOW) == []
-    (shock,) = book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(4), NOW)
+    for day in range(3, 22):  # the new region's stores keep drifting against the reference
+        book.observe(1, DATA_DRIFT, _fire("store_region"), _w(day), NOW)
+    # Three weeks after the region opened, a demand shock moves prescriptions: a second event.
+    assert book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(22), NOW) == []
+    (shock,) = book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(23), NOW)
     assert shock.groups == ["prescriptions"] and book.get(region.incident_id).groups == ["store_region"]
+    assert shock.changed_ms == _w(22).start_ms
+
+
+def test_a_family_starting_soon_after_an_incident_with_it_joins_it_as_the_same_events_lagging_effect():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=3, follow_ms=14 * DAY_MS)
+    book.observe(1, DATA_DRIFT, _fire("dispensed_sum_7d"), _w(1), NOW)
+    (shock,) = book.observe(1, DATA_DRIFT, _fire("dispensed_sum_7d"), _w(2), NOW)
+    # A week later restocking follows the shock: received units drift in windows where dispensing still does.
+    assert book.observe(1, DATA_DRIFT, _fire("dispensed_sum_7d", "received_sum_7d"), _w(8), NOW) == []
+    joined = book.get(shock.incident_id)
+    assert joined.groups == ["dispensed", "received"] and joined.features == ["dispensed_sum_7d", "received_sum_7d"]
+    assert book.observe(1, DATA_DRIFT, _fire("received_sum_7d"), _w(9), NOW) == []
+    assert len(book.list()) == 1
+    # A family starting in a window where the incident does not fire is a candidate of its own.
+    assert book.observe(1, DATA_DRIFT, _fire("unit_price"), _w(10), NOW) == []
+    (other,) = book.observe(1, DATA_DRIFT, _fire("unit_price"), _w(11), NOW)
+    assert other.groups == ["unit_price"] and book.get(shock.incident_id).groups == ["dispensed", "received"]
+    # Past the follow window a family starting with it is news, not the shock's effect.
+    book.observe(1, DATA_DRIFT, _fire("dispensed_sum_7d"), _w(16), NOW)
+    assert book.observe(1, DATA_DRIFT, _fire("dispensed_sum_7d", "prescriptions_1d"), _w(17), NOW) == []
+    (late,) = book.observe(1, DATA_DRIFT, _fire("dispensed_sum_7d", "prescriptions_1d"), _w(18), NOW)
+    assert late.groups == ["prescriptions"]
+    with pytest.raises(InvalidArgument, match="follow_ms"):
+        IncidentBook(None, follow_ms=-1)
+
+
+def test_a_rise_of_the_error_weeks_after_a_drift_incident_opened_is_its_own_incident():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=3, follow_ms=14 * DAY_MS)
+    (region,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    book.observe(1, DATA_DRIFT, _fire("store_region"), _w(30), NOW)  # still open, still firing
+    (performance,) = book.observe(1, PERFORMANCE, _fire("estimated_error"), _w(30), NOW)
+    assert performance.kind == PERFORMANCE and book.get(region.incident_id).groups == ["store_region"]
+    # The labels a week later confirm the estimate: the same impact, not another page.
+    assert book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(37), NOW, confirm_windows=1) == []
+    assert book.get(performance.incident_id).groups == ["errors", "estimated_error"]
+    (concept,) = book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(45), NOW, confirm_windows=1)
+    assert concept.kind == CONCEPT_DRIFT and len(book.list()) == 3
 
 
 def test_a_rise_of_the_error_joins_the_drift_that_explains_it_and_alone_is_its_own_incident():

@@ -111,12 +111,27 @@ class Player:
         return result
 
     def seed_history(self) -> None:
-        """The feature store gets the scenario's history through IngestRecords."""
+        """The feature store gets the scenario's history through IngestRecords,
+        with the trainer's cadences paused: a policy acting on the first weeks
+        ingested trained a first model on the chain's opening days (every
+        store short of 28 recorded days), and the gate kept it serving, as the
+        batch alias, for the whole run since later jobs did not beat it by
+        the alias's margin."""
         history = self.world.days[: self.plan.scenario.history_days]
         records = self.world.records[self.world.records["business_day"] <= history[-1]]
         self.say(f"seeding the feature store: {len(records):,} records, {history[0]:%Y-%m-%d}..{history[-1]:%Y-%m-%d}")
+        policies = [status.policy for status in self.trainer.policies()]
+        for policy in policies:
+            paused = trainer_pb2.TrainingPolicy()
+            paused.CopyFrom(policy)
+            paused.every_data_days, paused.every_wall_seconds = 0, 0
+            self.trainer.set_policy(paused)
         started = time.monotonic()
-        outcome = self.feature.ingest_frame(normalize(records), progress=True)
+        try:
+            outcome = self.feature.ingest_frame(normalize(records), progress=True)
+        finally:
+            for policy in policies:
+                self.trainer.set_policy(policy)
         accepted, errors = outcome.accepted, outcome.errors
         if errors:
             raise DemoFailed(f"the feature service rejected {len(errors)} history records, e.g. {errors[0]}")

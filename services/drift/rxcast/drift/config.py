@@ -84,6 +84,12 @@ class DriftConfig(ServerSettings):
     incident_effect: float = Field(
         2.0, ge=1, description="a distribution shift starts an incident only at this many times its effect floor"
     )
+    incident_follow_days: float = Field(
+        14.0,
+        ge=0,
+        description="days after an incident's change in which a family starting to fire with it, or a rise of the "
+        "error, joins it (event time); later, it is a cause of its own",
+    )
     alertmanager_url: str = Field(
         "", description="Alertmanager base URL (http://127.0.0.1:9093): post incidents, firing and resolved"
     )
@@ -115,6 +121,7 @@ class DriftConfig(ServerSettings):
             clean_windows=self.clean_windows,
             confirm_windows=self.confirm_windows,
             incident_effect=self.incident_effect,
+            incident_follow_days=self.incident_follow_days,
             concept_clean_samples=self.concept_clean_samples,
             max_logged_predictions=self.max_logged_predictions,
             ignore_features=tuple(name.strip() for name in self.ignore_features.split(",") if name.strip()),

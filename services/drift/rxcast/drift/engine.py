@@ -96,6 +96,9 @@ class EngineSettings:
     confirm_windows: int = 2
     #: A distribution shift starts an incident only at this many times its effect floor.
     incident_effect: float = 2.0
+    #: Days after an incident's change in which a family starting to fire with it,
+    #: or a rise of the error, joins it (event time); later, it is a cause of its own.
+    incident_follow_days: float = 14.0
     #: Errors without a detection that end a concept-drift episode.
     concept_clean_samples: int = 10_000
     #: Logged predictions kept for matching actuals.
@@ -108,6 +111,8 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.window_rows < 1 or self.window_seconds <= 0:
             raise InvalidArgument("windows: window_rows must be >= 1 and window_seconds > 0")
+        if self.incident_follow_days < 0:
+            raise InvalidArgument("incident_follow_days: must be >= 0")
         if (
             min(
                 self.max_reports,
@@ -188,7 +193,12 @@ class DriftEngine:
             self._state = StateStore(self.data_dir / "state")
         self.reports = ReportLog(self.data_dir, self.settings.max_reports)
         self.alerts = AlertBook(self.data_dir, self.settings.clean_windows)
-        self.incidents = IncidentBook(self.data_dir, self.settings.confirm_windows, self.settings.clean_windows)
+        self.incidents = IncidentBook(
+            self.data_dir,
+            self.settings.confirm_windows,
+            self.settings.clean_windows,
+            int(self.settings.incident_follow_days * 86_400_000),
+        )
         self.predictions = PredictionLog(self.settings.max_logged_predictions)
         if self._state is not None:
             self._recover()

@@ -42,15 +42,22 @@ One cause, one incident, across kinds and families:
   incident of its own;
 - a family drifting whose feature is already named by an open data-quality
   incident joins that incident (a unit change moves the distribution too);
-- concept drift and a rise of the estimated error join an open drift or
-  data-quality incident of the line (the error rose because the inputs
-  changed); alone they are incidents of their own.
-A family that confirms later is a cause of its own, even while an open
-incident fires: an incident lasts for weeks (a new region's stores keep
+- concept drift and a rise of the estimated error join an open drift,
+  data-quality or error incident of the line whose data changed at most
+  `follow_ms` before (the error rose because the inputs changed; the labels
+  confirm the estimate); alone, or later, they are incidents of their own;
+- a family that starts firing at most `follow_ms` after an open incident of
+  its kind changed, in a window where that incident fires too, joins it:
+  one event moves some features days after others (restocking follows
+  dispensing by a lead time).
+A family that starts later than that is a cause of its own, even while an
+open incident fires: an incident lasts for weeks (a new region's stores keep
 drifting against references fitted before them), and a demand shock in that
-time is another event, to be paged and retrained for on its own. Severity: "critical" for data quality (broken data pages),
-concept drift, a rise of the estimated error, and drift that reached the predictions; "warning" for input
-drift the predictions have not shown.
+time is another event, to be paged and retrained for on its own; so is a
+rise of the error weeks after the drift it would otherwise join. Severity:
+"critical" for data quality (broken data pages), concept drift, a rise of
+the estimated error, and drift that reached the predictions; "warning" for
+input drift the predictions have not shown.
 
 Every change bumps the book's revision and stamps the incident with it;
 `watch(after_revision)` streams incidents changed after it. The book is
@@ -83,8 +90,8 @@ KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
 #: them: an effect of a cause already open is evidence on it, not a new page.
 _ABSORBED_BY = {
     DATA_DRIFT: (DATA_QUALITY,),
-    CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY),
-    PERFORMANCE: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY),
+    CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, PERFORMANCE),
+    PERFORMANCE: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, CONCEPT_DRIFT),
 }
 #: Kinds whose cause a retrained model can address (the trainer's triggers).
 RETRAINING_KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, PERFORMANCE)
@@ -97,6 +104,11 @@ _INCIDENTS_FORMAT_1 = "rxcast.drift.incidents/1"
 DEFAULT_LINE = ""
 #: The newest windows named on an incident.
 MAX_WINDOWS = 50
+#: How long after an incident's change a family starting to fire with it, or a
+#: rise of the error, is that change's effect (event time): restocking follows
+#: dispensing by days, a new region's stores keep drifting for weeks and a demand
+#: shock in that time is news.
+FOLLOW_MS = 14 * 86_400_000
 
 #: A trailing window length ("_28d") and statistic ("_sum") name a feature's
 #: aggregate, not its family.
@@ -188,11 +200,20 @@ class _Candidate:
 class IncidentBook:
     """Incidents, candidates and watchers (thread-safe); see the module docstring."""
 
-    def __init__(self, directory: Path | None, confirm_windows: int = 2, clean_windows: int = 3):
+    def __init__(
+        self,
+        directory: Path | None,
+        confirm_windows: int = 2,
+        clean_windows: int = 3,
+        follow_ms: int = FOLLOW_MS,
+    ):
         if confirm_windows < 1 or clean_windows < 1:
             raise InvalidArgument("incidents: confirm_windows and clean_windows must be >= 1")
+        if follow_ms < 0:
+            raise InvalidArgument("incidents: follow_ms must be >= 0")
         self.confirm_windows = confirm_windows
         self.clean_windows = clean_windows
+        self.follow_ms = follow_ms
         self._cond = threading.Condition()
         self._closed = False
         self._path = None if directory is None else directory / "incidents.json"
@@ -246,14 +267,35 @@ class IncidentBook:
                     else:
                         self._stamp(incident, now_ms)
                 changed = True
-            for incident in (i for i in line if i.kind in _ABSORBED_BY.get(book_kind, ())):
-                hit = [g for g in fired_groups if g not in claimed and _absorbs(incident, book_kind, g)]
+            # Families whose features all drifted too little to start an incident count as not firing.
+            starting = sorted(g for g, fs in fired_groups.items() if any(f not in firing.minor for f in fs))
+            # A family starting to fire soon after an incident of its kind changed, in a window
+            # where that incident fires too, is the same event's lagging effect: it joins the newest.
+            for incident in sorted(line, key=lambda i: i.changed_ms, reverse=True):
+                joining = [g for g in starting if g not in claimed]
+                if (
+                    joining
+                    and _book_kind(incident.kind) == book_kind
+                    and incident.windows[-1].window_id == window.window_id
+                    and self._follows(incident, window)
+                ):
+                    claimed.update(joining)
+                    self._extend(incident, [f for g in joining for f in fired_groups[g]], firing, window, now_ms)
+                    changed = True
+            for incident in sorted(line, key=lambda i: i.changed_ms, reverse=True):
+                if incident.kind not in _ABSORBED_BY.get(book_kind, ()):
+                    continue
+                hit = [
+                    g
+                    for g in fired_groups
+                    if g not in claimed
+                    and _absorbs(incident, book_kind, g)
+                    and (book_kind == DATA_DRIFT or self._follows(incident, window))
+                ]
                 if hit:
                     claimed.update(hit)
                     self._extend(incident, [f for g in hit for f in fired_groups[g]], firing, window, now_ms)
                     changed = True
-            # Families whose features all drifted too little to start an incident count as not firing.
-            starting = sorted(g for g, fs in fired_groups.items() if any(f not in firing.minor for f in fs))
             for key in [
                 k
                 for k in self._candidates
@@ -417,6 +459,10 @@ class IncidentBook:
             self._save()
             self._cond.notify_all()
             return handed
+
+    def _follows(self, incident: Incident, window: WindowRef) -> bool:
+        """Whether a window starts within `follow_ms` of the change that opened the incident."""
+        return window.start_ms - incident.changed_ms <= self.follow_ms
 
     def _lines_of(self, model_version: int) -> frozenset[str]:
         return self._lines.get(model_version) or frozenset({DEFAULT_LINE})
