@@ -22,10 +22,8 @@ from concurrent import futures
 from types import SimpleNamespace
 
 import grpc
-import numpy as np
 from inference import grpc_predict_v2_pb2 as oip
 
-from rxcast.clients.columns import encode_packed
 from rxcast.feature.v1 import feature_pb2, feature_pb2_grpc
 from rxcast.runtime import tls
 
@@ -34,6 +32,14 @@ PRESENT = feature_pb2.FEATURE_STATUS_PRESENT
 
 class Features(feature_pb2_grpc.FeatureServiceServicer):
     def __init__(self, numeric: list[str], categorical: dict[str, str]):
+        # Imported here, so the echoes stay the bare floor they measure (rxcast.clients
+        # brings pandas: ~170 MB of RSS in the echo's row of bench/peers.py).
+        import numpy
+
+        from rxcast.clients.columns import encode_packed
+
+        self._np, self._encode_packed = numpy, encode_packed
+
         self._numeric = numeric
         self._categorical = categorical
 
@@ -42,7 +48,7 @@ class Features(feature_pb2_grpc.FeatureServiceServicer):
         stamp = int(time.time() * 1000) - 3_600_000
         if request.packed:  # as the feature service answers the predictor's client
             return feature_pb2.GetOnlineFeaturesResponse(
-                packed=encode_packed(self._arrays(request.features, rows, stamp))
+                packed=self._encode_packed(self._arrays(request.features, rows, stamp))
             )
         statuses = [PRESENT] * rows
         times = [stamp] * rows
@@ -57,6 +63,7 @@ class Features(feature_pb2_grpc.FeatureServiceServicer):
         return feature_pb2.GetOnlineFeaturesResponse(columns=columns)
 
     def _arrays(self, names, rows: int, stamp: int) -> list[SimpleNamespace]:
+        np = self._np
         statuses, times = np.full(rows, PRESENT, dtype=np.int8), np.full(rows, stamp, dtype=np.int64)
         return [
             SimpleNamespace(name=name, value_type="STRING", values=np.full(rows, self._categorical[name], dtype=object),
