@@ -147,11 +147,11 @@ def main() -> int:
 
         def as_columns(keys):
             """The same lookup answered in columns (the wire form before `packed`), decoded alike."""
-            stores, medications = keys
+            store_ids, medication_ids = keys
             request = pb.GetOnlineFeaturesRequest(
-                keys=pb.EntityKeys(store_ids=list(stores), medication_ids=list(medications)), features=names
+                keys=pb.EntityKeys(store_ids=list(store_ids), medication_ids=list(medication_ids)), features=names
             )
-            return decode_columns(stub.GetOnlineFeatures(request, timeout=10).columns, len(stores), names)
+            return decode_columns(stub.GetOnlineFeatures(request, timeout=10).columns, len(store_ids), names)
 
         for k in (1, 100):
             picks = [(rng.choice(stores, k), rng.choice(medications, k)) for _ in range(args.calls)]
