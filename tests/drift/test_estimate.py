@@ -1,6 +1,7 @@
 """Each scored window's report carries the MAE its version's error estimator
-estimates from the window's inputs, with the band's upper bound: kept across
-a restart and returned by ListReports from a real process."""
+estimates from the window's inputs, with the band's upper bound at the
+window's forecast level: kept across a restart and returned by ListReports
+from a real process."""
 
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ def test_a_scored_window_carries_its_estimated_error_and_the_band(profile, tmp_p
     assert calm_report.estimated_mae == pytest.approx(float(estimator.estimate(*calm).mean()))
     assert volatile_report.estimated_mae == pytest.approx(float(estimator.estimate(*volatile).mean()))
     assert open_report.estimated_mae == pytest.approx(calm_report.estimated_mae), "the open window is estimated too"
-    assert calm_report.estimated_mae_upper == volatile_report.estimated_mae_upper == estimator.upper
-    assert calm_report.estimated_mae <= estimator.upper < volatile_report.estimated_mae
+    assert calm_report.estimated_mae_upper == pytest.approx(estimator.upper * calm[1].mean())
+    assert volatile_report.estimated_mae_upper == pytest.approx(estimator.upper * volatile[1].mean())
+    assert calm_report.estimated_mae <= calm_report.estimated_mae_upper
+    assert volatile_report.estimated_mae > volatile_report.estimated_mae_upper
 
     restarted = DriftEngine(EngineSettings(window_rows=100_000), data_dir=tmp_path)
     kept = {r.report_id: r.estimated_mae for r in restarted.list_reports(1)}
@@ -73,11 +76,12 @@ def test_list_reports_returns_each_windows_estimate(profile, tmp_path):
                 drift_pb2.RegisterReferenceRequest(model_version=1, profile_json=json.dumps(profile))
             )
             rng = np.random.default_rng(3)
-            requests = []
+            requests, levels = [], {}
             for day, share in enumerate((0.2, 0.2, 0.6)):
                 columns, predictions, _, _ = _rows(rng, 1, volatile_share=share)
                 rows = slice(0, 300)  # fewer rows than the window's count: each day closes its window
                 requests.append(_request(1, {k: v[rows] for k, v in columns.items()}, predictions[rows], day * DAY_MS))
+                levels[day * DAY_MS] = predictions[rows].mean()
             client.stub.LogPredictions(iter(requests))
             reports = client.list_reports(model_version=1)
     finally:
@@ -86,4 +90,5 @@ def test_list_reports_returns_each_windows_estimate(profile, tmp_path):
     upper = profile["error_estimator"]["upper"]
     for report in reports:
         assert report.HasField("estimated_mae") and 0 < report.estimated_mae
-        assert report.estimated_mae_upper == pytest.approx(upper)
+        level = levels[report.window_start_time.ToMilliseconds()]
+        assert report.estimated_mae_upper == pytest.approx(upper * level)

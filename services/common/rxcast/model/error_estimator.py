@@ -6,16 +6,24 @@ the forecast to the forecast's absolute error (NannyML's direct loss
 estimation for regression). Its mean over a window estimates the window's MAE
 days before actuals confirm it.
 
-Calibration on held-out days: the holdout's days are split into contiguous
-folds; a model fitted on the other folds estimates each day's MAE of the
-fold left out, next to the actual MAE of that day (`calibration`, kept in
-the JSON so its quality can be read). The band is the spread of the daily
-estimates of the final model (fitted on the whole holdout) over the holdout
-days: a window's estimate above `upper` is a rise beyond what the days the
-model was judged on show, at least `min_rise` of their mean.
+The band is relative to the level: the estimated MAE over the mean forecast
+(a WAPE with the forecast in place of the actuals, which are not there yet).
+Demand forecasts err in proportion to the demand, so a season the model
+follows raises the MAE with the level and would read as a rise in absolute
+units; as a share of the forecast it does not.
 
-JSON (`format: rxcast.model.error-estimator/1`): the feature names, the
-LightGBM model as text, the band and the calibration.
+Calibration on held-out days: the holdout's days are split into contiguous
+folds; a model fitted on the other folds estimates each day's relative error
+of the fold left out, next to the actual one (`calibration`, kept in the JSON
+so its quality can be read). The band is the spread of the final model's
+(fitted on the whole holdout) daily relative estimates over the holdout days:
+a window whose estimated MAE is above `upper` times its mean forecast rose
+beyond what the days the model was judged on show, at least `min_rise` of
+their mean.
+
+JSON (`format: rxcast.model.error-estimator/2`): the feature names, the
+LightGBM model as text, the band and the calibration. Format 1 (a band in
+absolute units) is retired: a profile that carries one is read without it.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import numpy as np
 
 from rxcast.runtime.errors import InvalidArgument
 
-ESTIMATOR_FORMAT = "rxcast.model.error-estimator/1"
+ESTIMATOR_FORMAT = "rxcast.model.error-estimator/2"
+#: Formats whose band this release does not read (1: absolute units).
+RETIRED_FORMATS = frozenset({"rxcast.model.error-estimator/1"})
 #: The forecast itself is an input: errors grow with the demand forecast.
 PREDICTION_INPUT = "prediction"
 #: A small model: it learns where errors are large, not the demand.
@@ -51,12 +61,14 @@ FOLDS = 4
 class ErrorEstimator:
     features: tuple[str, ...]
     model_text: str
-    #: Mean and standard deviation of the daily estimated MAE over the holdout days.
+    #: Mean and standard deviation over the holdout days of the daily
+    #: estimated MAE relative to the day's mean forecast.
     daily_mean: float
     daily_std: float
-    #: A window's estimated MAE above this is a rise.
+    #: A window whose estimated MAE is above this share of its mean forecast rose.
     upper: float
-    #: Per held-out day: [day, estimated MAE (model not fitted on that day), actual MAE].
+    #: Per held-out day: [day, estimated relative error (model not fitted on
+    #: that day), actual relative error (MAE over the mean forecast)].
     calibration: list[list[float]]
 
     def estimate(self, columns: Mapping[str, np.ndarray], predictions: np.ndarray) -> np.ndarray:
@@ -65,6 +77,12 @@ class ErrorEstimator:
         if missing:
             raise InvalidArgument(f"error estimator: columns {missing} are missing")
         return np.clip(_booster(self.model_text).predict(_matrix(self.features, columns, predictions)), 0.0, None)
+
+    def band(self, predictions: np.ndarray) -> float | None:
+        """The upper bound of the estimated MAE of a window with these
+        forecasts: `upper` times their mean; None when they are all zero."""
+        level = float(np.clip(np.asarray(predictions, dtype=float), 0.0, None).mean()) if len(predictions) else 0.0
+        return self.upper * level if level > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": ESTIMATOR_FORMAT, **dataclasses.asdict(self), "features": list(self.features)}
@@ -104,17 +122,21 @@ def fit_error_estimator(
     unique = np.unique(days)
     if unique.size < 2 or target.size < 100:
         raise InvalidArgument("error estimator: needs at least 2 holdout days and 100 rows")
-    calibration = []
+    level = np.clip(np.asarray(predictions, dtype=float), 0.0, None)
+    if (_daily_sums(level, days, unique) <= 0).any():
+        raise InvalidArgument("error estimator: every holdout day needs a forecast above zero")
+    calibration = np.empty((unique.size, 3))
+    calibration[:, 0] = unique
+    start = 0
     for fold in np.array_split(unique, min(FOLDS, unique.size)):
         held = np.isin(days, fold)
-        model = _fit(x[~held], target[~held])
-        estimated = np.clip(model.predict(x[held]), 0.0, None)
-        for day in fold:
-            mine = days[held] == day
-            calibration.append([float(day), float(estimated[mine].mean()), float(target[held][mine].mean())])
+        estimated = np.clip(_fit(x[~held], target[~held]).predict(x[held]), 0.0, None)
+        stop = start + fold.size
+        calibration[start:stop, 1] = _relative(estimated, level[held], days[held], fold)
+        calibration[start:stop, 2] = _relative(target[held], level[held], days[held], fold)
+        start = stop
     model = _fit(x, target)
-    estimated = np.clip(model.predict(x), 0.0, None)
-    daily = np.array([estimated[days == day].mean() for day in unique])
+    daily = _relative(np.clip(model.predict(x), 0.0, None), level, days, unique)
     mean, std = float(daily.mean()), float(daily.std(ddof=1))
     return ErrorEstimator(
         features=features,
@@ -122,8 +144,17 @@ def fit_error_estimator(
         daily_mean=mean,
         daily_std=std,
         upper=mean + max(band_sigmas * std, min_rise * mean),
-        calibration=calibration,
+        calibration=calibration.tolist(),
     )
+
+
+def _daily_sums(values: np.ndarray, days: np.ndarray, unique: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(unique, days), weights=values, minlength=unique.size)
+
+
+def _relative(errors: np.ndarray, level: np.ndarray, days: np.ndarray, unique: np.ndarray) -> np.ndarray:
+    """Each day's summed error over its summed forecast (`unique`: the sorted days)."""
+    return _daily_sums(errors, days, unique) / _daily_sums(level, days, unique)
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> lgb.Booster:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rxcast.model.error_estimator import ErrorEstimator
+from rxcast.model.error_estimator import RETIRED_FORMATS, ErrorEstimator
 from rxcast.runtime.errors import InvalidArgument
 
 PROFILE_FORMAT = "rxcast.drift.profile/1"
@@ -325,7 +325,8 @@ class ReferenceProfile:
     strata_by: tuple[str, ...] = ()
     #: ...and each stratum's profile, by its key (`stratum_keys`), without holdout errors.
     strata: dict[str, ReferenceProfile] = dataclasses.field(default_factory=dict)
-    #: The holdout's model of the absolute error (`rxcast.model.error_estimator`), if fitted.
+    #: The holdout's model of the absolute error (`rxcast.model.error_estimator`), if fitted
+    #: in a format this release reads.
     error_estimator: ErrorEstimator | None = None
 
     @property
@@ -465,6 +466,8 @@ class ReferenceProfile:
         if not isinstance(strata, Mapping):
             raise InvalidArgument("profile.strata: must be a JSON object")
         estimator = data.get("error_estimator")
+        if isinstance(estimator, Mapping) and estimator.get("format") in RETIRED_FORMATS:
+            estimator = None  # a band this release does not read: the version is not judged on it
         return cls(
             error_estimator=None if estimator is None else ErrorEstimator.from_dict(estimator),
             strata_by=strata_by,

@@ -71,6 +71,11 @@ DETECTOR_STATE = Gauge(
 ESTIMATED_ERROR = Gauge(
     "rxcast_drift_estimated_mae", "The newest window's MAE estimated from its inputs.", ["model_version"]
 )
+ESTIMATED_ERROR_UPPER = Gauge(
+    "rxcast_drift_estimated_mae_upper",
+    "The upper bound of the newest window's estimated MAE: the band at its forecast level.",
+    ["model_version"],
+)
 OPEN_WINDOW_ROWS = Gauge("rxcast_drift_open_window_rows", "Rows in each version's open window.", ["model_version"])
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
@@ -465,17 +470,20 @@ class DriftEngine:
 
     def _estimate(self, window: Window, reference: ReferenceProfile) -> tuple[float, float] | None:
         """The window's MAE estimated from its inputs by the version's error
-        estimator, with the band's upper bound; None without an estimator or
-        the columns it reads."""
+        estimator, with the band's upper bound at the window's forecast level;
+        None without an estimator, the columns it reads or a forecast above zero."""
         estimator = reference.error_estimator
         if estimator is None or window.rows.predictions.size == 0:
+            return None
+        upper = estimator.band(window.rows.predictions)
+        if upper is None:
             return None
         try:
             estimated = float(estimator.estimate(window.rows.features, window.rows.predictions).mean())
         except InvalidArgument as exc:
             log.warning("error not estimated", model_version=window.model_version, reason=exc.message)
             return None
-        return estimated, estimator.upper
+        return estimated, upper
 
     def _like_for_like(
         self, model_version: int, reference: ReferenceProfile, features: Mapping[str, np.ndarray]
@@ -566,22 +574,28 @@ class DriftEngine:
 
     def _estimated_error(self, report: DriftReport, reference: ReferenceProfile) -> Firing | None:
         """The window's estimated MAE (on its report) judged against the band
-        calibrated on the version's holdout days: a firing when above it, a
-        clean window when not; None when the window has no estimate."""
+        calibrated on the version's holdout days at the window's forecast
+        level: a firing when above it, a clean window when not; None when the
+        window has no estimate."""
         estimator = reference.error_estimator
-        if estimator is None or report.estimated_mae is None:
+        if estimator is None or report.estimated_mae is None or report.estimated_mae_upper is None:
             return None
-        estimated = report.estimated_mae
+        estimated, upper = report.estimated_mae, report.estimated_mae_upper
         ESTIMATED_ERROR.labels(str(report.model_version)).set(estimated)
-        if estimated <= estimator.upper:
+        ESTIMATED_ERROR_UPPER.labels(str(report.model_version)).set(upper)
+        if estimated <= upper:
             return Firing({})
+        level = upper / estimator.upper
         reason = (
-            f"estimated MAE {estimated:.3f} above the band {estimator.upper:.3f} "
-            f"(holdout days {estimator.daily_mean:.3f} ± {estimator.daily_std:.3f})"
+            f"estimated MAE {estimated:.3f} above the band {upper:.3f}: {estimated / level:.3f} of the "
+            f"mean forecast {level:.3f} (holdout days {estimator.daily_mean:.3f} ± {estimator.daily_std:.3f})"
         )
         evidence = {
             "estimated_mae": estimated,
-            "upper": estimator.upper,
+            "upper": upper,
+            "mean_forecast": level,
+            "relative_error": estimated / level,
+            "relative_upper": estimator.upper,
             "holdout_daily_mean": estimator.daily_mean,
             "holdout_daily_std": estimator.daily_std,
             "calibration": estimator.calibration,
