@@ -1,18 +1,32 @@
-"""python -m rxcast.demo [--plan default|short] [--out DIR] [--work-dir DIR]
+"""python -m rxcast.demo [--plan default|short|calm] [--out DIR] [--work-dir DIR]
 
 Plays the plan through the whole suite on loopback and writes the report
-(markdown and PNG plots) to --out."""
+(markdown and PNG plots) to --out.
+
+SIGTERM stops a demo as Ctrl-C does: the suite it started stops with it, and
+the demo exits with 143 (130 for Ctrl-C) without a report."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import pickle
+import signal
 import sys
 import time
 from pathlib import Path
 
 from rxcast.demo.plan import PLANS
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM unwinds the demo like Ctrl-C, through the code that stops the suite."""
+
+    def interrupt(signum: int, _frame) -> None:
+        signal.signal(signum, signal.SIG_IGN)  # once: the unwinding is under way
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         from rxcast.demo.run import run_demo
         from rxcast.suite.launcher import ServiceFailed
 
+        _interrupt_on_sigterm()
         try:
             ledger = run_demo(PLANS[args.plan](), args.work_dir, say=lambda line: print(line, flush=True))
+        except KeyboardInterrupt:
+            stopped_by = signal.SIGTERM if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN else signal.SIGINT
+            print(f"demo stopped by {stopped_by.name}\nservice logs: {args.work_dir / 'logs'}", file=sys.stderr)
+            return 128 + stopped_by
         except (DemoFailed, ServiceFailed) as exc:
             print(f"demo failed: {exc}\nservice logs: {args.work_dir / 'logs'}", file=sys.stderr)
             return 1
