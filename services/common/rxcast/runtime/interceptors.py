@@ -29,7 +29,7 @@ import grpc
 from rxcast.runtime import auth, context, metrics
 from rxcast.runtime.disk import DiskGuard, is_disk_full
 from rxcast.runtime.errors import InvalidArgument, RxcastError
-from rxcast.runtime.logs import get_logger
+from rxcast.runtime.logs import access_line, get_logger
 
 log = get_logger("rxcast.rpc")
 
@@ -253,7 +253,6 @@ class ServerInterceptor(grpc.ServerInterceptor):
         call.metrics.handled(code).inc()
         call.metrics.seconds.observe(seconds)
         if self._access_log:
-            emit = log.debug if call.quiet else log.info
             caller = call.caller.name if call.caller is not None else None
-            emit("rpc", method=call.method, code=code, ms=round(seconds * 1000.0, 3), caller=caller)
+            access_line(call.method, code, round(seconds * 1000.0, 3), caller, call.quiet)
         context.leave(call.tokens)
