@@ -40,7 +40,7 @@ def test_every_played_day_was_served_by_both_modes(ledger):
 def test_the_loop_closed_after_the_injected_drift(ledger):
     (event,) = measures.adaptation(ledger)
     assert event.event == "new_region"
-    assert event.first_alert_day is not None and event.first_alert_day >= event.day
+    assert event.first_incident_day is not None and event.first_incident_day >= event.day
     # The trainer, not the player, trained: a policy job of the online alias,
     # fitted on labelled rows from after the event, served online within 10 days.
     assert event.version is not None, "no model fitted on rows from after the event was promoted"

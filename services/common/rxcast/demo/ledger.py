@@ -1,11 +1,12 @@
 """What happened in a demo run, as plain data: per played day the forecasts of
 each serving mode with their versions, ages and call latencies; batch runs;
-alerts; training jobs; CPU by phase. The report is computed from this alone."""
+drift incidents (and the deprecated alerts); training jobs; CPU by phase. The
+report is computed from this alone."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
@@ -61,6 +62,30 @@ class AlertLog:
 
 
 @dataclass
+class IncidentLog:
+    """A drift incident as the drift service's book last showed it."""
+
+    incident_id: str
+    kind: str
+    severity: str
+    status: str
+    model_version: int
+    features: list[str]
+    reason: str
+    #: The data day its cause began, and the data day of the window that opened it.
+    changed_day: dt.date | None
+    opened_day: dt.date | None
+    #: The played day the player first saw it.
+    seen_day: dt.date
+    resolution: str = ""
+    retrain_job_id: str = ""
+
+    @property
+    def day(self) -> dt.date:
+        return self.opened_day or self.seen_day
+
+
+@dataclass
 class TrainingLog:
     day: dt.date
     job_id: str
@@ -88,6 +113,7 @@ class Ledger:
     days: list[DayLog] = field(default_factory=list)
     batch_runs: list[BatchRunLog] = field(default_factory=list)
     alerts: list[AlertLog] = field(default_factory=list)
+    incidents: list[IncidentLog] = field(default_factory=list)  # oldest first
     trainings: list[TrainingLog] = field(default_factory=list)
     #: CPU seconds by (phase, process name).
     cpu: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -95,6 +121,13 @@ class Ledger:
     seed_seconds: float = 0.0
     seed_records: int = 0
     wall_seconds: float = 0.0
+
+    def __setstate__(self, state: dict) -> None:
+        # A ledger pickled before a field existed reads with the field's default.
+        for f in fields(self):
+            if f.name not in state and f.default_factory is not MISSING:
+                state[f.name] = f.default_factory()
+        self.__dict__.update(state)
 
     def add_cpu(self, phase: str, deltas: dict[str, float]) -> None:
         for name, seconds in deltas.items():

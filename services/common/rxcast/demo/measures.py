@@ -162,8 +162,9 @@ class Served:
 class Adaptation:
     event: str
     day: dt.date
-    first_alert_day: dt.date | None
-    first_alert: str
+    #: The data day of the window that opened the first incident whose cause began after the event.
+    first_incident_day: dt.date | None
+    first_incident: str
     #: The first champion promoted after the event.
     promoted: Served | None
     #: The first champion fitted on rows from after the event (the stricter reading).
@@ -220,25 +221,26 @@ def _served(ledger: Ledger, day: dt.date, fitted_after: bool) -> Served | None:
 
 
 def adaptation(ledger: Ledger) -> list[Adaptation]:
-    """Per injected event: when the drift service noticed, and when each
-    serving mode first served a model promoted to its alias after it, and one
-    fitted on rows from after it."""
+    """Per injected event: when the drift service opened an incident for a
+    cause that began after it (before the next event), and when each serving
+    mode first served a model promoted to its alias after it, and one fitted
+    on rows from after it."""
     events = event_days(ledger)
     out = []
     for i, (day, kind) in enumerate(events):
         until = events[i + 1][0] if i + 1 < len(events) else None
-        alerts = [
-            a
-            for a in ledger.alerts
-            if (a.data_day or a.seen_day) >= day and (until is None or (a.data_day or a.seen_day) < until)
+        caused = [
+            incident
+            for incident in ledger.incidents
+            if (began := incident.changed_day or incident.day) >= day and (until is None or began < until)
         ]
-        first = min(alerts, key=lambda a: (a.data_day or a.seen_day, a.alert_id)) if alerts else None
+        first = min(caused, key=lambda incident: (incident.day, incident.incident_id)) if caused else None
         out.append(
             Adaptation(
                 kind,
                 day,
-                (first.data_day or first.seen_day) if first else None,
-                f"#{first.alert_id} {first.kind} ({', '.join(first.features[:3]) or first.detector})" if first else "",
+                first.day if first else None,
+                f"{first.kind} ({', '.join(first.features[:3])})" if first else "",
                 _served(ledger, day, fitted_after=False),
                 _served(ledger, day, fitted_after=True),
             )

@@ -2,7 +2,7 @@
 pharmacy chain would: the inventory app pushes the day's records and asks the
 online predictor for forecasts the next morning; the batch predictor runs on
 its schedule and is read by lookup; actuals reach the drift service through
-the feature service; alerts become the trainer's triggers. The player starts
+the feature service; incidents become the trainer's triggers. The player starts
 no training: the trainer's policies keep the `online` and `batch` aliases
 current on their own, and the player reads what the trainer did.
 
@@ -27,7 +27,7 @@ import psutil
 from rxcast.clients import DriftClient, FeatureClient, PredictorClient, TrainerClient
 from rxcast.clients.records import normalize, to_protos
 from rxcast.demo import measures
-from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, Ledger, ModeDay, TrainingLog
+from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, IncidentLog, Ledger, ModeDay, TrainingLog
 from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
 from rxcast.drift.v1 import drift_pb2
 from rxcast.predictor.v1 import predictor_pb2
@@ -42,6 +42,17 @@ DAY_MS = 86_400_000
 #: (UNAVAILABLE: it forecasts nothing and logs nothing, so trying again is safe).
 PREDICT_ATTEMPTS = 3
 _ALERT_KINDS = {v.number: v.name.removeprefix("ALERT_KIND_").lower() for v in drift_pb2.AlertKind.DESCRIPTOR.values}
+_INCIDENT_KINDS = {
+    v.number: v.name.removeprefix("INCIDENT_KIND_").lower() for v in drift_pb2.IncidentKind.DESCRIPTOR.values
+}
+_INCIDENT_STATUSES = {
+    v.number: v.name.removeprefix("INCIDENT_STATUS_").lower() for v in drift_pb2.IncidentStatus.DESCRIPTOR.values
+}
+_INCIDENT_SEVERITIES = {
+    v.number: v.name.removeprefix("INCIDENT_SEVERITY_").lower() for v in drift_pb2.IncidentSeverity.DESCRIPTOR.values
+}
+#: Most incidents the player reads back each day (the book keeps them all).
+_INCIDENTS_READ = 1000
 _JOB_STATES = {v.number: v.name.removeprefix("JOB_STATE_").lower() for v in trainer_pb2.JobState.DESCRIPTOR.values}
 _RUN_STATES = {
     v.number: v.name.removeprefix("BATCH_RUN_STATE_").lower() for v in predictor_pb2.BatchRunState.DESCRIPTOR.values
@@ -316,6 +327,19 @@ class Player:
         self.ledger.alerts.extend(fresh)
         return fresh
 
+    def _new_incidents(self, today: dt.date) -> list[IncidentLog]:
+        """Record the drift service's incidents, each known one with its newest
+        status; the ones seen for the first time."""
+        known = {i.incident_id: i for i in self.ledger.incidents}
+        fresh = []
+        for incident in self.drift.list_incidents(limit=_INCIDENTS_READ):
+            before = known.get(incident.incident_id)
+            known[incident.incident_id] = log = _incident_log(incident, before.seen_day if before else today)
+            if before is None:
+                fresh.append(log)
+        self.ledger.incidents = sorted(known.values(), key=lambda i: (i.day, i.incident_id))
+        return sorted(fresh, key=lambda i: (i.day, i.incident_id))
+
     # ------------------------------------------------------------------ play
 
     def play_day(self, index: int, day: dt.date) -> DayLog:
@@ -358,10 +382,12 @@ class Player:
         for index, stamp in enumerate(self.world.days[history:]):
             day = stamp.date()
             log = self.play_day(index, day)
-            for alert in self._new_alerts(day):
+            self._new_alerts(day)
+            for incident in self._new_incidents(day):
                 self.say(
-                    f"  alert #{alert.alert_id} {alert.kind} on v{alert.model_version} "
-                    f"({', '.join(alert.features[:4]) or alert.detector}): {alert.reason[:120]}"
+                    f"  incident {incident.incident_id} opened: {incident.kind} ({incident.severity}) on "
+                    f"v{incident.model_version}, data from {incident.changed_day} "
+                    f"({', '.join(incident.features[:4])}): {incident.reason[:120]}"
                 )
             self.say(self._progress_line(log))
         self._collect_final()
@@ -377,7 +403,8 @@ class Player:
         batch_v = int(np.max(log.batch.versions)) if len(log.batch.versions) else 0
         line = (
             f"day {log.index + 1:>3}/{self.plan.days_to_play} {log.day} | entities {len(log.store_ids):,} | "
-            f"online v{online_v} | batch v{batch_v} | alerts {len(self.ledger.alerts)}"
+            f"online v{online_v} | batch v{batch_v} | incidents {len(self.ledger.incidents)} "
+            f"(open {sum(i.status == 'open' for i in self.ledger.incidents)})"
         )
         evaluated = self.ledger.days[log.index - HORIZON_DAYS] if log.index >= HORIZON_DAYS else None
         errors = measures.day_errors(evaluated) if evaluated is not None else None
@@ -390,11 +417,35 @@ class Player:
     def _collect_final(self) -> None:
         if self.ledger.days:
             self._new_alerts(self.ledger.days[-1].day)
+            self._new_incidents(self.ledger.days[-1].day)
         reports = self.drift.list_reports(limit=10_000)
         self.ledger.reports = [
             _report_summary(r)
             for r in sorted(reports, key=lambda r: timestamps.to_ms(r.window_end_time, "window_end_time"))
         ]
+
+
+def _data_day(incident: drift_pb2.Incident, field_name: str) -> dt.date | None:
+    if not incident.HasField(field_name):
+        return None
+    return dt.datetime.fromtimestamp(timestamps.to_ms(getattr(incident, field_name), field_name) / 1000, dt.UTC).date()
+
+
+def _incident_log(incident: drift_pb2.Incident, seen_day: dt.date) -> IncidentLog:
+    return IncidentLog(
+        incident.incident_id,
+        _INCIDENT_KINDS.get(incident.kind, str(incident.kind)),
+        _INCIDENT_SEVERITIES.get(incident.severity, str(incident.severity)),
+        _INCIDENT_STATUSES.get(incident.status, str(incident.status)),
+        incident.model_version,
+        list(incident.features),
+        incident.reason,
+        _data_day(incident, "changed_time"),
+        _data_day(incident, "opened_data_time"),
+        seen_day,
+        incident.resolution,
+        incident.retrain_job_id,
+    )
 
 
 def _seconds(stamp) -> float:

@@ -19,11 +19,12 @@ from rxcast.demo import measures as M
 from rxcast.demo.ledger import Ledger
 
 COLORS = {"online": "#1f77b4", "batch": "#ff7f0e"}
-ALERT_COLORS = {
+INCIDENT_COLORS = {
     "data_drift": "#d62728",
     "prediction_drift": "#9467bd",
     "concept_drift": "#2ca02c",
     "data_quality": "#8c564b",
+    "performance": "#ff7f0e",
 }
 
 
@@ -131,14 +132,14 @@ def _plot_drift(ledger: Ledger, path: Path) -> None:
                 label=f"windows of v{version}",
             )
     top = max([len(r["drifted_features"]) for r in ledger.reports] + [1])
-    for alert in ledger.alerts:
-        day = alert.data_day or alert.seen_day
-        ax.scatter([day], [top + 1], marker="v", s=60, color=ALERT_COLORS.get(alert.kind, "grey"), zorder=3)
-    for kind, color in ALERT_COLORS.items():
-        if any(a.kind == kind for a in ledger.alerts):
-            ax.scatter([], [], marker="v", color=color, label=f"alert: {kind}")
+    for incident in ledger.incidents:
+        color = INCIDENT_COLORS.get(incident.kind, "grey")
+        ax.scatter([incident.day], [top + 1], marker="v", s=60, color=color, zorder=3)
+    for kind, color in INCIDENT_COLORS.items():
+        if any(i.kind == kind for i in ledger.incidents):
+            ax.scatter([], [], marker="v", color=color, label=f"incident opened: {kind}")
     ax.set_ylabel("features drifted in the window")
-    ax.set_title("Drift timeline: every scored window and every alert")
+    ax.set_title("Drift timeline: every scored window and every incident")
     _mark_events(ax, ledger)
     _dates(ax)
     ax.set_ylim(0, top + 2)
@@ -263,7 +264,9 @@ def write_report(ledger: Ledger, out: Path) -> Path:
             "the app reads the newest run by `GetBatchPredictions`."
         ),
         "",
-        "Drift events injected: " + ", ".join(f"**{kind}** on {day}" for day, kind in M.event_days(ledger)) + ".",
+        "Drift events injected: "
+        + (", ".join(f"**{kind}** on {day}" for day, kind in M.event_days(ledger)) or "none (a world without drift)")
+        + ".",
         "",
         "## Online against batch",
         "",
@@ -286,7 +289,8 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         "## Time to adapt",
         "",
         (
-            "Days after each event (simulated time): the first alert on data from after it; then, for "
+            "Days after each event (simulated time): the first incident for a cause that began after it "
+            "(the data day of the window that opened it); then, for "
             "the first model promoted to each mode's alias after it and for the first fitted on rows "
             "from after it (labels arrive a horizon after a row): the day it was trained (the online "
             "alias's) and the first day each mode served its own, and both modes' MAE in between. "
@@ -298,8 +302,8 @@ def write_report(ledger: Ledger, out: Path) -> Path:
             [
                 "event",
                 "day",
-                "first alert",
-                "by",
+                "first incident",
+                "kind (features)",
                 "next champion: trained / online / batch",
                 "fitted after it: trained / online / batch",
                 "MAE online / batch in between",
@@ -308,8 +312,8 @@ def write_report(ledger: Ledger, out: Path) -> Path:
                 [
                     a.event,
                     a.day,
-                    a.days_after(a.first_alert_day),
-                    a.first_alert,
+                    a.days_after(a.first_incident_day),
+                    a.first_incident,
                     _served_cell(a, a.promoted),
                     _served_cell(a, a.fitted),
                     _between(ledger, a.promoted),
@@ -390,21 +394,30 @@ def write_report(ledger: Ledger, out: Path) -> Path:
         "![drift](drift.png)",
         "",
         _table(
-            ["alert", "data day", "kind", "model", "features", "reason"],
+            ["incident", "kind", "severity", "model", "features", "cause began", "opened", "status", "reason"],
             [
                 [
-                    f"#{a.alert_id}",
-                    a.data_day or a.seen_day,
-                    a.kind,
-                    f"v{a.model_version}",
-                    ", ".join(a.features[:5]) + (" …" if len(a.features) > 5 else ""),
-                    a.reason[:160].replace("|", "/"),
+                    i.incident_id,
+                    i.kind,
+                    i.severity,
+                    f"v{i.model_version}",
+                    ", ".join(i.features[:5]) + (" …" if len(i.features) > 5 else ""),
+                    i.changed_day or "",
+                    i.day,
+                    i.status + (f": {i.resolution}" if i.resolution else ""),
+                    i.reason[:160].replace("|", "/"),
                 ]
-                for a in ledger.alerts
+                for i in ledger.incidents
             ],
         )
-        if ledger.alerts
-        else "No alerts.",
+        if ledger.incidents
+        else "No incidents.",
+        "",
+        (
+            f"Incidents are what pages and what the trainer's policies follow; the drift service's "
+            f"deprecated alert API (`ListAlerts`), which pages nobody and retrains nothing, raised "
+            f"{len(ledger.alerts)} alerts in the run."
+        ),
         "",
         "## Model versions",
         "",
