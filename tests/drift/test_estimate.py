@@ -92,3 +92,19 @@ def test_list_reports_returns_each_windows_estimate(profile, tmp_path):
         assert report.HasField("estimated_mae") and 0 < report.estimated_mae
         level = levels[report.window_start_time.ToMilliseconds()]
         assert report.estimated_mae_upper == pytest.approx(upper * level)
+
+
+def test_a_band_of_zero_still_judges_the_window(profile):
+    """A holdout the model forecast without error calibrates a band of 0:
+    every window with an estimated error is above it, and says by how much."""
+    exact = {**profile, "error_estimator": {**profile["error_estimator"], "upper": 0.0}}
+    engine = DriftEngine(EngineSettings(window_rows=100_000))
+    engine.register_reference(1, exact)
+    for index in range(2):
+        _, predictions = _day(engine, index, 0.2, seed=index)
+        report = engine.flush(1)
+        assert report.estimated_mae_upper == 0.0 < report.estimated_mae
+    (incident,) = engine.list_incidents()
+    evidence = incident.evidence["estimated_error"]
+    assert evidence["mean_forecast"] == pytest.approx(predictions.mean())
+    assert evidence["relative_error"] == pytest.approx(report.estimated_mae / predictions.mean())

@@ -80,8 +80,8 @@ class ErrorEstimator:
 
     def band(self, predictions: np.ndarray) -> float | None:
         """The upper bound of the estimated MAE of a window with these
-        forecasts: `upper` times their mean; None when they are all zero."""
-        level = float(np.clip(np.asarray(predictions, dtype=float), 0.0, None).mean()) if len(predictions) else 0.0
+        forecasts: `upper` times their level; None when they are all zero."""
+        level = forecast_level(predictions)
         return self.upper * level if level > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +102,12 @@ class ErrorEstimator:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"error estimator: {exc}") from None
+
+
+def forecast_level(predictions: np.ndarray) -> float:
+    """The mean forecast, negative forecasts counted as zero (0 for none):
+    what the band's share of the forecast is taken of."""
+    return float(np.clip(np.asarray(predictions, dtype=float), 0.0, None).mean()) if len(predictions) else 0.0
 
 
 def fit_error_estimator(

@@ -50,6 +50,7 @@ from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, FeatureResult, Thresholds, score
 from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
+from rxcast.model.error_estimator import forecast_level
 from rxcast.model.profile import PREDICTION, ReferenceProfile, stratum_keys
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError, Unavailable
@@ -565,18 +566,20 @@ class DriftEngine:
             )
             for incident in self.incidents.observe(window.model_version, kind, firing, where, self._now_ms()):
                 self._opened(incident)
-        performance = self._estimated_error(report, reference)
+        performance = self._estimated_error(report, reference, window.rows.predictions)
         if performance is not None:
             for incident in self.incidents.observe(
                 window.model_version, incident_kinds.PERFORMANCE, performance, where, self._now_ms()
             ):
                 self._opened(incident)
 
-    def _estimated_error(self, report: DriftReport, reference: ReferenceProfile) -> Firing | None:
+    def _estimated_error(
+        self, report: DriftReport, reference: ReferenceProfile, predictions: np.ndarray
+    ) -> Firing | None:
         """The window's estimated MAE (on its report) judged against the band
-        calibrated on the version's holdout days at the window's forecast
-        level: a firing when above it, a clean window when not; None when the
-        window has no estimate."""
+        calibrated on the version's holdout days at the level of the window's
+        `predictions`: a firing when above it, a clean window when not; None
+        when the window has no estimate."""
         estimator = reference.error_estimator
         if estimator is None or report.estimated_mae is None or report.estimated_mae_upper is None:
             return None
@@ -585,7 +588,7 @@ class DriftEngine:
         ESTIMATED_ERROR_UPPER.labels(str(report.model_version)).set(upper)
         if estimated <= upper:
             return Firing({})
-        level = upper / estimator.upper
+        level = forecast_level(predictions)  # above zero: the window has a band
         reason = (
             f"estimated MAE {estimated:.3f} above the band {upper:.3f}: {estimated / level:.3f} of the "
             f"mean forecast {level:.3f} (holdout days {estimator.daily_mean:.3f} ± {estimator.daily_std:.3f})"
