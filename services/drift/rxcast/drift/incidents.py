@@ -269,9 +269,10 @@ class IncidentBook:
                 changed = True
             # Families whose features all drifted too little to start an incident count as not firing.
             starting = sorted(g for g, fs in fired_groups.items() if any(f not in firing.minor for f in fs))
+            newest_first = sorted(line, key=lambda i: i.changed_ms, reverse=True)
             # A family starting to fire soon after an incident of its kind changed, in a window
             # where that incident fires too, is the same event's lagging effect: it joins the newest.
-            for incident in sorted(line, key=lambda i: i.changed_ms, reverse=True):
+            for incident in newest_first:
                 joining = [g for g in starting if g not in claimed]
                 if (
                     joining
@@ -282,7 +283,7 @@ class IncidentBook:
                     claimed.update(joining)
                     self._extend(incident, [f for g in joining for f in fired_groups[g]], firing, window, now_ms)
                     changed = True
-            for incident in sorted(line, key=lambda i: i.changed_ms, reverse=True):
+            for incident in newest_first:
                 if incident.kind not in _ABSORBED_BY.get(book_kind, ()):
                     continue
                 hit = [
