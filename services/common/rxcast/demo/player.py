@@ -41,22 +41,21 @@ DAY_MS = 86_400_000
 #: The app's tries of one Predict call that the predictor could not answer
 #: (UNAVAILABLE: it forecasts nothing and logs nothing, so trying again is safe).
 PREDICT_ATTEMPTS = 3
-_ALERT_KINDS = {v.number: v.name.removeprefix("ALERT_KIND_").lower() for v in drift_pb2.AlertKind.DESCRIPTOR.values}
-_INCIDENT_KINDS = {
-    v.number: v.name.removeprefix("INCIDENT_KIND_").lower() for v in drift_pb2.IncidentKind.DESCRIPTOR.values
-}
-_INCIDENT_STATUSES = {
-    v.number: v.name.removeprefix("INCIDENT_STATUS_").lower() for v in drift_pb2.IncidentStatus.DESCRIPTOR.values
-}
-_INCIDENT_SEVERITIES = {
-    v.number: v.name.removeprefix("INCIDENT_SEVERITY_").lower() for v in drift_pb2.IncidentSeverity.DESCRIPTOR.values
-}
+
+
+def _names(enum, prefix: str) -> dict[int, str]:
+    """A proto enum's values by number, as short lower-case names."""
+    return {v.number: v.name.removeprefix(prefix).lower() for v in enum.DESCRIPTOR.values}
+
+
+_ALERT_KINDS = _names(drift_pb2.AlertKind, "ALERT_KIND_")
+_INCIDENT_KINDS = _names(drift_pb2.IncidentKind, "INCIDENT_KIND_")
+_INCIDENT_STATUSES = _names(drift_pb2.IncidentStatus, "INCIDENT_STATUS_")
+_INCIDENT_SEVERITIES = _names(drift_pb2.IncidentSeverity, "INCIDENT_SEVERITY_")
 #: Most incidents the player reads back each day (the book keeps them all).
 _INCIDENTS_READ = 1000
-_JOB_STATES = {v.number: v.name.removeprefix("JOB_STATE_").lower() for v in trainer_pb2.JobState.DESCRIPTOR.values}
-_RUN_STATES = {
-    v.number: v.name.removeprefix("BATCH_RUN_STATE_").lower() for v in predictor_pb2.BatchRunState.DESCRIPTOR.values
-}
+_JOB_STATES = _names(trainer_pb2.JobState, "JOB_STATE_")
+_RUN_STATES = _names(predictor_pb2.BatchRunState, "BATCH_RUN_STATE_")
 
 
 class DemoFailed(RuntimeError):
@@ -307,11 +306,7 @@ class Player:
             if alert.alert_id <= self._last_alert_id:
                 continue
             self._last_alert_id = alert.alert_id
-            data_day = (
-                dt.datetime.fromtimestamp(timestamps.to_ms(alert.data_time, "data_time") / 1000, dt.UTC).date()
-                if alert.HasField("data_time")
-                else None
-            )
+            data_day = _data_day(alert, "data_time")
             fresh.append(
                 AlertLog(
                     alert.alert_id,
@@ -425,10 +420,11 @@ class Player:
         ]
 
 
-def _data_day(incident: drift_pb2.Incident, field_name: str) -> dt.date | None:
-    if not incident.HasField(field_name):
+def _data_day(message, field_name: str) -> dt.date | None:
+    """The UTC day of a message's timestamp field; None when unset."""
+    if not message.HasField(field_name):
         return None
-    return dt.datetime.fromtimestamp(timestamps.to_ms(getattr(incident, field_name), field_name) / 1000, dt.UTC).date()
+    return dt.datetime.fromtimestamp(timestamps.to_ms(getattr(message, field_name), field_name) / 1000, dt.UTC).date()
 
 
 def _incident_log(incident: drift_pb2.Incident, seen_day: dt.date) -> IncidentLog:
