@@ -7,7 +7,10 @@ Reads the drift service's incident book (`<work-dir>/state/drift/incidents.json`
 and prints each incident with the event it follows (the latest event whose day
 is at or before the day its data changed) and the days from that event to the
 window that opened it, then per event: incidents, kinds, features, first
-incident day. `--scenario FILE` names the events of a run of another
+incident day. An error incident (concept drift) is judged on actuals, which
+arrive a horizon after the forecasts they match: its data days are those of
+the forecasts, so it is placed and timed a horizon later, when its labels
+came. `--scenario FILE` names the events of a run of another
 scenario (JSON, `Scenario.to_json`) than the plan's. Event time, not wall-clock time: the demo plays simulated days.
 """
 
@@ -19,11 +22,20 @@ import json
 from pathlib import Path
 
 from rxcast.demo.plan import PLANS
-from rxcast.sim import Scenario
+from rxcast.sim import HORIZON_DAYS, Scenario
+
+#: Incidents opened by matched actuals: their data days are the forecasts', a horizon before the labels.
+FROM_LABELS = frozenset({"concept_drift"})
 
 
 def _day(ms: int) -> dt.date:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date()
+
+
+def _data_days(incident: dict) -> tuple[dt.date, dt.date]:
+    """The day its data changed and the day it opened, in data time (labels' time for error incidents)."""
+    lag = dt.timedelta(days=HORIZON_DAYS if incident["kind"] in FROM_LABELS else 0)
+    return _day(incident["changed_ms"]) + lag, _day(incident["opened_data_ms"]) + lag
 
 
 def _versions(incident: dict) -> str:
@@ -52,7 +64,7 @@ def main() -> None:
     per_event: dict[str, list[dict]] = {f"{day} {kind}": [] for day, kind in events}
     before = 0
     for incident in incidents:
-        changed, opened = _day(incident["changed_ms"]), _day(incident["opened_data_ms"])
+        changed, opened = _data_days(incident)
         event = next((e for e in reversed(events) if e[0] <= changed), None)
         label = "-" if event is None else f"{event[0]} {event[1]}"
         after = "-" if event is None else str((opened - event[0]).days)
@@ -71,8 +83,8 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for label, found in per_event.items():
             day = dt.date.fromisoformat(label.split()[0])
-            first = min(found, key=lambda i: i["opened_data_ms"], default=None)
-            after = "-" if first is None else str((_day(first["opened_data_ms"]) - day).days)
+            first = min(found, key=lambda i: _data_days(i)[1], default=None)
+            after = "-" if first is None else str((_data_days(first)[1] - day).days)
             kinds = ", ".join(sorted({i["kind"] for i in found})) or "-"
             features = "-" if first is None else ", ".join(first["features"][:6])
             print(f"| {label} | {len(found)} | {kinds} | {features} | {after} |")

@@ -79,6 +79,22 @@ def test_growing_errors_are_detected_by_both_detectors(change):
     assert "samples after the detection" in first[ADWIN].describe()
 
 
+def test_a_stream_larger_than_the_holdout_from_its_first_sample_is_detected():
+    # A version refitted every day serves only after the world changed: its
+    # stream holds no change point, only errors above the holdout's.
+    rng = np.random.default_rng(39)
+    reference = rng.normal(size=4000)
+    shocked = rng.random(3000) < 0.15
+    stream = np.abs(rng.normal(size=3000)) * np.where(shocked, 3.0, 1.0)
+    detections = ErrorStreamMonitor(reference_errors=reference, seed=2).update(stream)
+    assert [d.detector for d in detections][:1] == [PAGE_HINKLEY]
+    assert detections[0].sample < 2000
+    assert detections[0].level_before == pytest.approx(0.5, abs=0.02)
+    assert detections[0].level_after >= 0.53  # the floor: null level + min_rise
+    # The same losses in a stream like the holdout's raise nothing.
+    assert ErrorStreamMonitor(reference_errors=reference, seed=2).update(np.abs(rng.normal(size=3000))) == []
+
+
 def test_shrinking_errors_are_not_an_alarm():
     rng = np.random.default_rng(35)
     monitor = ErrorStreamMonitor(reference_errors=rng.normal(size=4000))

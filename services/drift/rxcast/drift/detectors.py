@@ -15,6 +15,15 @@ its reference percentile. ADWIN (river, its default delta) runs on it, and
 the monitor's level (and the engine's) is its mean. Without reference errors
 the first `warmup` losses of the stream serve as the reference.
 
+Page–Hinkley is primed with the reference losses themselves (up to
+PRIME_SAMPLES of their quantiles, in a seeded random order) before the first
+served loss. It compares each sample with the mean of those before it, so
+unprimed it would take a stream whose errors are larger from its very first
+sample for its normal: a version that serves only after the world changed
+(a model refitted every day) would show no change at all. ADWIN, which finds
+a cut between two parts of its window, is left as river's plain ADWIN, alarm
+for alarm.
+
 Both are one-sided: only a rise of the loss is an alarm (ADWIN's cuts that
 lower the level are counted apart), and only a rise of at least `min_rise`
 (in units of the uniform's spread: the effect floor, so that a trivial rise
@@ -219,6 +228,22 @@ class ErrorStreamMonitor:
         self._confirming: dict[str, list] = {}
         self._adwin = river_drift.ADWIN(delta=self.settings.adwin_delta, clock=self.settings.adwin_clock)
         self._ph = self._new_page_hinkley()
+        if self._transform is not None:
+            self._prime()
+
+    def _prime(self) -> None:
+        """Feed a fresh Page–Hinkley the reference's own losses, as the stream
+        before the served one (neither counted nor judged), so a rise is a
+        rise over the holdout whenever the stream starts."""
+        reference = self._transform.reference
+        if reference.size > PRIME_SAMPLES:
+            reference = reference[np.linspace(0, reference.size - 1, PRIME_SAMPLES).round().astype(int)]
+        reference = np.random.default_rng(self._seed).permutation(reference)
+        # The reference is one population: an alarm within it (rare noise)
+        # restarts Page–Hinkley, as if it had not been primed.
+        for u in self._transform(reference).tolist():
+            if self._ph.update(u):
+                self._ph = self._new_page_hinkley()
 
     def _new_page_hinkley(self) -> PageHinkley:
         s = self.settings
@@ -285,6 +310,8 @@ class ErrorStreamMonitor:
             monitor._adwin = _adwin_from_dict(data["adwin"], settings) or monitor._adwin
             monitor._ph = PageHinkley.from_dict(data["page_hinkley"], settings)
         else:
+            if monitor._transform is not None:
+                monitor._prime()
             log.warning(
                 "detector settings changed: the detectors start afresh",
                 saved=data["settings"],
@@ -318,6 +345,7 @@ class ErrorStreamMonitor:
                 return []
             self._transform = LossTransform(collected[: self.settings.warmup], self._seed)
             self._warmup = []
+            self._prime()
             losses = collected[self.settings.warmup :]
         return list(self._feed(self._transform(losses), self._transform.scaled(losses)))
 
@@ -404,6 +432,8 @@ class ErrorStreamMonitor:
         return float(self._transform._scale(self._ph.mean_before_change)) if self._transform else 0.5
 
 
+#: Reference losses (at most; quantiles of larger references) the detectors are primed with.
+PRIME_SAMPLES = 2048
 #: Samples after a detection whose mean confirms it against the floor.
 JUDGED_SAMPLES = 1000
 #: Samples after an ADWIN cut within which the newest samples may confirm it.
