@@ -72,7 +72,9 @@ class IncidentLog:
     model_version: int
     features: list[str]
     reason: str
-    #: The data day its cause began, and the data day of the window that opened it.
+    #: The data day its cause began, and the data day of the window that opened
+    #: it; for an incident opened by actuals (concept drift), the day its
+    #: labels were complete: the forecasts' day plus the horizon.
     changed_day: dt.date | None
     opened_day: dt.date | None
     #: The played day the player first saw it.

@@ -50,6 +50,8 @@ def _names(enum, prefix: str) -> dict[int, str]:
 
 _ALERT_KINDS = _names(drift_pb2.AlertKind, "ALERT_KIND_")
 _INCIDENT_KINDS = _names(drift_pb2.IncidentKind, "INCIDENT_KIND_")
+#: Incidents opened by matched actuals (kinds as named above).
+_FROM_LABELS = frozenset({"concept_drift"})
 _INCIDENT_STATUSES = _names(drift_pb2.IncidentStatus, "INCIDENT_STATUS_")
 _INCIDENT_SEVERITIES = _names(drift_pb2.IncidentSeverity, "INCIDENT_SEVERITY_")
 #: Most incidents the player reads back each day (the book keeps them all).
@@ -428,16 +430,20 @@ def _data_day(message, field_name: str) -> dt.date | None:
 
 
 def _incident_log(incident: drift_pb2.Incident, seen_day: dt.date) -> IncidentLog:
+    kind = _INCIDENT_KINDS.get(incident.kind, str(incident.kind))
+    # An error incident's data days are its forecasts'; its labels came a horizon later.
+    lag = dt.timedelta(days=HORIZON_DAYS if kind in _FROM_LABELS else 0)
+    changed, opened = _data_day(incident, "changed_time"), _data_day(incident, "opened_data_time")
     return IncidentLog(
         incident.incident_id,
-        _INCIDENT_KINDS.get(incident.kind, str(incident.kind)),
+        kind,
         _INCIDENT_SEVERITIES.get(incident.severity, str(incident.severity)),
         _INCIDENT_STATUSES.get(incident.status, str(incident.status)),
         incident.model_version,
         list(incident.features),
         incident.reason,
-        _data_day(incident, "changed_time"),
-        _data_day(incident, "opened_data_time"),
+        changed and changed + lag,
+        opened and opened + lag,
         seen_day,
         incident.resolution,
         incident.retrain_job_id,
