@@ -35,12 +35,13 @@ from river import drift as river_drift
 
 from rxcast.drift import synthetic
 from rxcast.drift.alerts import Alert
-from rxcast.drift.detectors import DETECTORS, DetectorSettings, ErrorStreamMonitor, forecast_residuals
+from rxcast.drift.detectors import DETECTORS, DetectorSettings, ErrorStreamMonitor
 from rxcast.drift.engine import DriftEngine, EngineSettings
 from rxcast.feature.derive import derive_rows
 from rxcast.feature.history import RecordHistory
 from rxcast.feature.records import RecordBatch
 from rxcast.model.profile import build_reference_profile
+from rxcast.model.residuals import forecast_residuals
 from rxcast.runtime.logs import configure_logging
 from rxcast.sim import DRIFT_KINDS, DriftEvent, Scenario, default_scenario, simulate
 

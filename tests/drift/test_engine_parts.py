@@ -9,6 +9,7 @@ from rxcast.drift.engine import DriftEngine
 from rxcast.drift.matching import PredictionLog, entity_time_keys
 from rxcast.drift.windows import Batch, WindowBuffer
 from rxcast.model.profile import build_reference_profile
+from rxcast.model.residuals import UNITS_SCALE
 
 DAY = 1000  # slot length in these tests
 
@@ -111,6 +112,25 @@ def test_a_concept_episode_lasts_while_the_errors_stay_high():
     assert not engine.alerts.open_episodes(1, CONCEPT_DRIFT)
     again = errors(1.5, 20_000)
     assert [a.kind for a in again] == [CONCEPT_DRIFT] and again[0].episode_id != first[0].episode_id
+
+
+def test_holdout_errors_in_units_give_way_to_the_first_served_losses():
+    # Forecasts of 100 units: holdout errors in units (sd 10) are ten times
+    # the served losses the engine computes, (actual - 100) / 10. Judged
+    # against them, errors grown by half would look small; the first served
+    # losses stand in for the holdout instead, and the rise is found.
+    rng = np.random.default_rng(62)
+    profile = build_reference_profile({"x": rng.normal(size=2000)}, [], np.full(2000, 100.0), rng.normal(0, 10, 4000))
+    engine = DriftEngine()
+    engine.register_reference(1, {**profile.to_dict(), "error_scale": UNITS_SCALE})
+    raised = []
+    for batch, sd in enumerate([1.0] * 3 + [1.5] * 10):
+        keys = np.array([f"s{batch}-{i}" for i in range(2000)], dtype=object)
+        times = np.full(2000, 1_000, dtype=np.int64)
+        engine.log_predictions(1, keys, keys, times, {"x": rng.normal(size=2000)}, np.full(2000, 100.0))
+        outcome = engine.log_actuals(keys, keys, times, 100.0 + 10.0 * rng.normal(0.0, sd, 2000))
+        raised += [(batch, a.kind) for a in outcome.alerts]
+    assert raised and raised[0][0] >= 3 and {kind for _, kind in raised} == {CONCEPT_DRIFT}
 
 
 def test_a_replaced_versions_last_window_closes_when_the_newer_version_logs_a_later_day(tmp_path):

@@ -14,6 +14,7 @@ from rxcast.model.profile import (
     ReferenceProfile,
     build_reference_profile,
 )
+from rxcast.model.residuals import POISSON_SCALE, UNITS_SCALE
 from rxcast.runtime.errors import InvalidArgument
 
 
@@ -63,6 +64,21 @@ def test_json_round_trip_is_lossless():
     assert again.to_dict() == profile.to_dict()
     assert again.to_dict()["format"] == PROFILE_FORMAT
     assert again.error is not None and again.error.count == 400
+
+
+def test_holdout_errors_of_a_profile_that_does_not_say_their_scale_are_in_units():
+    rng = np.random.default_rng(21)
+    features, predictions = _data(rng, 500)
+    data = build_reference_profile(features, ["region"], predictions, errors=rng.normal(size=400)).to_dict()
+    assert ReferenceProfile.from_dict(data).error_scale == POISSON_SCALE
+    del data["error_scale"]  # written before the scale was recorded: actual - prediction
+    assert ReferenceProfile.from_dict(data).error_scale == UNITS_SCALE
+    with pytest.raises(InvalidArgument, match="error_scale"):
+        ReferenceProfile.from_dict({**data, "error_scale": "percent"})
+    with pytest.raises(InvalidArgument, match="holdout errors in"):
+        ReferenceProfile.from_dict(data).merge(
+            build_reference_profile(features, ["region"], predictions, errors=rng.normal(size=9))
+        )
 
 
 def test_merge_equals_build_on_the_union_while_sketches_are_exact():

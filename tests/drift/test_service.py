@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from rxcast.clients import DriftClient
-from rxcast.drift.detectors import forecast_residuals
 from rxcast.drift.v1 import drift_pb2
 from rxcast.model.profile import build_reference_profile
+from rxcast.model.residuals import forecast_residuals
 from rxcast.suite.launcher import ServiceProcess
 
 WINDOW = 400  # rows that close a window by count

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rxcast.model import FeatureEncoder
+from rxcast.model.residuals import POISSON_SCALE
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.trainer.evaluation import score
 from rxcast.trainer.gate import GatePolicy
@@ -221,6 +222,9 @@ def test_the_reference_profile_is_built_by_the_shared_profile_code(tmp_path, wor
     assert set(stored["categorical"]) == {"medication_category", "store_region"}
     assert set(stored["numeric"]) == set(manifest.feature_names) - {"medication_category", "store_region"}
     assert stored["prediction"] and stored["error"] and reference is not None
+    # The holdout's errors on the scale the drift service computes served errors on, not in units.
+    assert reference.error_scale == POISSON_SCALE and reference.error.count == manifest.rows["holdout"]
+    assert reference.error.std < manifest.metrics["holdout_error"]["std"] / 2
     # Stratified by region and weekday, and the holdout's error estimator on the windowed numeric features.
     assert reference.strata_by == ("store_region", "day_of_week") and reference.strata
     assert {key.split("|")[0] for key in reference.strata} == set(stored["categorical"]["store_region"]["counts"])

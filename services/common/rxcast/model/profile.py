@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from rxcast.model.error_estimator import RETIRED_FORMATS, ErrorEstimator
+from rxcast.model.residuals import POISSON_SCALE, UNITS_SCALE
 from rxcast.runtime.errors import InvalidArgument
 
 PROFILE_FORMAT = "rxcast.drift.profile/1"
@@ -311,7 +312,7 @@ class CategoricalProfile:
 @dataclasses.dataclass(frozen=True, eq=False)
 class ReferenceProfile:
     """A model version's reference: its training features, predictions and
-    holdout errors (actual - prediction), each profiled."""
+    holdout errors (`error_scale` says how computed), each profiled."""
 
     numeric: dict[str, NumericProfile]
     categorical: dict[str, CategoricalProfile]
@@ -328,6 +329,10 @@ class ReferenceProfile:
     #: The holdout's model of the absolute error (`rxcast.model.error_estimator`), if fitted
     #: in a format this release reads.
     error_estimator: ErrorEstimator | None = None
+    #: How `error` was computed: POISSON_SCALE (`forecast_residuals`, what the
+    #: drift service computes from actuals) or UNITS_SCALE (actual - prediction,
+    #: profiles before the scale was recorded).
+    error_scale: str = POISSON_SCALE
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -366,7 +371,10 @@ class ReferenceProfile:
         if (self.prediction is None) != (other.prediction is None):
             raise InvalidArgument("profile merge: only one of the profiles has predictions")
         size, bins = self.sketch_size, self.bins
+        if self.error is not None and other.error is not None and self.error_scale != other.error_scale:
+            raise InvalidArgument(f"profile merge: holdout errors in {self.error_scale} and {other.error_scale}")
         return ReferenceProfile(
+            error_scale=self.error_scale if self.error is not None else other.error_scale,
             numeric={n: p.merge(other.numeric[n], size, bins) for n, p in self.numeric.items()},
             categorical={n: p.merge(other.categorical[n], self.max_categories) for n, p in self.categorical.items()},
             prediction=_merge_optional(self.prediction, other.prediction, size, bins),
@@ -412,6 +420,7 @@ class ReferenceProfile:
             strata_by=(),
             strata={},
             error_estimator=self.error_estimator,
+            error_scale=self.error_scale,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -434,6 +443,7 @@ class ReferenceProfile:
             "categorical": {n: p.to_dict() for n, p in self.categorical.items()},
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
             "error": None if self.error is None else self.error.to_dict(),
+            "error_scale": self.error_scale,
         }
 
     @classmethod
@@ -465,6 +475,9 @@ class ReferenceProfile:
         strata = data.get("strata") or {}
         if not isinstance(strata, Mapping):
             raise InvalidArgument("profile.strata: must be a JSON object")
+        error_scale = data.get("error_scale", UNITS_SCALE)
+        if error_scale not in (POISSON_SCALE, UNITS_SCALE):
+            raise InvalidArgument(f"profile.error_scale: {error_scale!r} is not {POISSON_SCALE!r} or {UNITS_SCALE!r}")
         estimator = data.get("error_estimator")
         if isinstance(estimator, Mapping) and estimator.get("format") in RETIRED_FORMATS:
             estimator = None  # a band this release does not read: the version is not judged on it
@@ -478,6 +491,7 @@ class ReferenceProfile:
             },
             prediction=None if prediction is None else NumericProfile.from_dict(prediction, "profile.prediction"),
             error=None if error is None else NumericProfile.from_dict(error, "profile.error"),
+            error_scale=error_scale,
             feature_order=order,
             sketch_size=sketch_size,
             bins=bins,
@@ -502,9 +516,10 @@ def build_reference_profile(
     `features` maps each feature name to its column (numeric: floats with NaN
     for missing; categorical: strings with None or "" for missing); every
     name in `categorical` is profiled by category. `predictions` are the
-    model's outputs on the same rows; `errors` are holdout residuals
-    (actual - prediction), whose scale standardizes the concept-drift
-    detectors' error stream. With `strata_by` (features whose values split
+    model's outputs on the same rows; `errors` are holdout residuals on the
+    scale of Poisson noise (`rxcast.model.residuals.forecast_residuals`, as
+    the drift service computes them from actuals), whose distribution
+    standardizes the concept-drift detectors' error stream. With `strata_by` (features whose values split
     the rows into populations: region, weekday) each stratum is profiled
     too, with sketches of `strata_sketch_size` values, so a window can be
     compared with the same population (`ReferenceProfile.for_strata`).

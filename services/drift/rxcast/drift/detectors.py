@@ -103,19 +103,6 @@ class DetectorSettings:
             raise InvalidArgument(f"detectors.min_rise: must be in [0, 0.5), got {self.min_rise}")
 
 
-def forecast_residuals(actuals: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """Demand-forecast errors on the scale of Poisson noise:
-    (actual - prediction) / sqrt(max(prediction, 1)).
-
-    Absolute errors of count forecasts grow with the demand level, so a
-    season the model follows would read as concept drift; these do not.
-    The trainer profiles its holdout errors with this function (the
-    profile's `errors`) and the drift service computes the same from actuals.
-    """
-    predictions = np.asarray(predictions, dtype=float)
-    return (np.asarray(actuals, dtype=float) - predictions) / np.sqrt(np.maximum(predictions, 1.0))
-
-
 #: The false-alarm rate the default settings are calibrated to.
 TARGET_FALSE_ALARMS_PER_10K = 0.1
 

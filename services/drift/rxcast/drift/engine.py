@@ -42,7 +42,7 @@ from rxcast.drift.codec import (
     text_to_uints,
     uints_to_text,
 )
-from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor, forecast_residuals
+from rxcast.drift.detectors import DetectorSettings, ErrorStreamMonitor
 from rxcast.drift.evidence import feature_evidence
 from rxcast.drift.incidents import Firing, Incident, IncidentBook, WindowRef
 from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
@@ -52,6 +52,7 @@ from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
 from rxcast.model.error_estimator import forecast_level
 from rxcast.model.profile import PREDICTION, ReferenceProfile, stratum_keys
+from rxcast.model.residuals import POISSON_SCALE, forecast_residuals
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError, Unavailable
 from rxcast.runtime.logs import get_logger
@@ -731,11 +732,16 @@ class DriftEngine:
         monitor = self._monitors.get(model_version)
         if monitor is None:
             reference = self._references.get(model_version)
-            errors = (
-                None
-                if reference is None or reference.error is None or reference.error.count == 0
-                else reference.error.sketch
-            )
+            errors = None
+            if reference is not None and reference.error is not None and reference.error.count > 0:
+                if reference.error_scale == POISSON_SCALE:
+                    errors = reference.error.sketch
+                else:  # not the losses' scale: the stream's first losses stand in for the holdout
+                    log.warning(
+                        "holdout errors not on the served losses' scale",
+                        model_version=model_version,
+                        error_scale=reference.error_scale,
+                    )
             monitor = ErrorStreamMonitor(self.settings.detectors, errors, seed=model_version)
             self._monitors[model_version] = monitor
         before, level_before = monitor.samples, monitor.level_total

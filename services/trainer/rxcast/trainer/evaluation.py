@@ -61,8 +61,8 @@ def score(actual: np.ndarray, predicted: np.ndarray) -> Metrics:
 
 
 def error_statistics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """Moments of the error (actual - forecast) on the holdout: what the drift
-    service standardizes live errors by."""
+    """Moments of the error (actual - forecast) on the holdout, in units (the
+    reference profile holds the same errors on the scale of Poisson noise)."""
     error = np.asarray(actual, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)
     return {
         "mean": float(error.mean()),

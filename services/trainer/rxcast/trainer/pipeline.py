@@ -240,7 +240,6 @@ class TrainingPipeline:
         sample = sample_rows(split.train.rows, params.seed)
         features = {name: split.train.columns[name][sample] for name in fitted.manifest.feature_names}
         sample_predictions = fitted.predict(FeatureEncoder(fitted.manifest).encode(features).matrix, threads)
-        holdout_errors = split.holdout.labels - predictions
         return fitted.manifest.with_updates(
             params={**params.to_dict(), "lightgbm": params.lightgbm_params(threads_for(split.train.rows, threads))},
             training_window={"start_day": day_text(spec.start_day), "end_day": day_text(spec.end_day)},
@@ -260,9 +259,9 @@ class TrainingPipeline:
                 features,
                 split.train.schema.categorical,
                 sample_predictions,
-                holdout_errors,
-                {name: split.holdout.columns[name] for name in fitted.manifest.feature_names},
+                split.holdout.labels,
                 predictions,
+                {name: split.holdout.columns[name] for name in fitted.manifest.feature_names},
                 split.holdout.row_days,
             ),
         )

@@ -16,6 +16,7 @@ import numpy as np
 
 from rxcast.model.error_estimator import fit_error_estimator
 from rxcast.model.profile import build_reference_profile
+from rxcast.model.residuals import forecast_residuals
 from rxcast.runtime.errors import InvalidArgument
 from rxcast.runtime.logs import get_logger
 
@@ -43,26 +44,28 @@ def reference_profile(
     features: Mapping[str, np.ndarray],
     categorical: frozenset[str],
     predictions: np.ndarray,
-    holdout_errors: np.ndarray,
+    holdout_actuals: np.ndarray,
+    holdout_predictions: np.ndarray,
     holdout: Mapping[str, np.ndarray] | None = None,
-    holdout_predictions: np.ndarray | None = None,
     holdout_days: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The profile to store under the manifest's `reference_profile`: the
     training features and the model's predictions on the same rows, and the
-    holdout errors (actual - forecast) that scale the error-stream detectors.
+    holdout errors that the drift service's error-stream detectors judge
+    served errors against, on the scale it computes them on
+    (`forecast_residuals`); with the holdout's columns and days, the error
+    estimator too.
 
     Built by `rxcast.model.profile`, the code the drift service reads it
     with, stratified by the `STRATA_BY` features the model has.
     """
     present = frozenset(name for name in categorical if name in features)
     strata = tuple(name for name in STRATA_BY if name in features)
-    profile = build_reference_profile(features, present, predictions, errors=holdout_errors, strata_by=strata)
+    errors = forecast_residuals(holdout_actuals, holdout_predictions)
+    profile = build_reference_profile(features, present, predictions, errors=errors, strata_by=strata)
     doc = profile.to_dict()
-    if holdout is not None and holdout_predictions is not None and holdout_days is not None:
-        doc["error_estimator"] = error_estimator(
-            holdout, present, holdout_predictions, holdout_errors + holdout_predictions, holdout_days
-        )
+    if holdout is not None and holdout_days is not None:
+        doc["error_estimator"] = error_estimator(holdout, present, holdout_predictions, holdout_actuals, holdout_days)
     return doc
 
 
