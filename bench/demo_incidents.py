@@ -21,11 +21,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from rxcast.demo.ledger import labels_lag
 from rxcast.demo.plan import PLANS
-from rxcast.sim import HORIZON_DAYS, Scenario
-
-#: Incidents opened by matched actuals: their data days are the forecasts', a horizon before the labels.
-FROM_LABELS = frozenset({"concept_drift"})
+from rxcast.sim import Scenario
 
 
 def _day(ms: int) -> dt.date:
@@ -34,7 +32,7 @@ def _day(ms: int) -> dt.date:
 
 def _data_days(incident: dict) -> tuple[dt.date, dt.date]:
     """The day its data changed and the day it opened, in data time (labels' time for error incidents)."""
-    lag = dt.timedelta(days=HORIZON_DAYS if incident["kind"] in FROM_LABELS else 0)
+    lag = labels_lag(incident["kind"])
     return _day(incident["changed_ms"]) + lag, _day(incident["opened_data_ms"]) + lag
 
 

@@ -10,6 +10,18 @@ from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
+from rxcast.sim import HORIZON_DAYS
+
+#: Incident kinds opened by matched actuals: their data days are their
+#: forecasts', and their labels came a horizon later.
+FROM_LABELS = frozenset({"concept_drift"})
+
+
+def labels_lag(kind: str) -> dt.timedelta:
+    """How long after its data days an incident of `kind` could open: a horizon
+    for an error incident, nothing for one judged on the forecasts' inputs."""
+    return dt.timedelta(days=HORIZON_DAYS if kind in FROM_LABELS else 0)
+
 
 @dataclass
 class ModeDay:

@@ -27,7 +27,7 @@ import psutil
 from rxcast.clients import DriftClient, FeatureClient, PredictorClient, TrainerClient
 from rxcast.clients.records import normalize, to_protos
 from rxcast.demo import measures
-from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, IncidentLog, Ledger, ModeDay, TrainingLog
+from rxcast.demo.ledger import AlertLog, BatchRunLog, DayLog, IncidentLog, Ledger, ModeDay, TrainingLog, labels_lag
 from rxcast.demo.plan import REQUEST_HOUR, DemoPlan
 from rxcast.drift.v1 import drift_pb2
 from rxcast.predictor.v1 import predictor_pb2
@@ -50,8 +50,6 @@ def _names(enum, prefix: str) -> dict[int, str]:
 
 _ALERT_KINDS = _names(drift_pb2.AlertKind, "ALERT_KIND_")
 _INCIDENT_KINDS = _names(drift_pb2.IncidentKind, "INCIDENT_KIND_")
-#: Incidents opened by matched actuals (kinds as named above).
-_FROM_LABELS = frozenset({"concept_drift"})
 _INCIDENT_STATUSES = _names(drift_pb2.IncidentStatus, "INCIDENT_STATUS_")
 _INCIDENT_SEVERITIES = _names(drift_pb2.IncidentSeverity, "INCIDENT_SEVERITY_")
 #: Most incidents the player reads back each day (the book keeps them all).
@@ -431,8 +429,7 @@ def _data_day(message, field_name: str) -> dt.date | None:
 
 def _incident_log(incident: drift_pb2.Incident, seen_day: dt.date) -> IncidentLog:
     kind = _INCIDENT_KINDS.get(incident.kind, str(incident.kind))
-    # An error incident's data days are its forecasts'; its labels came a horizon later.
-    lag = dt.timedelta(days=HORIZON_DAYS if kind in _FROM_LABELS else 0)
+    lag = labels_lag(kind)
     changed, opened = _data_day(incident, "changed_time"), _data_day(incident, "opened_data_time")
     return IncidentLog(
         incident.incident_id,
