@@ -215,6 +215,25 @@ def test_a_rise_of_the_error_joins_the_drift_that_explains_it_and_alone_is_its_o
     assert (estimated.kind, estimated.severity) == (PERFORMANCE, CRITICAL)
 
 
+def test_drift_confirming_after_the_rise_of_the_error_it_explains_joins_that_rise_and_stays_with_it():
+    book = IncidentBook(None, confirm_windows=2, clean_windows=3, follow_ms=14 * DAY_MS)
+    assert book.observe(1, DATA_DRIFT, _fire("store_region"), _w(8), NOW) == []  # one window: a candidate
+    (concept,) = book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(8), NOW, confirm_windows=1)
+    for day in (9, 10, 30):  # the region keeps drifting for weeks: still the rise's cause
+        assert book.observe(1, DATA_DRIFT, _fire("store_region", "prediction"), _w(day), NOW) == []
+    incident = book.get(concept.incident_id)
+    assert (incident.kind, incident.groups, incident.status) == (
+        CONCEPT_DRIFT,
+        ["errors", "prediction", "store_region"],
+        OPEN,
+    )
+    # A family starting weeks after the rise is news, not its explanation.
+    book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(31), NOW)
+    (shock,) = book.observe(1, DATA_DRIFT, _fire("store_region", "prescriptions_1d"), _w(32), NOW)
+    assert (shock.kind, shock.groups) == (DATA_DRIFT, ["prescriptions"])
+    assert len(book.list()) == 2
+
+
 def test_drift_of_a_broken_column_and_the_predictions_it_moves_join_the_data_quality_incident():
     book = IncidentBook(None, confirm_windows=2, clean_windows=3)
     for day in (1, 2):  # the engine observes data quality before drift in each window

@@ -46,6 +46,11 @@ One cause, one incident, across kinds and families:
   data-quality or error incident of the line whose data changed at most
   `follow_ms` before (the error rose because the inputs changed; the labels
   confirm the estimate); alone, or later, they are incidents of their own;
+- input drift starting at most `follow_ms` after an open error incident of
+  its line changed joins it (the inputs that explain the rise, seen in the
+  other order: labels dated by the forecasts' day can confirm a rise before
+  the second window of drift confirms the drift), and the incident keeps
+  those families while it is open;
 - a family that starts firing at most `follow_ms` after an open incident of
   its kind changed, in a window where that incident fires too, joins it:
   one event moves some features days after others (restocking follows
@@ -89,7 +94,7 @@ KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
 #: Kinds an open incident of another kind absorbs, and the kinds that absorb
 #: them: an effect of a cause already open is evidence on it, not a new page.
 _ABSORBED_BY = {
-    DATA_DRIFT: (DATA_QUALITY,),
+    DATA_DRIFT: (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE),
     CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, PERFORMANCE),
     PERFORMANCE: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, CONCEPT_DRIFT),
 }
@@ -289,9 +294,7 @@ class IncidentBook:
                 hit = [
                     g
                     for g in fired_groups
-                    if g not in claimed
-                    and _absorbs(incident, book_kind, g)
-                    and (book_kind == DATA_DRIFT or self._follows(incident, window))
+                    if g not in claimed and self._absorbs(incident, book_kind, g, g in starting, window)
                 ]
                 if hit:
                     claimed.update(hit)
@@ -461,6 +464,19 @@ class IncidentBook:
             self._cond.notify_all()
             return handed
 
+    def _absorbs(self, incident: Incident, book_kind: str, group: str, starting: bool, window: WindowRef) -> bool:
+        """Whether an open incident of another kind takes a family that fired as `book_kind`:
+        drift of a family its broken data names (or of the predictions) joins a
+        data-quality incident; a rise of the error joins the drift or broken data
+        that changed at most `follow_ms` before it, and drift starting at most
+        `follow_ms` after a rise of the error on its line joins that rise (the
+        inputs that explain it), whose families it keeps for as long as it is open."""
+        if book_kind != DATA_DRIFT:
+            return self._follows(incident, window)
+        if incident.kind == DATA_QUALITY:
+            return group in incident.groups or group == "prediction"
+        return group in incident.groups or (starting and self._follows(incident, window))
+
     def _follows(self, incident: Incident, window: WindowRef) -> bool:
         """Whether a window starts within `follow_ms` of the change that opened the incident."""
         return window.start_ms - incident.changed_ms <= self.follow_ms
@@ -619,16 +635,6 @@ def _one_line(doc: Mapping[str, Any]) -> tuple[dict[int, frozenset[str]], dict[s
 def _book_kind(kind: str) -> str:
     """Prediction drift and input drift are one kind in the book: the outputs move with the inputs."""
     return DATA_DRIFT if kind == PREDICTION_DRIFT else kind
-
-
-def _absorbs(incident: Incident, book_kind: str, group: str) -> bool:
-    """Whether an open incident of another kind takes a family that fired as `book_kind`:
-    drift of a family its broken data names (or of the predictions) joins a
-    data-quality incident; a rise of the error joins the drift or broken data
-    that explains it."""
-    if book_kind == DATA_DRIFT:
-        return group in incident.groups or group == "prediction"
-    return True
 
 
 def _clean_reason(incident: Incident) -> str:
