@@ -40,12 +40,13 @@ def test_windows_close_when_a_later_slot_arrives_and_late_rows_join_the_open_one
 def test_prediction_log_matches_keeps_the_newest_copy_and_stays_bounded():
     log = PredictionLog(max_rows=5)
     log.add(1, np.array(["s1", "s2"], object), np.array(["m", "m"], object), np.array([10, 10]), np.array([1.0, 2.0]))
-    log.add(2, np.array(["s1"], object), np.array(["m"], object), np.array([10]), np.array([9.0]))
-    found, versions, predictions = log.match(
+    log.add(2, np.array(["s1"], object), np.array(["m"], object), np.array([10]), np.array([9.0]), np.array(["flu"]))
+    found, versions, predictions, segments = log.match(
         np.array(["s1", "s2", "s3"], object), np.array(["m", "m", "m"], object), np.array([10, 10, 10])
     )
     assert found.tolist() == [True, True, False]
     assert versions[:2].tolist() == [2, 1] and predictions[:2].tolist() == [9.0, 2.0]
+    assert segments.tolist() == ["flu", "", ""]  # the newest copy's segment; none logged with the first
     log.add(1, np.array([f"t{i}" for i in range(6)], object), np.full(6, "m", object), np.arange(6), np.ones(6))
     assert len(log) == 5
     assert not log.match(np.array(["s2"], object), np.array(["m"], object), np.array([10]))[0][0]

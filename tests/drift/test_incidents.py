@@ -234,6 +234,24 @@ def test_drift_confirming_after_the_rise_of_the_error_it_explains_joins_that_ris
     assert len(book.list()) == 2
 
 
+def test_a_window_judging_some_families_leaves_incidents_of_others_alone_and_a_segments_rise_joins_the_streams():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=2)
+    stream = frozenset({"errors"})
+    (whole,) = book.observe(1, CONCEPT_DRIFT, _fire("errors"), _w(1), NOW, judged=stream)
+    # Days of segments judged without a rise are not clean windows of the whole stream's rise.
+    for day in (2, 3, 4):
+        book.observe(1, CONCEPT_DRIFT, Firing({}), _w(day), NOW, judged=frozenset({"errors:respiratory"}))
+    assert book.get(whole.incident_id).status == OPEN
+    # A segment rising soon after is the same rise seen closer: it joins.
+    assert (
+        book.observe(1, CONCEPT_DRIFT, _fire("errors:antiviral"), _w(5), NOW, 1, frozenset({"errors:antiviral"})) == []
+    )
+    assert book.get(whole.incident_id).groups == ["errors", "errors:antiviral"]
+    for day in (6, 7):
+        book.observe(1, CONCEPT_DRIFT, Firing({}), _w(day), NOW, judged=stream)
+    assert book.get(whole.incident_id).status == RESOLVED
+
+
 def test_drift_of_a_broken_column_and_the_predictions_it_moves_join_the_data_quality_incident():
     book = IncidentBook(None, confirm_windows=2, clean_windows=3)
     for day in (1, 2):  # the engine observes data quality before drift in each window

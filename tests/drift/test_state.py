@@ -176,7 +176,8 @@ def _log_rows(log: PredictionLog, version: int, stores: list[str], times: list[i
 def test_the_prediction_log_round_trips_with_its_marks():
     log = PredictionLog(max_rows=100)
     _log_rows(log, 1, ["a", "b", "c", "d"], [1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0])
-    _log_rows(log, 2, ["a"], [1], [9.0])  # the newest copy of a key wins
+    # The newest copy of a key wins, with its segment.
+    log.add(2, np.array(["a"], object), np.array(["m"], object), np.array([1]), np.array([9.0]), np.array(["flu"]))
     log.match(np.array(["b"], dtype=object), np.array(["m"], dtype=object), np.array([2]))
     log.unmatched(limit=1, asked_before_ms=0, now_ms=77)  # "a" is asked about at 77
     snapshot = log.snapshot()
@@ -186,11 +187,15 @@ def test_the_prediction_log_round_trips_with_its_marks():
     again = PredictionLog(max_rows=100)
     again.restore(_json(meta), arrays)
     assert len(again) == 4
-    found, versions, predictions = again.match(
+    found, versions, predictions, segments = again.match(
         np.array(["a", "c", "z"], dtype=object), np.full(3, "m", dtype=object), np.array([1, 3, 1])
     )
     assert found.tolist() == [True, True, False] and versions[:2].tolist() == [2, 1]
-    assert predictions[:2].tolist() == [9.0, 3.0]
+    assert predictions[:2].tolist() == [9.0, 3.0] and segments.tolist() == ["flu", "", ""]
+    # A log kept before segments restores with none.
+    older = PredictionLog(max_rows=100)
+    older.restore(meta, {k: v for k, v in arrays.items() if not k.startswith("segment")})
+    assert older.match(np.array(["a"], object), np.array(["m"], object), np.array([1])).segments.tolist() == [""]
     # "b" stays matched and "a" asked at 77; rows added after the restore come after the restored ones.
     _log_rows(again, 1, ["e"], [5], [5.0])
     assert again.unmatched(limit=10, asked_before_ms=0, now_ms=80)["store_id"].tolist() == ["d", "e"]

@@ -10,10 +10,12 @@ from pydantic_settings import SettingsConfigDict
 from rxcast.drift.detectors import DetectorSettings
 from rxcast.drift.engine import EngineSettings
 from rxcast.drift.scoring import Correction, Thresholds
+from rxcast.drift.segments import SegmentSettings
 from rxcast.runtime.config import GrpcPort, MetricsPort, MinFreeMb, ServerSettings, SettingError, env_variable, flag
 
 _THRESHOLDS = Thresholds()
 _DETECTORS = DetectorSettings()
+_SEGMENTS = SegmentSettings()
 
 
 class DriftConfig(ServerSettings):
@@ -67,6 +69,15 @@ class DriftConfig(ServerSettings):
     ph_threshold: float = Field(
         _DETECTORS.ph_threshold, gt=0, description="Page-Hinkley alarm level (calibrated default)"
     )
+    segment_by: str = Field(
+        _SEGMENTS.by,
+        description="logged column whose values are segments: each one's errors are judged against its own recent "
+        'days too ("" judges none)',
+    )
+    segment_rise: float = Field(
+        _SEGMENTS.rise, gt=0, description="a segment's day rises at this fraction above its recent days' median..."
+    )
+    segment_z: float = Field(_SEGMENTS.z, gt=0, description="...and this many spreads above it")
     trainer_address: str = Field("", description="trainer host:port: fetch unknown versions' reference profiles")
     retrain_on_alert: bool = Field(
         False,
@@ -139,4 +150,5 @@ class DriftConfig(ServerSettings):
                 null_rate_delta=self.null_rate_delta,
             ),
             detectors=dataclasses.replace(_DETECTORS, adwin_delta=self.adwin_delta, ph_threshold=self.ph_threshold),
+            segments=dataclasses.replace(_SEGMENTS, by=self.segment_by, rise=self.segment_rise, z=self.segment_z),
         )

@@ -48,6 +48,7 @@ from rxcast.drift.incidents import Firing, Incident, IncidentBook, WindowRef
 from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, FeatureResult, Thresholds, score
+from rxcast.drift.segments import SegmentDay, SegmentErrors, SegmentSettings, segment_feature
 from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
 from rxcast.model.error_estimator import forecast_level
@@ -78,6 +79,11 @@ ESTIMATED_ERROR_UPPER = Gauge(
     "The upper bound of the newest window's estimated MAE: the band at its forecast level.",
     ["model_version"],
 )
+SEGMENT_ERROR = Gauge(
+    "rxcast_drift_segment_error_ratio",
+    "A segment's newest judged day: its mean scaled loss over the median of its previous days.",
+    ["line", "segment"],
+)
 OPEN_WINDOW_ROWS = Gauge("rxcast_drift_open_window_rows", "Rows in each version's open window.", ["model_version"])
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
@@ -85,6 +91,8 @@ NUMERIC, CATEGORICAL = "numeric", "categorical"
 ERRORS = "errors"
 #: The "feature" a performance incident names: the error estimated before labels.
 ESTIMATED_ERROR_FEATURE = "estimated_error"
+#: What a version's error monitor judges: its whole stream (segments are judged apart).
+_WHOLE_STREAM = frozenset({ERRORS})
 #: Stratified references kept per engine (merging strata costs milliseconds, not nothing).
 _STRATA_CACHE = 256
 
@@ -114,6 +122,8 @@ class EngineSettings:
     #: Features not scored: those that move by construction (the calendar).
     ignore_features: tuple[str, ...] = ()
     detectors: DetectorSettings = dataclasses.field(default_factory=DetectorSettings)
+    #: Errors judged within segments (medication categories) against their own recent days.
+    segments: SegmentSettings = dataclasses.field(default_factory=SegmentSettings)
 
     def __post_init__(self) -> None:
         if self.window_rows < 1 or self.window_seconds <= 0:
@@ -207,6 +217,7 @@ class DriftEngine:
             int(self.settings.incident_follow_days * 86_400_000),
         )
         self.predictions = PredictionLog(self.settings.max_logged_predictions)
+        self.segments = SegmentErrors(self.settings.segments)
         if self._state is not None:
             self._recover()
 
@@ -339,7 +350,9 @@ class DriftEngine:
         """Keep a batch's predictions for their actuals and window its rows;
         the windows it closes (held for scoring). Under the lock."""
         if store_ids.size:
-            self.predictions.add(model_version, store_ids, medication_ids, batch.event_times_ms, batch.predictions)
+            self.predictions.add(
+                model_version, store_ids, medication_ids, batch.event_times_ms, batch.predictions, self._segments(batch)
+            )
             self._journaled_rows += int(store_ids.size)
         kinds = self._kinds(reference)
         buffer = self._windows.get(model_version)
@@ -403,6 +416,11 @@ class DriftEngine:
         if event_ms.size != predictions.size:
             raise InvalidArgument(f"event_times_unix_ms: {event_ms.size} for {predictions.size} predictions")
         return Batch(columns, predictions.astype(float), event_ms.astype(np.int64))
+
+    def _segments(self, batch: Batch) -> np.ndarray | None:
+        """Each row's segment (the column `segments.by` names), if the batch holds it."""
+        by = self.settings.segments.by
+        return batch.features.get(by) if by else None
 
     def _kinds(self, reference: ReferenceProfile) -> dict[str, str]:
         """The columns windowed: those scored, and those naming a row's
@@ -696,12 +714,13 @@ class DriftEngine:
         observed: list[Alert] = []
         written = None
         with self._lock:  # matches, monitors and their journal record in one order
-            found, versions, predictions = self.predictions.match_keys(keys)
+            found, versions, predictions, segments = self.predictions.match_keys(keys)
             losses = np.abs(forecast_residuals(actuals, predictions))
             fed = np.unique(versions[found]).tolist()
             for version in fed:
                 mine = found & (versions == version)
                 observed.extend(self._feed_errors(int(version), losses[mine], int(event_ms[mine].max())))
+            lines = self._feed_segments(found, versions, segments, event_ms, losses)
             if found.any():
                 written = self._journal(
                     {
@@ -711,6 +730,7 @@ class DriftEngine:
                         "concept_clean": {
                             str(v): list(self._concept_clean[v]) for v in fed if v in self._concept_clean
                         },
+                        "segments": [self.segments.to_dict(line) for line in lines],
                     }
                 )
         if sync:
@@ -762,6 +782,7 @@ class DriftEngine:
                 WindowRef(f"errors-v{model_version}-{monitor.samples}", data_ms, data_ms),
                 self._now_ms(),
                 confirm_windows=1,  # the monitor's detectors confirm a rise already
+                judged=_WHOLE_STREAM,
             )
         )
         alert = self.alerts.observe(
@@ -773,6 +794,50 @@ class DriftEngine:
             now_ms=self._now_ms(),
         )
         return [] if alert is None else [alert]
+
+    def _feed_segments(
+        self, found: np.ndarray, versions: np.ndarray, segments: np.ndarray, event_ms: np.ndarray, losses: np.ndarray
+    ) -> list[str]:
+        """Feed matched losses to their lines' segments and hand each judged
+        day to the incident book; the lines fed. Under the lock."""
+        if not self.settings.segments.by:
+            return []
+        line_of = {int(v): min(self.incidents.lines(int(v))) for v in np.unique(versions[found]).tolist()}
+        row_lines = np.array([line_of.get(int(v), "") for v in versions], dtype=object)
+        fed = sorted({line_of[v] for v in line_of})
+        for line in fed:
+            mine = found & (row_lines == line)
+            days = self.segments.update(line, segments[mine], event_ms[mine], losses[mine], versions[mine])
+            for day in sorted({d.day for d in days}):
+                self._segment_day(line, [d for d in days if d.day == day])
+        return fed
+
+    def _segment_day(self, line: str, days: list[SegmentDay]) -> None:
+        """One judged day of a line's segments: the rises that fire are a
+        concept-drift cause of the line's serving version (the cause belongs to
+        the line: the version that made the forecasts was refitted since)."""
+        by = self.settings.segments.by
+        for d in days:
+            SEGMENT_ERROR.labels(line, d.segment).set(d.mean / d.baseline if d.baseline > 0 else 0.0)
+        fires = [d for d in days if d.fires]
+        version = self.incidents.serving(line) or max(d.model_version for d in days)
+        first = days[0]
+        self._concept_opened.extend(
+            self.incidents.observe(
+                version,
+                incident_kinds.CONCEPT_DRIFT,
+                Firing(
+                    {segment_feature(d.segment): d.describe(by) for d in fires},
+                    {segment_feature(d.segment): {"segment_by": by, **d.evidence()} for d in fires},
+                ),
+                WindowRef(
+                    f"errors-{line or 'default'}-day{first.day}", first.start_ms, first.start_ms + 86_400_000 - 1
+                ),
+                self._now_ms(),
+                confirm_windows=1,  # the days in a row confirmed the rise already
+                judged=frozenset(segment_feature(d.segment) for d in days),
+            )
+        )
 
     def _concept_steps(self, model_version: int, fed: int, level: float, floor: float) -> None:
         """Judge the errors since the last detection in steps of
@@ -791,7 +856,7 @@ class DriftEngine:
                 for _ in range(steps):
                     self.alerts.observe(model_version, alert_kinds.CONCEPT_DRIFT, {})
                     self.incidents.observe(
-                        model_version, incident_kinds.CONCEPT_DRIFT, Firing({}), where, self._now_ms(), 1
+                        model_version, incident_kinds.CONCEPT_DRIFT, Firing({}), where, self._now_ms(), 1, _WHOLE_STREAM
                     )
             elif self.alerts.open_episodes(model_version, alert_kinds.CONCEPT_DRIFT):
                 self.alerts.observe(
@@ -914,6 +979,7 @@ class DriftEngine:
             "closing": list(self._closing.values()),
             "monitors": {str(v): monitor.to_dict() for v, monitor in self._monitors.items()},
             "concept_clean": {str(v): list(clean) for v, clean in self._concept_clean.items()},
+            "segments": self.segments.to_dict(),
         }
 
     def _write_checkpoint(self, checkpoint: tuple[int, dict[str, Any]] | None) -> None:
@@ -980,6 +1046,7 @@ class DriftEngine:
             except (StateError, ValueError, TypeError, KeyError) as exc:
                 quarantine(self._state.engine_path, f"unreadable content: {exc}")
                 self._windows, self._closing, self._monitors, self._concept_clean = {}, {}, {}, {}
+                self.segments = SegmentErrors(self.settings.segments)
                 engine_lost = True
         predictions_from = found.predictions_from
         if found.predictions is not None:
@@ -1035,6 +1102,9 @@ class DriftEngine:
         }
         concept_clean = {int(v): _clean_pair(c) for v, c in doc["concept_clean"].items()}
         self._windows, self._closing, self._monitors, self._concept_clean = windows, closing, monitors, concept_clean
+        self.segments = SegmentErrors(self.settings.segments)
+        if "segments" in doc:  # checkpoints before segments hold none
+            self.segments.restore(doc["segments"])
         for version, buffer in windows.items():
             OPEN_WINDOW_ROWS.labels(str(version)).set(buffer.rows)
 
@@ -1057,7 +1127,9 @@ class DriftEngine:
             if reference is not None:
                 self._add_rows(version, reference, batch, stores, medications)
             elif stores.size:
-                self.predictions.add(version, stores, medications, batch.event_times_ms, batch.predictions)
+                self.predictions.add(
+                    version, stores, medications, batch.event_times_ms, batch.predictions, self._segments(batch)
+                )
                 self._journaled_rows += int(stores.size)
         elif op == "flush":
             version = integer(require(record, ("model_version",), "flush record")["model_version"], "flush record")
@@ -1074,6 +1146,8 @@ class DriftEngine:
                     self._monitors[int(version)] = ErrorStreamMonitor.from_dict(monitor, self.settings.detectors)
                 for version, clean in record["concept_clean"].items():
                     self._concept_clean[int(version)] = _clean_pair(clean)
+                for line in record.get("segments", []):
+                    self.segments.restore(line)
         else:
             raise StateError(f"journal record: unknown op {op!r}")
 

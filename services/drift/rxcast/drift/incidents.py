@@ -95,7 +95,7 @@ KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
 #: them: an effect of a cause already open is evidence on it, not a new page.
 _ABSORBED_BY = {
     DATA_DRIFT: (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE),
-    CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, PERFORMANCE),
+    CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, PERFORMANCE, CONCEPT_DRIFT),
     PERFORMANCE: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, CONCEPT_DRIFT),
 }
 #: Kinds whose cause a retrained model can address (the trainer's triggers).
@@ -241,10 +241,13 @@ class IncidentBook:
         window: WindowRef,
         now_ms: int,
         confirm_windows: int | None = None,
+        judged: frozenset[str] | None = None,
     ) -> list[Incident]:
         """One judged window's outcome for a kind; the incidents it opened.
         `confirm_windows` overrides the book's (a concept-drift detection is
-        confirmed by its detector already)."""
+        confirmed by its detector already). `judged` names the families the
+        window judged when it is not all of the kind's (the errors of some
+        segments): an incident of none of them is neither hit nor clean."""
         if kind not in KINDS:
             raise InvalidArgument(f"incident kind {kind!r}: not one of {KINDS}")
         confirm = self.confirm_windows if confirm_windows is None else confirm_windows
@@ -259,6 +262,8 @@ class IncidentBook:
             line = [i for i in self._incidents.values() if i.is_open and self._covers(i, model_version)]
             claimed: set[str] = set()
             for incident in (i for i in line if _book_kind(i.kind) == book_kind):
+                if judged is not None and not judged & set(incident.groups):
+                    continue
                 hit = [g for g in incident.groups if g in fired_groups]
                 if "prediction" in fired_groups and "prediction" not in claimed and incident.kind == DATA_DRIFT:
                     hit = sorted({*hit, "prediction"})  # the outputs moved with the inputs
@@ -303,7 +308,9 @@ class IncidentBook:
             for key in [
                 k
                 for k in self._candidates
-                if k[:2] == (model_version, book_kind) and (k[2] not in starting or k[2] in claimed)
+                if k[:2] == (model_version, book_kind)
+                and (judged is None or k[2] in judged)
+                and (k[2] not in starting or k[2] in claimed)
             ]:
                 del self._candidates[key]
                 changed = True
@@ -418,6 +425,11 @@ class IncidentBook:
                 return
             self._lines[model_version] = lines | {line}
             self._save()
+
+    def serving(self, line: str) -> int:
+        """The newest version of a line whose windows were judged (0: none yet)."""
+        with self._cond:
+            return self._newest.get(line, 0)
 
     def lines(self, model_version: int) -> frozenset[str]:
         """The lines that logged a version (the default line when none did)."""

@@ -12,7 +12,7 @@ into arrays of strings), which the state store saves as .npz without pickle.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,18 @@ import pandas as pd
 from rxcast.drift.codec import StateError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_FIELDS = ("key", "seq", "store_id", "medication_id", "event_ms", "model_version", "prediction", "matched", "asked_ms")
+_FIELDS = (
+    "key",
+    "seq",
+    "store_id",
+    "medication_id",
+    "event_ms",
+    "model_version",
+    "prediction",
+    "matched",
+    "asked_ms",
+    "segment",
+)
 
 
 def entity_time_keys(store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray) -> np.ndarray:
@@ -31,6 +42,15 @@ def entity_time_keys(store_ids: np.ndarray, medication_ids: np.ndarray, event_ms
         return (stores * _GOLDEN) ^ (
             medications + np.asarray(event_ms, dtype=np.int64).view(np.uint64) * _GOLDEN + np.uint64(1)
         )
+
+
+class Matches(NamedTuple):
+    """Per actual: whether a logged prediction matched, and its version, value and segment."""
+
+    found: np.ndarray
+    versions: np.ndarray
+    predictions: np.ndarray
+    segments: np.ndarray
 
 
 class PredictionLog:
@@ -52,7 +72,10 @@ class PredictionLog:
         medication_ids: np.ndarray,
         event_ms: np.ndarray,
         predictions: np.ndarray,
+        segments: np.ndarray | None = None,
     ) -> None:
+        """Keep rows for their actuals; `segments` names each row's segment
+        (its medication category: errors are judged per segment too)."""
         n = int(predictions.size)
         with self._lock:
             self._pending.append(
@@ -66,6 +89,7 @@ class PredictionLog:
                     "prediction": np.asarray(predictions, dtype=float),
                     "matched": np.zeros(n, dtype=bool),
                     "asked_ms": np.zeros(n, dtype=np.int64),
+                    "segment": np.full(n, "", dtype=object) if segments is None else np.asarray(segments, dtype=object),
                 }
             )
             self._next_seq += n
@@ -94,14 +118,12 @@ class PredictionLog:
             unmerged = sum(int(p["key"].size) for p in self._pending)
             return int(np.count_nonzero(~self._columns["matched"])) + unmerged
 
-    def match(
-        self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def match(self, store_ids: np.ndarray, medication_ids: np.ndarray, event_ms: np.ndarray) -> Matches:
         """For each actual: whether a logged prediction matches it, and that
-        prediction's model version and value. Matched rows are marked."""
+        prediction's model version, value and segment. Matched rows are marked."""
         return self.match_keys(entity_time_keys(store_ids, medication_ids, event_ms))
 
-    def match_keys(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def match_keys(self, query: np.ndarray) -> Matches:
         """`match` by keys from `entity_time_keys`."""
         with self._lock:
             columns = self._consolidated()
@@ -111,7 +133,8 @@ class PredictionLog:
             columns["matched"][index[found]] = True
             versions = np.where(found, columns["model_version"][index] if keys.size else 0, 0)
             predictions = np.where(found, columns["prediction"][index] if keys.size else np.nan, np.nan)
-        return found, versions.astype(np.int64), predictions.astype(float)
+            segments = np.where(found, columns["segment"][index] if keys.size else "", "").astype(object)
+        return Matches(found, versions.astype(np.int64), predictions.astype(float), segments)
 
     def unmatched(self, limit: int, asked_before_ms: int, now_ms: int) -> pd.DataFrame:
         """Up to `limit` of the oldest logged rows without an actual, not asked
@@ -150,7 +173,9 @@ class PredictionLog:
         columns = {}
         try:
             for field in _FIELDS:
-                if field in _STRINGS:
+                if field == "segment" and "segment_codes" not in arrays:  # a log kept before segments
+                    columns[field] = np.full(arrays["key"].size, "", dtype=object)
+                elif field in _STRINGS:
                     codes, values = arrays[f"{field}_codes"], arrays[f"{field}_values"]
                     if (
                         codes.dtype.kind != "i"
@@ -183,7 +208,7 @@ class PredictionLog:
                 self._consolidated()
 
 
-_STRINGS = ("store_id", "medication_id")
+_STRINGS = ("store_id", "medication_id", "segment")
 
 
 class Snapshot:
@@ -221,6 +246,7 @@ def _types() -> dict[str, Any]:
         "prediction": float,
         "matched": bool,
         "asked_ms": np.int64,
+        "segment": object,
     }
 
 
