@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rxcast.drift.alerts import CONCEPT_DRIFT, DATA_DRIFT, AlertBook
+from rxcast.drift.detectors import ErrorStreamMonitor
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.matching import PredictionLog, entity_time_keys
 from rxcast.drift.windows import Batch, WindowBuffer
@@ -132,6 +133,25 @@ def test_holdout_errors_in_units_give_way_to_the_first_served_losses():
         outcome = engine.log_actuals(keys, keys, times, 100.0 + 10.0 * rng.normal(0.0, sd, 2000))
         raised += [(batch, a.kind) for a in outcome.alerts]
     assert raised and raised[0][0] >= 3 and {kind for _, kind in raised} == {CONCEPT_DRIFT}
+
+
+def test_a_saved_monitor_judging_against_holdout_errors_in_units_starts_over_and_others_are_kept(tmp_path):
+    # A release before `error_scale` was read built monitors on the holdout
+    # errors whatever their scale; restored, such a monitor would keep
+    # judging served losses against errors ten times larger.
+    rng = np.random.default_rng(63)
+    profile = build_reference_profile({"x": rng.normal(size=2000)}, [], np.full(2000, 100.0), rng.normal(0, 10, 4000))
+    engine = DriftEngine(data_dir=tmp_path)
+    engine.register_reference(1, {**profile.to_dict(), "error_scale": UNITS_SCALE})
+    engine.register_reference(2, profile.to_dict())
+    for version in (1, 2):
+        engine._monitors[version] = ErrorStreamMonitor(engine.settings.detectors, profile.error.sketch, seed=version)
+        engine._monitors[version].update(np.abs(rng.normal(0, 1, 100)))
+    engine.close()
+    again = DriftEngine(data_dir=tmp_path)
+    assert again._monitors[1].warming_up and again._monitors[1].samples == 0
+    assert not again._monitors[2].warming_up and again._monitors[2].samples == 100
+    again.close()
 
 
 def test_a_replaced_versions_last_window_closes_when_the_newer_version_logs_a_later_day(tmp_path):

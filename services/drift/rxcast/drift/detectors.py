@@ -307,6 +307,11 @@ class ErrorStreamMonitor:
         return monitor
 
     @property
+    def reference_losses(self) -> np.ndarray | None:
+        """The losses served losses are judged against (sorted), None while warming up."""
+        return None if self._transform is None else self._transform.reference
+
+    @property
     def warming_up(self) -> bool:
         return self._transform is None
 

@@ -1097,9 +1097,7 @@ class DriftEngine:
             buffer = WindowBuffer.from_dict(item, self.settings.window_rows, slot_ms)
             windows[buffer.model_version] = buffer
         closing = {w.window_id: w for w in map(Window.from_dict, doc["closing"])}
-        monitors = {
-            int(v): ErrorStreamMonitor.from_dict(m, self.settings.detectors) for v, m in doc["monitors"].items()
-        }
+        monitors = {int(v): self._restored_monitor(int(v), m) for v, m in doc["monitors"].items()}
         concept_clean = {int(v): _clean_pair(c) for v, c in doc["concept_clean"].items()}
         self._windows, self._closing, self._monitors, self._concept_clean = windows, closing, monitors, concept_clean
         self.segments = SegmentErrors(self.settings.segments)
@@ -1107,6 +1105,28 @@ class DriftEngine:
             self.segments.restore(doc["segments"])
         for version, buffer in windows.items():
             OPEN_WINDOW_ROWS.labels(str(version)).set(buffer.rows)
+
+    def _restored_monitor(self, model_version: int, saved: Any) -> ErrorStreamMonitor:
+        """A saved monitor, unless it judges served losses against holdout
+        errors on another scale (saved by a release that did not read the
+        profile's `error_scale`): that one starts over on its first served losses."""
+        monitor = ErrorStreamMonitor.from_dict(saved, self.settings.detectors)
+        reference = self._references.get(model_version)
+        judged_against = monitor.reference_losses
+        if (
+            judged_against is None
+            or reference is None
+            or reference.error_scale == POISSON_SCALE
+            or reference.error is None
+            or not np.array_equal(judged_against, _losses(reference.error.sketch))
+        ):
+            return monitor
+        log.warning(
+            "monitor judged served losses against holdout errors on another scale: it starts over",
+            model_version=model_version,
+            error_scale=reference.error_scale,
+        )
+        return ErrorStreamMonitor(self.settings.detectors, None, seed=model_version)
 
     def _replay(self, record: Any, windows: bool, monitors: bool, predictions: bool) -> None:
         """Apply a journal record again: to the windows and monitors when the
@@ -1143,7 +1163,7 @@ class DriftEngine:
                 self.predictions.mark_matched(text_to_uints(record["matched"], "actuals record.matched"))
             if monitors:
                 for version, monitor in record["monitors"].items():
-                    self._monitors[int(version)] = ErrorStreamMonitor.from_dict(monitor, self.settings.detectors)
+                    self._monitors[int(version)] = self._restored_monitor(int(version), monitor)
                 for version, clean in record["concept_clean"].items():
                     self._concept_clean[int(version)] = _clean_pair(clean)
                 for line in record.get("segments", []):
@@ -1246,3 +1266,9 @@ def _clean_pair(value: Any) -> tuple[int, float]:
 def _check_version(model_version: int) -> None:
     if model_version <= 0:
         raise InvalidArgument(f"model_version: must be > 0, got {model_version}")
+
+
+def _losses(errors: np.ndarray) -> np.ndarray:
+    """Errors as a monitor's transform holds them: finite absolute values, sorted."""
+    errors = np.abs(np.asarray(errors, dtype=float))
+    return np.sort(errors[np.isfinite(errors)])
