@@ -70,7 +70,8 @@ def main() -> None:
     losses = np.abs(forecast_residuals(actuals, logged["prediction"][matched]))
     category = world.medications.set_index("medication_id")["medication_category"]
     segments = category.reindex(medications).to_numpy(dtype=object)
-    row_lines = np.array([lines.get(int(v), "") for v in versions], dtype=object)
+    known, row_version = np.unique(versions, return_inverse=True)
+    row_lines = np.array([lines.get(int(v), "") for v in known.tolist()], dtype=object)[row_version.reshape(-1)]
     days = event_ms // DAY_MS
 
     tracker = SegmentErrors(settings)

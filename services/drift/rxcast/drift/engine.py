@@ -802,9 +802,10 @@ class DriftEngine:
         day to the incident book; the lines fed. Under the lock."""
         if not self.settings.segments.by:
             return []
-        line_of = {int(v): min(self.incidents.lines(int(v))) for v in np.unique(versions[found]).tolist()}
-        row_lines = np.array([line_of.get(int(v), "") for v in versions], dtype=object)
-        fed = sorted({line_of[v] for v in line_of})
+        fed_versions, row_version = np.unique(np.where(found, versions, 0), return_inverse=True)
+        line_of = [min(self.incidents.lines(int(v))) if v else "" for v in fed_versions.tolist()]
+        row_lines = np.array(line_of, dtype=object)[row_version.reshape(-1)]
+        fed = sorted({line for line, v in zip(line_of, fed_versions.tolist(), strict=True) if v})
         for line in fed:
             mine = found & (row_lines == line)
             days = self.segments.update(line, segments[mine], event_ms[mine], losses[mine], versions[mine])
