@@ -6,9 +6,9 @@ State under `data_dir`:
   reports.jsonl          the newest reports (bounded)
   alerts.jsonl           every alert raised
   episodes.json          the open drift episodes
-  state/                 open windows, concept-drift monitors and logged
-                         predictions awaiting actuals: checkpoints and a
-                         journal (rxcast.drift.state)
+  state/                 open windows, concept-drift monitors, the segments'
+                         day buckets and logged predictions awaiting
+                         actuals: checkpoints and a journal (rxcast.drift.state)
 
 A LogPredictions or LogActuals call is acknowledged when it returns: its
 rows, or its matches and the monitors' new states, are in the journal
