@@ -252,6 +252,14 @@ def test_a_window_judging_some_families_leaves_incidents_of_others_alone_and_a_s
     assert book.get(whole.incident_id).status == RESOLVED
 
 
+def test_a_segments_rise_joining_input_drift_makes_it_critical():
+    book = IncidentBook(None, confirm_windows=1, clean_windows=3)
+    (region,) = book.observe(1, DATA_DRIFT, _fire("store_region"), _w(1), NOW)
+    assert region.severity == WARNING
+    book.observe(1, CONCEPT_DRIFT, _fire("errors:cardiovascular"), _w(3), NOW, 1, frozenset({"errors:cardiovascular"}))
+    assert book.get(region.incident_id).severity == CRITICAL
+
+
 def test_drift_of_a_broken_column_and_the_predictions_it_moves_join_the_data_quality_incident():
     book = IncidentBook(None, confirm_windows=2, clean_windows=3)
     for day in (1, 2):  # the engine observes data quality before drift in each window

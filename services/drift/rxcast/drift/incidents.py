@@ -78,6 +78,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rxcast.drift.segments import SEGMENT_PREFIX
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from rxcast.runtime.logs import get_logger
@@ -656,12 +657,14 @@ def _clean_reason(incident: Incident) -> str:
     return f"{incident.clean} windows in a row without it{handed}"
 
 
-#: Families that show the cause reached the model's outputs or its error.
+#: Families that show the cause reached the model's outputs or its error (and a segment's errors).
 _IMPACT_GROUPS = frozenset({"prediction", "errors", "estimated_error"})
 
 
 def _severity(incident: Incident) -> str:
-    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE) or _IMPACT_GROUPS & set(incident.groups):
+    if incident.kind in (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE) or any(
+        g in _IMPACT_GROUPS or g.startswith(SEGMENT_PREFIX) for g in incident.groups
+    ):
         return CRITICAL
     return WARNING
 
