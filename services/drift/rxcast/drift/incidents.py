@@ -92,8 +92,9 @@ DATA_QUALITY = "data_quality"
 #: The error estimated from the inputs (before labels) rose beyond its band.
 PERFORMANCE = "performance"
 KINDS = (DATA_DRIFT, PREDICTION_DRIFT, CONCEPT_DRIFT, DATA_QUALITY, PERFORMANCE)
-#: Kinds an open incident of another kind absorbs, and the kinds that absorb
-#: them: an effect of a cause already open is evidence on it, not a new page.
+#: Kinds an open incident of another kind (or, for a rise of the error, of
+#: other families) absorbs, and the kinds that absorb them: an effect of a
+#: cause already open is evidence on it, not a new page.
 _ABSORBED_BY = {
     DATA_DRIFT: (DATA_QUALITY, CONCEPT_DRIFT, PERFORMANCE),
     CONCEPT_DRIFT: (DATA_DRIFT, PREDICTION_DRIFT, DATA_QUALITY, PERFORMANCE, CONCEPT_DRIFT),
