@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,10 @@ import pandas as pd
 
 from rxcast.demo.ledger import labels_lag
 from rxcast.demo.plan import PLANS
-from rxcast.drift.segments import DAY_MS, SegmentErrors, SegmentSettings
+from rxcast.drift.incidents import IncidentBook
+from rxcast.drift.segments import SegmentErrors, SegmentSettings
 from rxcast.model.residuals import forecast_residuals
+from rxcast.model.timebase import DAY_MS
 from rxcast.sim import Scenario, simulate
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     scenario = Scenario.from_json(args.scenario.read_text()) if args.scenario else PLANS[args.plan]().scenario
     drift = args.work_dir / "state" / "drift"
     logged = np.load(drift / "state" / "predictions.npz", allow_pickle=False)
-    lines = {int(v): min(ls) for v, ls in json.loads((drift / "incidents.json").read_text())["lines"].items()}
+    book = IncidentBook(drift)
 
     print(f"simulating the {args.plan} world ...", flush=True)
     world = simulate(scenario)
@@ -71,7 +72,7 @@ def main() -> None:
     category = world.medications.set_index("medication_id")["medication_category"]
     segments = category.reindex(medications).to_numpy(dtype=object)
     known, row_version = np.unique(versions, return_inverse=True)
-    row_lines = np.array([lines.get(int(v), "") for v in known.tolist()], dtype=object)[row_version.reshape(-1)]
+    row_lines = np.array([book.line(int(v)) for v in known.tolist()], dtype=object)[row_version.reshape(-1)]
     days = event_ms // DAY_MS
 
     tracker = SegmentErrors(settings)

@@ -10,8 +10,9 @@ import pytest
 
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.incidents import CONCEPT_DRIFT, OPEN
-from rxcast.drift.segments import DAY_MS, SegmentErrors, SegmentSettings
+from rxcast.drift.segments import SegmentErrors, SegmentSettings
 from rxcast.model.profile import build_reference_profile
+from rxcast.model.timebase import DAY_MS
 from rxcast.runtime.errors import InvalidArgument
 
 CATEGORIES = ("respiratory", "cardiovascular", "analgesic")

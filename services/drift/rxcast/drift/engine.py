@@ -54,6 +54,7 @@ from rxcast.drift.windows import Batch, Window, WindowBuffer
 from rxcast.model.error_estimator import forecast_level
 from rxcast.model.profile import PREDICTION, ReferenceProfile, stratum_keys
 from rxcast.model.residuals import POISSON_SCALE, forecast_residuals
+from rxcast.model.timebase import DAY_MS
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import AlreadyExists, InvalidArgument, NotFound, RxcastError, Unavailable
 from rxcast.runtime.logs import get_logger
@@ -803,7 +804,7 @@ class DriftEngine:
         if not self.settings.segments.by:
             return []
         fed_versions, row_version = np.unique(np.where(found, versions, 0), return_inverse=True)
-        line_of = [min(self.incidents.lines(int(v))) if v else "" for v in fed_versions.tolist()]
+        line_of = [self.incidents.line(int(v)) if v else "" for v in fed_versions.tolist()]
         row_lines = np.array(line_of, dtype=object)[row_version.reshape(-1)]
         fed = sorted({line for line, v in zip(line_of, fed_versions.tolist(), strict=True) if v})
         for line in fed:
@@ -831,9 +832,7 @@ class DriftEngine:
                     {segment_feature(d.segment): d.describe(by) for d in fires},
                     {segment_feature(d.segment): {"segment_by": by, **d.evidence()} for d in fires},
                 ),
-                WindowRef(
-                    f"errors-{line or 'default'}-day{first.day}", first.start_ms, first.start_ms + 86_400_000 - 1
-                ),
+                WindowRef(f"errors-{line or 'default'}-day{first.day}", first.start_ms, first.start_ms + DAY_MS - 1),
                 self._now_ms(),
                 confirm_windows=1,  # the days in a row confirmed the rise already
                 judged=frozenset(segment_feature(d.segment) for d in days),

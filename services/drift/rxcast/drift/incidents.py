@@ -433,6 +433,11 @@ class IncidentBook:
         with self._cond:
             return self._newest.get(line, 0)
 
+    def line(self, model_version: int) -> str:
+        """The one line a version's errors are judged on: the first of its lines
+        (a version logged by both modes is judged once)."""
+        return min(self.lines(model_version))
+
     def lines(self, model_version: int) -> frozenset[str]:
         """The lines that logged a version (the default line when none did)."""
         with self._cond:

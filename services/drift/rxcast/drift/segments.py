@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from rxcast.drift.codec import StateError, integer, number, require
+from rxcast.model.timebase import DAY_MS
 from rxcast.runtime.errors import InvalidArgument
 
-DAY_MS = 86_400_000
 #: The family a segment's rise is named by in an incident: "errors:respiratory".
 SEGMENT_PREFIX = "errors:"
 
@@ -144,18 +144,21 @@ class SegmentErrors:
         ok = np.isfinite(losses) & (segments != "")
         newest = max(self._newest.get(line, -1), int(days.max()))
         self._newest[line] = newest
-        pairs = np.stack([segments[ok].astype(str), days[ok].astype(str)], axis=1) if ok.any() else np.zeros((0, 2))
-        if pairs.size:
-            keys, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        if ok.any():
+            # One group per (segment, day): segment codes and day offsets as one integer key.
+            names, named = np.unique(segments[ok].astype(str), return_inverse=True)
+            first_day = int(days[ok].min())
+            span = int(days[ok].max()) - first_day + 1
+            keys, inverse = np.unique(named.reshape(-1) * span + (days[ok] - first_day), return_inverse=True)
             inverse = inverse.reshape(-1)
             total = np.bincount(inverse, losses[ok])
             squares = np.bincount(inverse, losses[ok] ** 2)
             count = np.bincount(inverse)
-            version = np.zeros(len(keys), dtype=np.int64)
+            version = np.zeros(keys.size, dtype=np.int64)
             np.maximum.at(version, inverse, versions[ok].astype(np.int64))
-            for i, (segment, day) in enumerate(keys):
-                track = self._tracks.setdefault((line, str(segment)), _Track())
-                day = int(day)
+            for i, key in enumerate(keys.tolist()):
+                segment, day = str(names[key // span]), first_day + key % span
+                track = self._tracks.setdefault((line, segment), _Track())
                 # A loss late for a judged day joins the oldest day not judged yet.
                 bucket = track.buckets.setdefault(max(day, track.judged + 1), _Bucket())
                 bucket.total += float(total[i])
