@@ -4,7 +4,10 @@ rxcast's GetOnlineFeatures (the feature service process) next to Feast on
 the same store: in-process `get_online_features`, `feast serve` (HTTP,
 its defaults without the access log) and `feast listen` (gRPC), each as its
 own process started by Feast's CLI from a feature_store.yaml written for
-the store the feature service keeps. Calls are sequential, in alternating
+the store the feature service keeps. Below them, the floor of a lookup over
+Python gRPC: a bare grpcio FeatureService (bench/predictor_standin.py: no
+interceptor, no store, an answer of the same features built once) read
+through the same client as rxcast's. Calls are sequential, in alternating
 rounds bounded in count and time. The feature service runs with the run's
 transport (bench/peers.py: --plaintext, or mTLS + roles under --tls, its
 lookups then called as `reader`); Feast's servers are plaintext.
@@ -28,16 +31,19 @@ from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesReque
 from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
 from feature import default_features, generate
 from peers_measure import Measured, percentile, tree_cpu_seconds
+from predictor import Helper
 
 from rxcast.clients import FeatureClient
 from rxcast.clients.records import normalize
 from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.feature.feast_repo import open_store, repo_config
+from rxcast.feature.v1 import feature_pb2
 from rxcast.runtime import tls
 from rxcast.suite.launcher import ServiceProcess
 from tests.binaries import free_port
 
 SIZES = (1, 100)
+FLOOR = "bare grpcio floor"
 WORLD = {"stores": 20, "medications": 50, "days": 21}
 #: Feast's CLI, run as its console script does (a worktree's venv may lack the script itself).
 FEAST = [sys.executable, "-c", "import sys; from feast.cli.cli import cli; sys.exit(cli(prog_name='feast'))"]
@@ -167,7 +173,7 @@ def compare_lookups(load, work: Path, transport) -> tuple[list[Measured], list[s
     service.start().wait_ready(120)
     started: list[subprocess.Popen] = []
     notes = []
-    client = reader = None
+    client = reader = floor_reader = None
     try:
         client = FeatureClient(service.address, timeout=600)
         reader = FeatureClient(service.address, timeout=30, trust=transport.caller())
@@ -193,9 +199,15 @@ def compare_lookups(load, work: Path, transport) -> tuple[list[Measured], list[s
         listen.start(keys[1][0])
 
         names = default_features(reader)
+        floor = Helper(work, "features", json.dumps(standin_spec(reader, names)), env=transport.environment())
+        started.append(floor.process)
+        floor_reader = FeatureClient(floor.address(), timeout=30, trust=transport.caller())
 
         def rxcast(s: list[str], m: list[str]):
             return reader.online(s, m, names)  # packed on the wire, decoded into arrays
+
+        def bare(s: list[str], m: list[str]):
+            return floor_reader.online(s, m, names)
 
         def in_process(s: list[str], m: list[str]):
             rows = [{"store_id": a, "medication_id": b} for a, b in zip(s, m)]
@@ -206,20 +218,47 @@ def compare_lookups(load, work: Path, transport) -> tuple[list[Measured], list[s
             ("Feast in-process", in_process, None),
             ("feast serve (HTTP)", serve.call, serve.process.pid),
             ("feast listen (gRPC)", listen.call, listen.process.pid),
+            (FLOOR, bare, floor.process.pid),
         ]
         measured = _alternate(targets, keys, load)
+        notes.extend(against_aims(measured))
         notes.append(
             f"store: {WORLD['stores']} stores x {WORLD['medications']} medications x {WORLD['days']} days "
             f"({len(world):,} records), SQLite online store; Feast in-process CPU is this client process's"
         )
     finally:
-        for opened in (client, reader):
+        for opened in (client, reader, floor_reader):
             if opened is not None:
                 opened.close()
         for process in started:
             _stop(process)
         service.stop()
     return measured, notes
+
+
+def standin_spec(client: FeatureClient, names: list[str]) -> dict:
+    """The stand-in's features: `names`, the store's strings as fixed text."""
+    strings = {f.name for f in client.list_features().features if f.value_type == feature_pb2.VALUE_TYPE_STRING}
+    return {
+        "numeric": [n for n in names if n not in strings],
+        "categorical": {n: "x" for n in names if n in strings},
+    }
+
+
+def against_aims(measured: list[Measured]) -> list[str]:
+    """The lookup aims (p50 against Feast in-process), beside the bare floor's ratio:
+    how much of the 1-key ratio is the transport's before rxcast does any work."""
+    p50 = {(m.target, m.size): m.p50_ms for m in measured}
+    lines = []
+    for size, aim in ((1, 1.0), (100, 0.3)):
+        feast = p50.get(("Feast in-process", size))
+        if not feast or ("rxcast", size) not in p50:
+            continue
+        line = f"aim: rxcast {size}-key p50 <= {aim}x Feast in-process's: {p50['rxcast', size] / feast:.2f}x"
+        if (FLOOR, size) in p50:
+            line += f" (the {FLOOR}: {p50[FLOOR, size] / feast:.2f}x)"
+        lines.append(line)
+    return lines
 
 
 def _alternate(targets, keys: dict, load) -> list[Measured]:

@@ -2,7 +2,9 @@
 
 python bench/predictor_standin.py features FEATURES_JSON READY_FILE
   a feature service answering GetOnlineFeatures for any keys with fixed
-  values, so the benchmark measures the predictor and not a feature store;
+  values (a packed answer is built once per feature list and row count), so
+  the benchmark measures the predictor and not a feature store, and
+  bench/peers.py has the floor of a lookup over Python gRPC;
 python bench/predictor_standin.py echo - READY_FILE
   a bare grpcio server echoing request bytes (no interceptor, no parsing):
   the transport's limit;
@@ -42,14 +44,19 @@ class Features(feature_pb2_grpc.FeatureServiceServicer):
 
         self._numeric = numeric
         self._categorical = categorical
+        self._packed: dict[tuple, feature_pb2.GetOnlineFeaturesResponse] = {}
 
     def GetOnlineFeatures(self, request, context):
         rows = len(request.keys.store_ids)
         stamp = int(time.time() * 1000) - 3_600_000
         if request.packed:  # as the feature service answers the predictor's client
-            return feature_pb2.GetOnlineFeaturesResponse(
-                packed=self._encode_packed(self._arrays(request.features, rows, stamp))
-            )
+            key = (tuple(request.features), rows)
+            answer = self._packed.get(key)
+            if answer is None:
+                answer = self._packed[key] = feature_pb2.GetOnlineFeaturesResponse(
+                    packed=self._encode_packed(self._arrays(request.features, rows, stamp))
+                )
+            return answer
         statuses = [PRESENT] * rows
         times = [stamp] * rows
         columns = []

@@ -187,3 +187,23 @@ def test_the_aims_are_read_off_the_one_row_measurements():
         "aim: rxcast server CPU per call <= 1.5x the echo's: 1.50x",
     ]
     assert against_aims(rows[:2]) == ["aim: rxcast server CPU per call <= 1.5x the echo's: 1.50x"]
+
+
+def test_the_lookup_aims_are_read_against_feast_in_process_beside_the_bare_floor():
+    from peers_features import FLOOR, against_aims
+
+    def row(target: str, size: int, p50: float) -> Measured:
+        return Measured(target, size, rate=1.0, p50_ms=p50, p99_ms=p50, cpu_per_1000=1.0, rss_mb=None)
+
+    rows = [
+        row("rxcast", 1, 1.5),
+        row("Feast in-process", 1, 0.75),
+        row(FLOOR, 1, 0.6),
+        row("rxcast", 100, 2.0),
+        row("Feast in-process", 100, 25.0),
+    ]
+    assert against_aims(rows) == [
+        f"aim: rxcast 1-key p50 <= 1.0x Feast in-process's: 2.00x (the {FLOOR}: 0.80x)",
+        "aim: rxcast 100-key p50 <= 0.3x Feast in-process's: 0.08x",
+    ]
+    assert against_aims([r for r in rows if r.target != "Feast in-process"]) == []
