@@ -199,7 +199,9 @@ def compare_lookups(load, work: Path, transport) -> tuple[list[Measured], list[s
         listen.start(keys[1][0])
 
         names = default_features(reader)
-        floor = Helper(work, "features", json.dumps(standin_spec(reader, names)), env=transport.environment())
+        floor = Helper(
+            work, "features", json.dumps(standin_spec(reader, names)), env=transport.environment(), name="floor"
+        )
         started.append(floor.process)
         floor_reader = FeatureClient(floor.address(), timeout=30, trust=transport.caller())
 

@@ -99,6 +99,8 @@ class Helper:
 
     def __init__(self, work: Path, kind: str, spec: str = "-", env: dict[str, str] | None = None, name: str = ""):
         self.ready = work / f"{name or kind}.ready.json"
+        # A helper of the same name run before in this work dir left its port here.
+        self.ready.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "predictor_standin.py"), kind, spec, str(self.ready)],
             env={**os.environ, **(env or {})},

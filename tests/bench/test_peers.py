@@ -142,6 +142,26 @@ def test_the_transport_is_said_outright_to_every_rxcast_service_and_helper(tmp_p
     assert "mTLS + roles" in secure.label
 
 
+def test_a_helper_started_after_a_stopped_one_of_its_name_answers_at_its_own_port(tmp_path):
+    # peers.py stops the predictor's feature stand-in, then starts the lookups' floor in
+    # the same work dir: the floor must not be read off the first one's ready file.
+    import grpc
+    from predictor import Helper
+
+    plaintext = {"RXCAST_CLIENT_PLAINTEXT": "true"}
+    first = Helper(tmp_path, "echo", env=plaintext)
+    gone = first.address()
+    first.stop()
+    second = Helper(tmp_path, "echo", env=plaintext)
+    try:
+        address = second.address()
+        assert address != gone
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+    finally:
+        second.stop()
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.parametrize(("flags", "mode"), [((), "rxcast plaintext"), (("--tls",), "rxcast mTLS + roles")])
 def test_the_quick_run_of_rxcast_and_the_echo_prints_both_at_both_sizes(flags, mode):
