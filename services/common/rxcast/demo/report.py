@@ -116,21 +116,23 @@ def _plot_freshness(ledger: Ledger, fresh, path: Path) -> None:
 
 
 def _plot_drift(ledger: Ledger, path: Path) -> None:
+    # Windows are coloured by the model line they scored, not by version: a daily
+    # line serves a hundred versions, and both lines score the same days side by side.
     fig, ax = plt.subplots(figsize=(11, 4))
-    if ledger.reports:
-        ends = [dt.datetime.fromtimestamp(r["window_end_ms"] / 1000, dt.UTC).date() for r in ledger.reports]
-        counts = [len(r["drifted_features"]) for r in ledger.reports]
-        versions = [r["model_version"] for r in ledger.reports]
-        palette = plt.get_cmap("tab10")
-        for version in sorted(set(versions)):
-            pick = [i for i, v in enumerate(versions) if v == version]
-            ax.bar(
-                [ends[i] for i in pick],
-                [counts[i] for i in pick],
-                width=0.8,
-                color=palette(version % 10),
-                label=f"windows of v{version}",
-            )
+    line_of = {t.version: t.alias for t in ledger.trainings}
+    offsets = {"online": -0.2, "batch": 0.2}
+    for mode in M.MODES:
+        picked = [r for r in ledger.reports if line_of.get(r["model_version"]) == mode]
+        if not picked:
+            continue
+        versions = sorted({r["model_version"] for r in picked})
+        ax.bar(
+            [_window_end(r) + dt.timedelta(days=offsets[mode]) for r in picked],
+            [len(r["drifted_features"]) for r in picked],
+            width=0.4,
+            color=COLORS[mode],
+            label=f"{mode} line's windows (v{versions[0]}..v{versions[-1]}, {len(versions)} versions)",
+        )
     top = max([len(r["drifted_features"]) for r in ledger.reports] + [1])
     for incident in ledger.incidents:
         color = INCIDENT_COLORS.get(incident.kind, "grey")
@@ -147,6 +149,10 @@ def _plot_drift(ledger: Ledger, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _window_end(report: dict) -> dt.datetime:
+    return dt.datetime.fromtimestamp(report["window_end_ms"] / 1000, dt.UTC).replace(tzinfo=None)
 
 
 def _plot_versions(ledger: Ledger, fresh, path: Path) -> None:
