@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.work_dir / "ledger.pickle", "wb") as f:
             pickle.dump(ledger, f)
     path = write_report(ledger, args.out)
-    print(f"report: {path} (demo took {time.monotonic() - started:.0f} s)", file=sys.stderr)
+    took = "written" if args.from_ledger else "demo took"
+    print(f"report: {path} ({took} {time.monotonic() - started:.0f} s)", file=sys.stderr)
     return 0
 
 
