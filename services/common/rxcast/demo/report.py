@@ -175,7 +175,8 @@ def _plot_versions(ledger: Ledger, fresh, path: Path) -> None:
     ax.set_title("Model version serving each mode")
     _mark_events(ax, ledger)
     _dates(ax)
-    ax.legend(loc="upper left", fontsize=8)
+    # Versions only grow: the lower right stays empty, the upper left holds the first event's label.
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
