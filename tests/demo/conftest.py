@@ -1,6 +1,7 @@
 """One play of the short plan for the package: the closed-loop tests read its
-ledger, the dashboard tests drive a browser against the suite it leaves
-running. The suite stops when the package's tests are done."""
+ledger, the incident tests its drift service's incident book, the dashboard
+tests drive a browser against the suite it leaves running. The suite stops
+when the package's tests are done."""
 
 from __future__ import annotations
 

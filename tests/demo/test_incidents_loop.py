@@ -18,7 +18,7 @@ from rxcast.drift.incidents import DATA_DRIFT, IncidentBook
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-#: Each fixture plays the short plan through the suite: minutes, more on a busy machine.
+#: The calm fixture plays the short plan through the suite: minutes, more on a busy machine.
 pytestmark = pytest.mark.timeout(1800)
 
 
@@ -36,10 +36,10 @@ def _opened(incident) -> dt.date:
 
 
 @pytest.fixture(scope="module")
-def with_event(tmp_path_factory):
-    work = tmp_path_factory.mktemp("short")
-    run_demo(short_plan(), work, say=lambda line: None)
-    return work
+def with_event(played):
+    """The package's play of the short plan (conftest), whose incident book is
+    only read here: its file is replaced whole on every change."""
+    return played.work_dir
 
 
 @pytest.fixture(scope="module")
