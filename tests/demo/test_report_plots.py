@@ -1,5 +1,6 @@
 """The report's drift timeline stays readable over a run of a hundred model
-versions: its windows are drawn per model line, so its legend fits the figure."""
+versions: its windows are drawn per model line, so its legend fits the figure,
+and a window of a version no training job names is drawn apart, not lost."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def test_a_hundred_versions_draw_as_two_lines_whose_legend_fits(tmp_path):
         warnings.filterwarnings("error", message="Tight layout not applied")
         report._plot_drift(ledger, path)
     assert path.stat().st_size > 10_000
+
+
+def test_windows_go_to_their_versions_line_and_unknown_versions_are_kept_apart():
+    ledger = Ledger(plan_name="lines", events=[])
+    ledger.trainings = [_training(2, "batch"), _training(3, "online"), _training(4, "online")]
+    ledger.reports = [_report(v, day, 1) for day, v in enumerate((1, 2, 3, 4, 3, 9))]
+    lines = report.windows_by_line(ledger)
+    assert {line: [r["model_version"] for r in picked] for line, picked in lines.items()} == {
+        "online": [3, 4, 3],
+        "batch": [2],
+        report.OTHER_LINE: [1, 9],
+    }
+    assert report.windows_by_line(Ledger(plan_name="none", events=[])) == {}

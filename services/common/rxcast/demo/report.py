@@ -119,19 +119,16 @@ def _plot_drift(ledger: Ledger, path: Path) -> None:
     # Windows are coloured by the model line they scored, not by version: a daily
     # line serves a hundred versions, and both lines score the same days side by side.
     fig, ax = plt.subplots(figsize=(11, 4))
-    line_of = {t.version: t.alias for t in ledger.trainings}
-    offsets = {"online": -0.2, "batch": 0.2}
-    for mode in M.MODES:
-        picked = [r for r in ledger.reports if line_of.get(r["model_version"]) == mode]
-        if not picked:
-            continue
+    offsets = {"online": -0.2, "batch": 0.2, OTHER_LINE: 0.0}
+    for line, picked in windows_by_line(ledger).items():
         versions = sorted({r["model_version"] for r in picked})
+        name = f"{line} line's windows" if line in M.MODES else f"windows of {line}"
         ax.bar(
-            [_window_end(r) + dt.timedelta(days=offsets[mode]) for r in picked],
+            [_window_end(r) + dt.timedelta(days=offsets[line]) for r in picked],
             [len(r["drifted_features"]) for r in picked],
             width=0.4,
-            color=COLORS[mode],
-            label=f"{mode} line's windows (v{versions[0]}..v{versions[-1]}, {len(versions)} versions)",
+            color=COLORS.get(line, "grey"),
+            label=f"{name} (v{versions[0]}..v{versions[-1]}, {len(versions)} versions)",
         )
     top = max([len(r["drifted_features"]) for r in ledger.reports] + [1])
     for incident in ledger.incidents:
@@ -149,6 +146,21 @@ def _plot_drift(ledger: Ledger, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+#: The line of a version no training job of the ledger names (a ledger saved
+#: before jobs carried their alias): its windows are drawn apart, not dropped.
+OTHER_LINE = "other versions"
+
+
+def windows_by_line(ledger: Ledger) -> dict[str, list[dict]]:
+    """The scored windows per model line ("online", "batch", OTHER_LINE), oldest
+    first; lines without a window are left out."""
+    line_of = {t.version: t.alias for t in ledger.trainings if t.alias in M.MODES}
+    lines: dict[str, list[dict]] = {line: [] for line in (*M.MODES, OTHER_LINE)}
+    for r in ledger.reports:
+        lines[line_of.get(r["model_version"], OTHER_LINE)].append(r)
+    return {line: picked for line, picked in lines.items() if picked}
 
 
 def _window_end(report: dict) -> dt.datetime:
