@@ -14,6 +14,7 @@ import itertools
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.transforms import blended_transform_factory
 
 from rxcast.demo import measures as M
 from rxcast.demo.ledger import Ledger
@@ -64,11 +65,18 @@ def _plot_accuracy(ledger: Ledger, daily, path: Path) -> None:
         _dates(ax)
     for run in ledger.batch_runs:
         axes[0].axvline(run.day, color=COLORS["batch"], alpha=0.15, linewidth=3)
-    for t in ledger.trainings[1:]:
-        if t.promoted:
-            axes[0].axvline(t.day, color="green", alpha=0.6, linewidth=1)
-    axes[0].legend(loc="upper left")
-    axes[0].set_title("Daily forecast error against actuals (orange bands: batch runs; green: new champion)")
+    # Promotions as ticks along the foot, one row per line: the online line is
+    # promoted most days, and full-height lines hid the curves.
+    foot = blended_transform_factory(axes[0].transData, axes[0].transAxes)
+    first = ledger.days[0].day if ledger.days else None
+    for row, mode in enumerate(M.MODES):
+        days = [t.day for t in ledger.trainings if t.promoted and t.alias == mode and (first is None or t.day >= first)]
+        axes[0].plot(
+            days, [0.03 + 0.05 * row] * len(days), "|", color=COLORS[mode], markersize=9, transform=foot,
+            label=f"{mode} version promoted",
+        )  # fmt: skip
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[0].set_title("Daily forecast error against actuals (orange bands: batch runs)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
