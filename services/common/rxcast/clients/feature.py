@@ -1,4 +1,4 @@
-"""The feature service's client: ingest, online and historical features, actuals."""
+"""The feature service's client: ingest, online and historical features, actuals, daily totals."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ class Actuals:
 
     values: np.ndarray
     horizon_days: int
+
+
+@dataclass(frozen=True)
+class DailyTotals:
+    """Sums and counts of a record field per business day and group: a frame
+    with columns business_day (ISO date), one per group key, sum and count."""
+
+    frame: pd.DataFrame
+    #: The latest business day of any record ("" when the store holds none).
+    latest_business_day: str
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,26 @@ class FeatureClient(ServiceClient):
             horizon = answer.horizon_days or horizon
             start = stop
         return Actuals(values, horizon)
+
+    def daily_totals(self, field: str, group_by: Sequence[str], business_days: Sequence[str]) -> DailyTotals:
+        """Sum and count of a numeric record field per business day and group."""
+        request = pb.GetDailyTotalsRequest(field=field, group_by=list(group_by), business_days=list(business_days))
+        try:
+            answer = self.stub.GetDailyTotals(request)
+        except grpc.RpcError as exc:
+            raise self.failed(exc, "GetDailyTotals") from None
+        keys = list(group_by)
+        if any(len(t.groups) != len(keys) for t in answer.totals):
+            raise FailedPrecondition(f"feature service: GetDailyTotals answered groups not of {keys}")
+        frame = pd.DataFrame(
+            {
+                "business_day": [t.business_day for t in answer.totals],
+                **{key: [t.groups[i] for t in answer.totals] for i, key in enumerate(keys)},
+                "sum": np.fromiter((t.sum for t in answer.totals), dtype=np.float64, count=len(answer.totals)),
+                "count": np.fromiter((t.count for t in answer.totals), dtype=np.int64, count=len(answer.totals)),
+            }
+        )
+        return DailyTotals(frame, answer.latest_business_day)
 
     def ingest(self, records: Sequence[pb.InventoryRecord], *, timeout: float | None = None) -> IngestOutcome:
         try:

@@ -9,6 +9,7 @@ from rxcast.drift.clients import ActualsCollector, Trainer
 from rxcast.drift.config import DriftConfig
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.notify import AlertmanagerNotifier
+from rxcast.drift.seasonal_feed import YearOverYearFeed
 from rxcast.drift.servicer import ROLES as DRIFT_ROLES
 from rxcast.drift.servicer import DriftServicer
 from rxcast.drift.v1 import drift_pb2, drift_pb2_grpc
@@ -52,6 +53,12 @@ class DriftApp:
             else None
         )
 
+        self.yoy = (
+            YearOverYearFeed(self.engine, config.feature_address, config.collect_seconds)
+            if config.feature_address and config.yoy_by
+            else None
+        )
+
     def add_to_server(self, server: grpc.Server, health: Health) -> list[str]:
         drift_pb2_grpc.add_DriftServiceServicer_to_server(DriftServicer(self.engine), server)
         self.roles = (DRIFT_ROLES,)
@@ -60,12 +67,16 @@ class DriftApp:
     def start(self) -> None:
         if self.collector:
             self.collector.start()
+        if self.yoy:
+            self.yoy.start()
         if self.notifier:
             self.notifier.start()
 
     def stop(self) -> None:
         if self.collector:
             self.collector.stop()
+        if self.yoy:
+            self.yoy.stop()
         if self.notifier:
             self.notifier.stop()
         self.engine.close()

@@ -10,12 +10,14 @@ from pydantic_settings import SettingsConfigDict
 from rxcast.drift.detectors import DetectorSettings
 from rxcast.drift.engine import EngineSettings
 from rxcast.drift.scoring import Correction, Thresholds
+from rxcast.drift.seasonal import SeasonalSettings
 from rxcast.drift.segments import SegmentSettings
 from rxcast.runtime.config import GrpcPort, MetricsPort, MinFreeMb, ServerSettings, SettingError, env_variable, flag
 
 _THRESHOLDS = Thresholds()
 _DETECTORS = DetectorSettings()
 _SEGMENTS = SegmentSettings()
+_SEASONAL = SeasonalSettings()
 
 
 class DriftConfig(ServerSettings):
@@ -78,6 +80,19 @@ class DriftConfig(ServerSettings):
         _SEGMENTS.rise, gt=0, description="a segment's day rises at this fraction above its recent days' median..."
     )
     segment_z: float = Field(_SEGMENTS.z, gt=0, description="...and this many spreads above it")
+    yoy_by: str = Field(
+        _SEASONAL.by,
+        pattern=r"^(|medication_category|store_region)$",
+        description="record attribute (medication_category, store_region) whose values are segments: each one's daily units dispensed is judged against "
+        'the same weekday a year before, from the feature service\'s history (needs --feature-address; "" judges none)',
+    )
+    yoy_ratio: float = Field(
+        _SEASONAL.ratio, gt=1, description="a segment's day fires at this ratio to a year before (or its inverse)..."
+    )
+    yoy_confirm_days: int = Field(_SEASONAL.confirm_days, ge=1, description="...on this many days in a row")
+    yoy_min_count: int = Field(
+        _SEASONAL.min_count, ge=1, description="fewest records of a segment a day (and its year-ago day) is judged on"
+    )
     trainer_address: str = Field("", description="trainer host:port: fetch unknown versions' reference profiles")
     retrain_on_alert: bool = Field(
         False,
@@ -108,8 +123,12 @@ class DriftConfig(ServerSettings):
         60.0, gt=0, description="how often open incidents are posted to Alertmanager again"
     )
     retrain_days: int = Field(90, ge=1, description="days of data a drift-triggered training job uses")
-    feature_address: str = Field("", description="feature service host:port: collect actuals of logged predictions")
-    collect_seconds: float = Field(60.0, gt=0, description="how often to ask the feature service for actuals")
+    feature_address: str = Field(
+        "", description="feature service host:port: collect actuals of logged predictions, judge inputs a year back"
+    )
+    collect_seconds: float = Field(
+        60.0, gt=0, description="how often to ask the feature service for actuals and for days to judge"
+    )
     actuals_retry_seconds: float = Field(
         3600.0,
         ge=0,
@@ -151,4 +170,11 @@ class DriftConfig(ServerSettings):
             ),
             detectors=dataclasses.replace(_DETECTORS, adwin_delta=self.adwin_delta, ph_threshold=self.ph_threshold),
             segments=dataclasses.replace(_SEGMENTS, by=self.segment_by, rise=self.segment_rise, z=self.segment_z),
+            seasonal=dataclasses.replace(
+                _SEASONAL,
+                by=self.yoy_by,
+                ratio=self.yoy_ratio,
+                confirm_days=self.yoy_confirm_days,
+                min_count=self.yoy_min_count,
+            ),
         )

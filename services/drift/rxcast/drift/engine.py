@@ -48,6 +48,7 @@ from rxcast.drift.incidents import Firing, Incident, IncidentBook, WindowRef
 from rxcast.drift.matching import PredictionLog, Snapshot, entity_time_keys
 from rxcast.drift.reports import DriftReport, ReportLog
 from rxcast.drift.scoring import DATA_QUALITY, DRIFT, INSUFFICIENT_DATA, FeatureResult, Thresholds, score
+from rxcast.drift.seasonal import SeasonalDay, SeasonalSettings, yoy_feature
 from rxcast.drift.segments import SegmentDay, SegmentErrors, SegmentSettings, segment_feature
 from rxcast.drift.state import COMPACT_MIN_ROWS, StateStore
 from rxcast.drift.windows import Batch, Window, WindowBuffer
@@ -84,6 +85,11 @@ SEGMENT_ERROR = Gauge(
     "rxcast_drift_segment_error_ratio",
     "A segment's newest judged day: its mean scaled loss over the median of its previous days.",
     ["line", "segment"],
+)
+YEAR_OVER_YEAR = Gauge(
+    "rxcast_drift_year_over_year_ratio",
+    "A segment's newest judged day of inputs: its mean over the same weekday's a year before, over the trend since.",
+    ["segment"],
 )
 OPEN_WINDOW_ROWS = Gauge("rxcast_drift_open_window_rows", "Rows in each version's open window.", ["model_version"])
 
@@ -125,6 +131,8 @@ class EngineSettings:
     detectors: DetectorSettings = dataclasses.field(default_factory=DetectorSettings)
     #: Errors judged within segments (medication categories) against their own recent days.
     segments: SegmentSettings = dataclasses.field(default_factory=SegmentSettings)
+    #: Segments' daily inputs judged against the same weekday a year before.
+    seasonal: SeasonalSettings = dataclasses.field(default_factory=SeasonalSettings)
 
     def __post_init__(self) -> None:
         if self.window_rows < 1 or self.window_seconds <= 0:
@@ -838,6 +846,39 @@ class DriftEngine:
                 judged=frozenset(segment_feature(d.segment) for d in days),
             )
         )
+
+    def observe_year_over_year(self, day: int, judged: list[SeasonalDay]) -> list[Incident]:
+        """One judged day of the segments' inputs against a year before
+        (rxcast.drift.seasonal), handed to every line's serving version: the
+        change is the feed's, each line's model is retrained and cleared on its
+        own (as a data-drift cause both lines show). The incidents it opened."""
+        s = self.settings.seasonal
+        for d in judged:
+            YEAR_OVER_YEAR.labels(d.segment).set(d.ratio)
+        if not judged:
+            return []
+        fires = [d for d in judged if d.fires]
+        firing = Firing(
+            {yoy_feature(d.segment): d.describe(s.field, s.by, s.year_days) for d in fires},
+            {yoy_feature(d.segment): {"segment_by": s.by, "field": s.field, **d.evidence()} for d in fires},
+        )
+        segments = frozenset(yoy_feature(d.segment) for d in judged)
+        opened = []
+        with self._lock:
+            for line, version in sorted(self.incidents.serving_lines().items()):
+                window = WindowRef(f"yoy-{line or 'default'}-day{day}", day * DAY_MS, (day + 1) * DAY_MS - 1)
+                opened += self.incidents.observe(
+                    version,
+                    incident_kinds.DATA_DRIFT,
+                    firing,
+                    window,
+                    self._now_ms(),
+                    confirm_windows=1,  # the days in a row confirmed it already
+                    judged=segments,
+                )
+        for incident in opened:
+            self._opened(incident)
+        return opened
 
     def _concept_steps(self, model_version: int, fed: int, level: float, floor: float) -> None:
         """Judge the errors since the last detection in steps of

@@ -54,7 +54,10 @@ One cause, one incident, across kinds and families:
 - a family that starts firing at most `follow_ms` after an open incident of
   its kind changed, in a window where that incident fires too, joins it:
   one event moves some features days after others (restocking follows
-  dispensing by a lead time).
+  dispensing by a lead time); so does one starting at most `follow_ms`
+  after a segment's change against a year before opened an incident of its
+  line (`yoy:` families, judged by day, rxcast.drift.seasonal): the
+  windows see late what the year's history showed first.
 A family that starts later than that is a cause of its own, even while an
 open incident fires: an incident lasts for weeks (a new region's stores keep
 drifting against references fitted before them), and a demand shock in that
@@ -78,6 +81,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rxcast.drift.seasonal import YOY_PREFIX
 from rxcast.drift.segments import SEGMENT_PREFIX
 from rxcast.runtime.durable import quarantine, read_json, write_json
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -289,7 +293,7 @@ class IncidentBook:
                 if (
                     joining
                     and _book_kind(incident.kind) == book_kind
-                    and incident.windows[-1].window_id == window.window_id
+                    and (incident.windows[-1].window_id == window.window_id or _is_yearly(incident))
                     and self._follows(incident, window)
                 ):
                     claimed.update(joining)
@@ -432,6 +436,11 @@ class IncidentBook:
         """The newest version of a line whose windows were judged (0: none yet)."""
         with self._cond:
             return self._newest.get(line, 0)
+
+    def serving_lines(self) -> dict[str, int]:
+        """Each line's newest version whose windows were judged."""
+        with self._cond:
+            return dict(self._newest)
 
     def line(self, model_version: int) -> str:
         """The one line a version's errors are judged on: the first of its lines
@@ -654,6 +663,13 @@ def _one_line(doc: Mapping[str, Any]) -> tuple[dict[int, frozenset[str]], dict[s
 def _book_kind(kind: str) -> str:
     """Prediction drift and input drift are one kind in the book: the outputs move with the inputs."""
     return DATA_DRIFT if kind == PREDICTION_DRIFT else kind
+
+
+def _is_yearly(incident: Incident) -> bool:
+    """Whether an incident holds a segment's change against a year before: judged
+    by day from the whole history, it is found before the windows' drift, which
+    is its effect when it starts within `follow_ms` (in windows of their own)."""
+    return any(g.startswith(YOY_PREFIX) for g in incident.groups)
 
 
 def _clean_reason(incident: Incident) -> str:

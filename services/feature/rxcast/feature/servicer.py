@@ -61,6 +61,7 @@ ROLES = auth.RoleTable(
         "GetOnlineFeatures": auth.READ,
         "GetHistoricalFeatures": auth.READ,
         "GetActuals": auth.READ,
+        "GetDailyTotals": auth.READ,
         "ListFeatures": auth.READ,
         "Materialize": auth.OPERATE,
     },
@@ -136,6 +137,19 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
         )
         return pb.GetActualsResponse(
             values=actuals.values.tolist(), statuses=actuals.statuses.tolist(), horizon_days=actuals.horizon_days
+        )
+
+    def GetDailyTotals(self, request: pb.GetDailyTotalsRequest, context) -> pb.GetDailyTotalsResponse:
+        found = self.store.daily_totals(request.field, request.group_by, request.business_days)
+        day_texts = {int(d): timebase.day_text(d) for d in np.unique(found.days).tolist()}
+        return pb.GetDailyTotalsResponse(
+            totals=[
+                pb.DailyTotal(business_day=day_texts[day], groups=groups, sum=total, count=count)
+                for day, groups, total, count in zip(
+                    found.days.tolist(), found.groups, found.sums.tolist(), found.counts.tolist(), strict=True
+                )
+            ],
+            latest_business_day="" if found.latest_day is None else timebase.day_text(found.latest_day),
         )
 
     def ListFeatures(self, request: pb.ListFeaturesRequest, context) -> pb.ListFeaturesResponse:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client import Counter, Gauge, Histogram
 
-from rxcast.feature import feast_repo
+from rxcast.feature import feast_repo, totals
 from rxcast.feature.catalog import Catalog, ReadPlan, Schema, ViewRead
 from rxcast.feature.config import FeatureConfig
 from rxcast.feature.definitions import (
@@ -522,6 +522,12 @@ class InventoryFeatureStore:
         values = np.where(complete, np.nansum(np.where(grid["present"], dispensed, 0.0), axis=1), 0.0)
         statuses = np.where(complete, PRESENT, NOT_FOUND).astype(np.int8)
         return Actuals(values, statuses, horizon)
+
+    # -- daily totals -----------------------------------------------------
+    def daily_totals(self, field: str, group_by: Sequence[str], business_days: Sequence[str]) -> totals.DailyTotals:
+        """Sum and count of a numeric record field per business day and group (rxcast.feature.totals)."""
+        keys, days = totals.parse_request(field, group_by, business_days)
+        return totals.daily_totals(self.history, field, keys, days)
 
     # -- materialization --------------------------------------------------
     def materialize(self, start: datetime | None, end: datetime | None, views: Sequence[str]) -> Materialized:
