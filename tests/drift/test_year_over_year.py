@@ -18,6 +18,7 @@ from rxcast.clients import DriftClient, FeatureClient
 from rxcast.drift.engine import DriftEngine, EngineSettings
 from rxcast.drift.incidents import DATA_DRIFT, OPEN, RESOLVED, Firing, IncidentBook, WindowRef
 from rxcast.drift.seasonal import SeasonalSettings, judge, yoy_feature
+from rxcast.drift.seasonal_feed import YearOverYearFeed
 from rxcast.drift.v1 import drift_pb2
 from rxcast.model.profile import build_reference_profile
 from rxcast.model.timebase import DAY_MS, day_text
@@ -211,10 +212,10 @@ def test_the_drift_service_judges_complete_days_from_the_feature_services_histor
     deadline = time.monotonic() + 60
     while not stub.ListReports(drift_pb2.ListReportsRequest()).reports and time.monotonic() < deadline:
         time.sleep(0.2)
-    # A year and six weeks of history; flu demand up 1.8x on the last three days. The newest
-    # day (DAY) is not complete until a later day's records arrive: DAY - 1 is judged.
+    # A year and six weeks of history, flu demand up 1.8x on the last two days: the first
+    # judgement is of the newest day.
     with FeatureClient(feature.address, timeout=120.0) as features:
-        assert not features.ingest(to_protos(_world(364 + 40, DAY - 2))).errors
+        assert not features.ingest(to_protos(_world(364 + 40, DAY - 1))).errors
     found = []
     while time.monotonic() < deadline and not found:
         answer = stub.ListIncidents(drift_pb2.ListIncidentsRequest())
@@ -222,7 +223,39 @@ def test_the_drift_service_judges_complete_days_from_the_feature_services_histor
         time.sleep(0.3)
     assert [(i.model_version, list(i.features)) for i in found] == [(1, [yoy_feature("flu")])]
     (incident,) = found
-    assert incident.changed_time.ToMilliseconds() == (DAY - 1) * DAY_MS
+    assert incident.changed_time.ToMilliseconds() == DAY * DAY_MS
     state = json.loads((root / "drift" / "yoy.json").read_text())
-    assert state == {"format": "rxcast.drift.yoy/1", "judged": DAY - 1}
+    assert state == {"format": "rxcast.drift.yoy/1", "judged": DAY}
     client.close()
+
+
+def test_a_restarted_feed_judges_the_days_it_missed_in_order_and_an_unreadable_state_starts_at_the_latest(
+    processes, tmp_path
+):
+    feature, _, _ = processes  # its store holds the world of the test above
+    engine = DriftEngine(EngineSettings(seasonal=SeasonalSettings(min_count=10)), tmp_path)
+    engine.incidents.record_line(1, "online")
+    engine.incidents.supersede(1, 1)
+    (tmp_path / "yoy.json").write_text(json.dumps({"format": "rxcast.drift.yoy/1", "judged": DAY - 3}))
+    feed = YearOverYearFeed(engine, feature.address, interval=60)
+    (opened,) = feed.judge_once()  # DAY - 2 and DAY - 1 judged clean, DAY the second flu day
+    assert opened.groups == ["yoy:flu"] and feed.judged == DAY
+    assert feed.judge_once() == [] and feed.judged == DAY
+    feed.stop()
+
+    (tmp_path / "yoy.json").write_text("{not json")
+    again = YearOverYearFeed(engine, feature.address, interval=60)
+    assert again.judged is None and list(tmp_path.glob("yoy.json.corrupt-*"))
+    assert again.judge_once() == [] and again.judged == DAY  # the open incident takes the day
+    again.stop()
+    engine.close()
+
+
+def test_days_before_any_model_serves_are_passed_over(processes, tmp_path):
+    feature, _, _ = processes
+    engine = DriftEngine(EngineSettings(seasonal=SeasonalSettings(min_count=10)), tmp_path)
+    feed = YearOverYearFeed(engine, feature.address, interval=60)
+    assert feed.judge_once() == [] and feed.judged == DAY
+    assert json.loads((tmp_path / "yoy.json").read_text())["judged"] == DAY
+    feed.stop()
+    engine.close()

@@ -2,9 +2,11 @@
 asks the feature service for the daily totals a day's judgement reads
 (rxcast.drift.seasonal) and hands the judged day to the engine's incidents.
 
-A day is judged once records of a later day exist (records arrive day by
-day), in order, at most `catch_up_days` back (after downtime); the first
-start judges from the day before the latest on, not the history. The last
+A day is judged once the feature service holds records of it, in order, at
+most `catch_up_days` back (after downtime); the first start judges from the
+latest day on, not the history, and days before any model serves are passed
+over (there is no line to hand them to). A day's records come in one ingest call (the
+trainer's data clock reads the latest business day the same way). The last
 judged day is kept in `yoy.json` under the data dir, written after the
 engine took the day: a crash in between judges that day again, which opens
 nothing twice (the incident it opened takes the same day's window again),
@@ -81,9 +83,14 @@ class YearOverYearFeed:
         if not latest_text:
             return []
         latest = timebase.day_number(latest_text, "latest_business_day")
-        first = latest - 1 if self.judged is None else max(self.judged + 1, latest - self.catch_up_days)
+        if not self.engine.incidents.serving_lines():
+            # No model serves yet (the history is being seeded): nothing to hand a day to.
+            if self.judged != latest:
+                self._save(latest)
+            return []
+        first = latest if self.judged is None else max(self.judged + 1, latest - self.catch_up_days)
         opened: list[Incident] = []
-        for day in range(first, latest):
+        for day in range(first, latest + 1):
             if self._stop.is_set():
                 break
             days = [timebase.day_text(d) for d in s.days_needed(day)]
