@@ -17,7 +17,9 @@ ratio the calm world's flu and pollen seasons reach too.
 The second table judges each day against the same weekday a year before
 instead (52 weeks: the history holds a year), over the same ratio for the
 4 weeks ending 4 days before (the trend since last year): a reference that
-covers the season.
+covers the season. The third runs the drift service's own judgement
+(rxcast.drift.seasonal, with its defaults) over each plan's records, as the
+feature service totals them: the days it fires on.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import os
 import pandas as pd
 
 from rxcast.demo.plan import calm_plan, default_plan
+from rxcast.drift.seasonal import SeasonalSettings, judge
+from rxcast.model import timebase
 from rxcast.sim import simulate
 
 #: The online reference's days before the day judged: 60 days ending 7 before.
@@ -90,6 +94,39 @@ def print_table(title: str, calm: pd.DataFrame, default: pd.DataFrame, shock_day
         )
 
 
+def judged_days(plan) -> pd.DataFrame:
+    """The drift service's judgement of every played day: one row per category-day."""
+    settings = SeasonalSettings()
+    scenario = plan.scenario
+    records = simulate(scenario).records
+    records = records[records.units_dispensed.notna()]
+    days, _ = timebase.parse_days(pd.to_datetime(records.business_day).dt.strftime("%Y-%m-%d").to_numpy())
+    totals = (
+        records.assign(day=days, store_id=records.store_id.astype(str), segment=records[settings.by].astype(str))
+        .groupby(["day", "store_id", "segment"])
+        .units_dispensed.agg(["sum", "count"])
+        .reset_index()
+        .rename(columns={"day": "business_day"})
+    )
+    first = timebase.day_number(scenario.start_day, "start_day") + scenario.history_days
+    rows = []
+    for day in range(first, first + scenario.days_to_play):
+        needed = totals[totals.business_day.isin(settings.days_needed(day))]
+        rows += [(timebase.day_text(day), d.segment, d.ratio, d.fires) for d in judge(needed, day, settings)]
+    return pd.DataFrame(rows, columns=["day", "category", "ratio", "fires"])
+
+
+def print_judgement(name: str, judged: pd.DataFrame) -> None:
+    fired = judged[judged.fires]
+    high = judged.loc[judged.ratio.idxmax()]
+    low = judged.loc[judged.ratio.idxmin()]
+    print(
+        f"| {name} | {len(judged):,} | {high.ratio:.2f} ({high.category}, {high.day}) "
+        f"| {low.ratio:.2f} ({low.category}, {low.day}) | {len(fired)} "
+        f"| {', '.join(f'{c} {d}' for c, d in fired.groupby('category').day.min().items()) or '-'} |"
+    )
+
+
 def main() -> None:
     os.environ.setdefault("FEAST_USAGE", "False")
     shocked = default_plan()
@@ -106,6 +143,11 @@ def main() -> None:
         "Against a year before (the same weekday 52 weeks back, over the trend of days d-31..d-4 since then):",
         yearly_ratios(*calm), yearly_ratios(*default), shock_day, categories,
     )  # fmt: skip
+    print("\nThe drift service's judgement against a year before (rxcast.drift.seasonal, defaults):\n")
+    print("| plan | category-days judged | highest | lowest | days firing | first firing day per category |")
+    print("|---|---|---|---|---|---|")
+    for plan in (calm_plan(), shocked):
+        print_judgement(plan.name, judged_days(plan))
 
 
 if __name__ == "__main__":

@@ -119,6 +119,8 @@ def test_each_line_gets_one_incident_and_window_drift_starting_within_the_follow
     assert "units_dispensed of medication_category=flu" in opened[0].reason
     batch = next(i for i in opened if i.model_version == 3)
     assert batch.evidence["yoy:flu"]["ratio"] == pytest.approx(1.8, rel=0.02)
+    (signal,) = batch.evidence["yoy:flu"]["signals"]  # as the dashboard lists a window's signals
+    assert signal["name"] == "ratio to a year before" and signal["threshold"] == 1.5 and signal["fired"]
     # Six days later the batch model's windows show the shock's aggregates: the same event.
     book.observe(3, DATA_DRIFT, Firing({"dispensed_sum_7d": "ks"}), _w(DAY + 6), 3)
     assert book.observe(3, DATA_DRIFT, Firing({"dispensed_sum_7d": "ks"}), _w(DAY + 7), 4) == []

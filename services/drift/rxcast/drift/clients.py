@@ -4,7 +4,6 @@ retraining triggers to the trainer, actuals from the feature service."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -13,6 +12,7 @@ from rxcast.clients import FeatureClient, TrainerClient
 from rxcast.drift.alerts import Alert
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.incidents import Incident
+from rxcast.drift.polling import Poller
 from rxcast.runtime.errors import FailedPrecondition, Unavailable
 from rxcast.runtime.logs import get_logger
 
@@ -129,7 +129,7 @@ def alert_day(alert: Alert) -> dt.date:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date()
 
 
-class ActualsCollector:
+class ActualsCollector(Poller):
     """Asks the feature service for the actuals of logged predictions whose
     horizon has elapsed and feeds them to the engine, every `interval` seconds.
     Each version's rows are asked with the horizon that version forecasts."""
@@ -144,32 +144,18 @@ class ActualsCollector:
         timeout: float = 30.0,
         horizon_days: Callable[[int], int] | None = None,
     ):
+        super().__init__("actuals", interval)
         self.engine = engine
-        self.interval = interval
         self.batch_rows = batch_rows
         self.retry_ms = int(retry_seconds * 1000)
         self._horizon_days = horizon_days or (lambda version: 0)
         self._client = FeatureClient(address, timeout=timeout)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drift-actuals", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.interval + 5)
+    def close(self) -> None:
         self._client.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.collect_once()
-            except Unavailable as exc:
-                log.warning("actuals collection failed", reason=exc.message)
-            except Exception:
-                log.exception("actuals collection failed")
+    def poll_once(self) -> int:
+        return self.collect_once()
 
     def collect_once(self) -> int:
         """One round; returns the number of actuals matched."""

@@ -860,7 +860,7 @@ class DriftEngine:
         fires = [d for d in judged if d.fires]
         firing = Firing(
             {yoy_feature(d.segment): d.describe(s.field, s.by, s.year_days) for d in fires},
-            {yoy_feature(d.segment): {"segment_by": s.by, "field": s.field, **d.evidence()} for d in fires},
+            {yoy_feature(d.segment): {"segment_by": s.by, "field": s.field, **d.evidence(s)} for d in fires},
         )
         segments = frozenset(yoy_feature(d.segment) for d in judged)
         opened = []

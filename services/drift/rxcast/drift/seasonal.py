@@ -111,8 +111,19 @@ class SeasonalDay:
             f"{len(self.ratios)} days in a row: {', '.join(f'{r:.2f}x' for r in self.ratios)}"
         )
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self, settings: SeasonalSettings) -> dict[str, Any]:
+        """The day's numbers, and its ratio as a signal (the shape window evidence has)."""
+        above = self.ratio >= 1
         return {
+            "signals": [
+                {
+                    "name": "ratio to a year before",
+                    "value": self.ratio,
+                    "threshold": settings.ratio if above else 1.0 / settings.ratio,
+                    "adjusted_p_value": None,
+                    "fired": self.fires,
+                }
+            ],
             "day_start_ms": self.start_ms,
             "ratio": self.ratio,
             "mean": self.mean,

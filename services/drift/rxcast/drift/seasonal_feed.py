@@ -15,7 +15,6 @@ though a day on which its cause did not fire may count twice as clean.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,10 @@ from rxcast.clients import FeatureClient
 from rxcast.drift.codec import StateError, integer, require
 from rxcast.drift.engine import DriftEngine
 from rxcast.drift.incidents import Incident
+from rxcast.drift.polling import Poller
 from rxcast.drift.seasonal import SeasonalSettings, judge
 from rxcast.model import timebase
 from rxcast.runtime.durable import quarantine, read_json, write_json
-from rxcast.runtime.errors import RxcastError
 from rxcast.runtime.logs import get_logger
 
 log = get_logger("rxcast.drift.seasonal_feed")
@@ -36,7 +35,7 @@ log = get_logger("rxcast.drift.seasonal_feed")
 YOY_FORMAT = "rxcast.drift.yoy/1"
 
 
-class YearOverYearFeed:
+class YearOverYearFeed(Poller):
     """Judges complete days against a year before every `interval` seconds, on a thread."""
 
     def __init__(
@@ -48,33 +47,19 @@ class YearOverYearFeed:
         catch_up_days: int = 31,
         timeout: float = 30.0,
     ):
+        super().__init__("yoy", interval)
         self.engine = engine
         self.settings: SeasonalSettings = engine.settings.seasonal
-        self.interval = interval
         self.catch_up_days = catch_up_days
         self._client = FeatureClient(address, timeout=timeout)
         self._path = None if engine.data_dir is None else Path(engine.data_dir) / "yoy.json"
         self.judged = self._load()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drift-yoy", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.interval + 5)
+    def close(self) -> None:
         self._client.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.judge_once()
-            except RxcastError as exc:
-                log.warning("year-over-year judgement failed", reason=exc.message)
-            except Exception:
-                log.exception("year-over-year judgement failed")
+    def poll_once(self) -> list[Incident]:
+        return self.judge_once()
 
     def judge_once(self) -> list[Incident]:
         """Judge the complete days not judged yet; the incidents opened."""
@@ -91,7 +76,7 @@ class YearOverYearFeed:
         first = latest if self.judged is None else max(self.judged + 1, latest - self.catch_up_days)
         opened: list[Incident] = []
         for day in range(first, latest + 1):
-            if self._stop.is_set():
+            if self.stopping:
                 break
             days = [timebase.day_text(d) for d in s.days_needed(day)]
             frame = self._client.daily_totals(s.field, ["store_id", s.by], days).frame
