@@ -851,18 +851,23 @@ class DriftEngine:
         """One judged day of the segments' inputs against a year before
         (rxcast.drift.seasonal), handed to every line's serving version: the
         change is the feed's, each line's model is retrained and cleared on its
-        own (as a data-drift cause both lines show). The incidents it opened."""
+        own (as a data-drift cause both lines show). The incidents it opened.
+
+        Only the segments that fire are judged for the book: a day back within
+        the ratio is no clean window. The ratio returns to 1 as a lasting change
+        enters the trend it is divided by (four weeks), whether or not the
+        line's model learned it; the line's own windows say when it has."""
         s = self.settings.seasonal
         for d in judged:
             YEAR_OVER_YEAR.labels(d.segment).set(d.ratio)
-        if not judged:
-            return []
         fires = [d for d in judged if d.fires]
+        if not fires:
+            return []
         firing = Firing(
             {yoy_feature(d.segment): d.describe(s.field, s.by, s.year_days) for d in fires},
             {yoy_feature(d.segment): {"segment_by": s.by, "field": s.field, **d.evidence(s)} for d in fires},
         )
-        segments = frozenset(yoy_feature(d.segment) for d in judged)
+        segments = frozenset(firing.reasons)
         opened = []
         with self._lock:
             for line, version in sorted(self.incidents.serving_lines().items()):
