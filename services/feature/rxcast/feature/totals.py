@@ -21,7 +21,7 @@ GROUP_KEYS = ("store_id", "store_region", "medication_category")
 #: Most business days one call totals.
 MAX_DAYS = 1000
 #: Most (entity, day) cells read from the history at once.
-CELLS_PER_READ = 2_000_000
+CELLS_PER_READ = 250_000
 
 
 @dataclass(frozen=True)
