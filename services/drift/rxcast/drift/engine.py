@@ -871,7 +871,8 @@ class DriftEngine:
         opened = []
         with self._lock:
             for line, version in sorted(self.incidents.serving_lines().items()):
-                window = WindowRef(f"yoy-{line or 'default'}-day{day}", day * DAY_MS, (day + 1) * DAY_MS - 1)
+                start = fires[0].start_ms
+                window = WindowRef(f"yoy-{line or 'default'}-day{day}", start, start + DAY_MS - 1)
                 opened += self.incidents.observe(
                     version,
                     incident_kinds.DATA_DRIFT,

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from rxcast.model import timebase
-from rxcast.model.timebase import DAY_MS
 from rxcast.runtime.errors import InvalidArgument
 
 #: The family a segment's year-over-year change is named by in an incident: "yoy:respiratory".
@@ -101,7 +100,8 @@ class SeasonalDay:
 
     @property
     def start_ms(self) -> int:
-        return self.day * DAY_MS
+        """The instant the day's records stand at (its end), as a window of rows of that day starts."""
+        return int(timebase.day_end_ms(self.day))
 
     def describe(self, field: str, by: str, year_days: int) -> str:
         return (
@@ -124,7 +124,7 @@ class SeasonalDay:
                     "fired": self.fires,
                 }
             ],
-            "day_start_ms": self.start_ms,
+            "business_day": timebase.day_text(self.day),
             "ratio": self.ratio,
             "mean": self.mean,
             "year_ago_mean": self.year_mean,
