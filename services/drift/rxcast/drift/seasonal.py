@@ -152,21 +152,17 @@ def judge(totals: pd.DataFrame, day: int, settings: SeasonalSettings) -> list[Se
     counts = grouped["count"].unstack()
     means = (grouped["sum"] / grouped["count"]).unstack()
     judged_days = np.arange(first, day + 1)
-    needed = s.days_needed(day)
-    means = means.reindex(index=needed)
-    counts = counts.reindex(index=needed).fillna(0)
     span = np.arange(s.trend_last, s.trend_first + 1)
 
-    def level(days: np.ndarray) -> pd.DataFrame:
-        return means.reindex(index=days).set_axis(days, axis=0)
+    def on(frame: pd.DataFrame, days: np.ndarray, back: int = 0) -> pd.DataFrame:
+        """The frame's rows of `days` - `back`, indexed by `days` (NaN where none)."""
+        return frame.reindex(index=days - back).set_axis(days, axis=0)
 
-    trend = pd.DataFrame({t: level(t - span).mean() for t in judged_days}).T
-    year_trend = pd.DataFrame({t: level(t - s.year_days - span).mean() for t in judged_days}).T
-    now, year = level(judged_days), level(judged_days - s.year_days).set_axis(judged_days, axis=0)
+    trend = pd.DataFrame({t: on(means, t - span).mean() for t in judged_days}).T
+    year_trend = pd.DataFrame({t: on(means, t - span, s.year_days).mean() for t in judged_days}).T
+    now, year = on(means, judged_days), on(means, judged_days, s.year_days)
     ratios = (now / year) / (trend / year_trend)
-    enough = (counts.reindex(index=judged_days).set_axis(judged_days, axis=0) >= s.min_count) & (
-        counts.reindex(index=judged_days - s.year_days).set_axis(judged_days, axis=0) >= s.min_count
-    )
+    enough = (on(counts, judged_days) >= s.min_count) & (on(counts, judged_days, s.year_days) >= s.min_count)
     judged = []
     for segment in sorted(ratios.columns):
         series = ratios[segment].where(enough[segment])
@@ -184,7 +180,7 @@ def judge(totals: pd.DataFrame, day: int, settings: SeasonalSettings) -> list[Se
                 year_mean=float(year.loc[day, segment]),
                 trend_mean=float(trend.loc[day, segment]),
                 year_trend_mean=float(year_trend.loc[day, segment]),
-                count=int(counts.loc[day, segment]),
+                count=int(counts.at[day, segment]),
                 ratios=tuple(float(v) for v in values),
                 fires=rising or falling,
             )
