@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from feast import FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
+from google.protobuf.message import DecodeError
 
 from rxcast.feature.definitions import DEFAULT_FEATURE_SERVICE
 from rxcast.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from rxcast.runtime.logs import get_logger
 from rxcast.runtime.validation import quote
+
+log = get_logger("rxcast.feature.catalog")
+
+#: Reads of a registry file caught mid-write before the contents resolved before are kept.
+TORN_READ_ATTEMPTS = 5
+TORN_READ_PAUSE_SECONDS = 0.05
 
 #: Feast value types → the contract's value types.
 VALUE_TYPES = {
@@ -115,8 +124,19 @@ class Catalog:
         self._views, self._feature_to_view = views, feature_to_view
 
     def refresh(self) -> bool:
-        """Re-read the registry; True when its contents changed."""
-        self._store.refresh_registry()
+        """Re-read the registry; True when its contents changed.
+
+        Feast's file registry is rewritten in place (truncated, then written), so a
+        read can catch it empty or cut short: a read that does not parse, or finds no
+        feature view where there were some, is read again a moment later, and if it
+        stays so the contents resolved before are kept (the next refresh tries again)."""
+        for _ in range(TORN_READ_ATTEMPTS):
+            if self._read_whole():
+                break
+            time.sleep(TORN_READ_PAUSE_SECONDS)
+        else:
+            log.warning("registry_read_torn", attempts=TORN_READ_ATTEMPTS, kept_views=sorted(self._views))
+            return False
         fingerprint = self._registry_fingerprint()
         with self._lock:
             if fingerprint == self._fingerprint:
@@ -125,6 +145,14 @@ class Catalog:
             self._plans = {}
             self._index()
         return True
+
+    def _read_whole(self) -> bool:
+        try:
+            self._store.refresh_registry()
+        except DecodeError:
+            return False
+        proto = self._store.registry.cached_registry_proto
+        return not self._views or (proto is not None and len(proto.feature_views) > 0)
 
     def view(self, name: str) -> FeatureView:
         view = self._views.get(name)
