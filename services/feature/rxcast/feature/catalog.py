@@ -101,6 +101,9 @@ class Catalog:
     def __init__(self, store: FeatureStore):
         self._store = store
         self._lock = threading.Lock()
+        #: Held by whoever makes Feast rewrite the registry file in place (Materialize);
+        #: `refresh` reads the file only under it.
+        self.registry_lock = threading.Lock()
         self._plans: dict[tuple, ReadPlan] = {}
         self._fingerprint = self._registry_fingerprint()
         self._views: dict[str, FeatureView] = {}
@@ -130,14 +133,15 @@ class Catalog:
         read can catch it empty or cut short: a read that does not parse, or finds no
         feature view where there were some, is read again a moment later, and if it
         stays so the contents resolved before are kept (the next refresh tries again)."""
-        for _ in range(TORN_READ_ATTEMPTS):
-            if self._read_whole():
-                break
-            time.sleep(TORN_READ_PAUSE_SECONDS)
-        else:
-            log.warning("registry_read_torn", attempts=TORN_READ_ATTEMPTS, kept_views=sorted(self._views))
-            return False
-        fingerprint = self._registry_fingerprint()
+        with self.registry_lock:
+            for _ in range(TORN_READ_ATTEMPTS):
+                if self._read_whole():
+                    break
+                time.sleep(TORN_READ_PAUSE_SECONDS)
+            else:
+                log.warning("registry_read_torn", attempts=TORN_READ_ATTEMPTS, kept_views=sorted(self._views))
+                return False
+            fingerprint = self._registry_fingerprint()
         with self._lock:
             if fingerprint == self._fingerprint:
                 return False

@@ -163,8 +163,6 @@ class InventoryFeatureStore:
         self.disk = DiskGuard(self.data_dir, config.min_free_mb * 1024 * 1024)
         self.online_view = OnlineView(feast_store) if config.online_view else None
         self._ingest_lock = threading.Lock()
-        # Feast rewrites its registry file in place on Materialize; a refresh waits for that.
-        self._registry_lock = threading.Lock()
         self._clock = _Clock()
         self._seq = self.log.last_seq()
         self._dir_lock = None
@@ -353,8 +351,7 @@ class InventoryFeatureStore:
 
     # -- schema and registry ----------------------------------------------
     def refresh_registry(self) -> bool:
-        with self._registry_lock:  # never while this process's Materialize rewrites the registry file
-            changed = self.catalog.refresh()
+        changed = self.catalog.refresh()
         if changed:
             REGISTRY_CHANGES.inc()
             log.info("registry_changed")
@@ -555,7 +552,7 @@ class InventoryFeatureStore:
                 continue  # nothing to copy (Feast cannot read an empty directory)
             covered_start = min(covered_start, view_start)
             with self._ingest_lock:
-                with self._registry_lock, contextlib.redirect_stdout(io.StringIO()):
+                with self.catalog.registry_lock, contextlib.redirect_stdout(io.StringIO()):
                     self.feast.materialize(view_start, end, [name])
                 self._load_online_view(name)
             if offline is not None:
